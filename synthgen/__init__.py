@@ -1,0 +1,13 @@
+"""synthgen: synthetic patient data with measured fidelity and privacy.
+
+Public API::
+
+    from synthgen import TabularSynthesizer, Metadata, load
+"""
+__version__ = "0.1.0"
+
+from synthgen.loading import load  # noqa: E402
+from synthgen.metadata import Metadata  # noqa: E402
+from synthgen.synthesizer import TabularSynthesizer  # noqa: E402
+
+__all__ = ["Metadata", "TabularSynthesizer", "load", "__version__"]

@@ -1,0 +1,1 @@
+"""Scoring synthetic data against real data: fidelity now; privacy lands with issue #3."""

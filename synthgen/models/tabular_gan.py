@@ -1,0 +1,242 @@
+"""Conditional tabular GAN (CTGAN class): networks, output activations and conditioning.
+
+Everything here is built from the span layout alone and works on whole batches at once: the
+per-span work is done with precomputed index tensors, never a Python loop over columns, so a step
+is a handful of kernels on a GPU. No pandas, no files.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from synthgen.data.base import Span
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Network sizes and optimiser settings; defaults follow CTGAN's published recipe."""
+
+    embedding_dim: int = 128
+    generator_dims: tuple[int, ...] = (256, 256)
+    discriminator_dims: tuple[int, ...] = (256, 256)
+    learning_rate: float = 2e-4
+    weight_decay: float = 1e-6
+    batch_size: int = 500
+    pac: int = 10
+    gradient_penalty: float = 10.0
+    dropout: float = 0.5
+    gumbel_tau: float = 0.2
+    steps: int | None = None  # None: chosen from the table size, see train.default_steps
+
+
+def _padded_index(groups: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of indices padded to equal length, and the mask of real entries."""
+    width = max((len(g) for g in groups), default=0)
+    index = torch.zeros(len(groups), max(width, 1), dtype=torch.long)
+    mask = torch.zeros(len(groups), max(width, 1), dtype=torch.bool)
+    for row, group in enumerate(groups):
+        index[row, : len(group)] = torch.tensor(group, dtype=torch.long)
+        mask[row, : len(group)] = True
+    return index, mask
+
+
+class SpanLayout(nn.Module):
+    """Index tensors that let activations and losses run over all spans at once.
+
+    ``conditional_offsets`` gives the start of each conditional span in the *encoded row*;
+    the conditional vector is those spans concatenated, so its own offsets are cumulative widths.
+    Keeping the two apart is what CTGAN got wrong for every discrete column after the first.
+    """
+
+    def __init__(self, spans: list[Span], conditional_offsets: list[int]) -> None:
+        super().__init__()
+        tanh: list[int] = []
+        softmax: list[list[int]] = []
+        positions_at: dict[int, list[int]] = {}
+        offset = 0
+        for span in spans:
+            positions = list(range(offset, offset + span.width))
+            if span.activation == "tanh":
+                tanh.extend(positions)
+            else:
+                softmax.append(positions)
+            positions_at[offset] = positions
+            offset += span.width
+        conditional = [positions_at[o] for o in conditional_offsets]
+        self.data_dim = offset
+        self.cond_widths = [len(c) for c in conditional]
+        self.cond_dim = sum(self.cond_widths)
+        softmax_index, softmax_mask = _padded_index(softmax)
+        cond_data_index, cond_mask = _padded_index(conditional)
+        starts = torch.tensor([0, *self.cond_widths[:-1]], dtype=torch.long).cumsum(0) if conditional else torch.zeros(0, dtype=torch.long)
+        self.register_buffer("tanh_index", torch.tensor(tanh, dtype=torch.long), persistent=False)
+        self.register_buffer("softmax_index", softmax_index, persistent=False)
+        self.register_buffer("softmax_mask", softmax_mask, persistent=False)
+        self.has_softmax = bool(softmax)
+        self.register_buffer("cond_data_index", cond_data_index, persistent=False)
+        self.register_buffer("cond_mask", cond_mask, persistent=False)
+        self.register_buffer("cond_vector_offsets", starts, persistent=False)
+
+    def activate(self, raw: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
+        """tanh on tanh spans, Gumbel-softmax on softmax spans (a draw from each categorical)."""
+        out = torch.empty_like(raw)
+        out[:, self.tanh_index] = torch.tanh(raw[:, self.tanh_index])
+        if self.has_softmax:
+            logits = raw[:, self.softmax_index]  # (batch, spans, widest span)
+            uniform = torch.rand(logits.shape, generator=generator, device=raw.device).clamp(1e-10, 1 - 1e-7)
+            gumbel = -torch.log(-torch.log(uniform))
+            scores = ((logits + gumbel) / tau).masked_fill(~self.softmax_mask, float("-inf"))
+            out[:, self.softmax_index[self.softmax_mask]] = torch.softmax(scores, dim=-1)[:, self.softmax_mask]
+        return out
+
+    def condition_loss(self, raw: torch.Tensor, column: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy between the generator's logits for each row's chosen column and its category."""
+        rows = torch.arange(raw.shape[0], device=raw.device)
+        logits = raw[rows[:, None], self.cond_data_index[column]]
+        logits = logits.masked_fill(~self.cond_mask[column], float("-inf"))
+        return F.cross_entropy(logits.float(), category)
+
+
+class _Residual(nn.Module):
+    """CTGAN's residual block: the block's output is concatenated to its input."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.norm = nn.BatchNorm1d(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.norm(self.linear(x))), x], dim=1)
+
+
+class Generator(nn.Module):
+    """noise ⊕ condition → raw encoded row (activations are applied by :class:`SpanLayout`)."""
+
+    def __init__(self, embedding_dim: int, cond_dim: int, hidden: tuple[int, ...], data_dim: int) -> None:
+        super().__init__()
+        blocks, width = [], embedding_dim + cond_dim
+        for size in hidden:
+            blocks.append(_Residual(width, size))
+            width += size
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, data_dim)
+
+    def forward(self, noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(torch.cat([noise, cond], dim=1)))
+
+
+class Discriminator(nn.Module):
+    """PacGAN critic: scores packs of ``pac`` rows (row ⊕ condition) at once.
+
+    Dropout masks come from the passed generator so training is reproducible without touching
+    torch's global random state.
+    """
+
+    def __init__(self, input_dim: int, hidden: tuple[int, ...], pac: int, dropout: float) -> None:
+        super().__init__()
+        self.pac = pac
+        self.dropout = dropout
+        dims = [input_dim * pac, *hidden]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.head = nn.Linear(dims[-1], 1)
+
+    def forward(self, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = rows.reshape(-1, rows.shape[1] * self.pac)
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), 0.2)
+            if self.training and self.dropout > 0:
+                keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.dropout
+                x = x * keep / (1 - self.dropout)
+        return self.head(x)
+
+
+def init_weights(module: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default Linear initialisation, drawn from ``generator`` for reproducibility."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            bound = 1 / math.sqrt(layer.in_features)
+            with torch.no_grad():
+                layer.weight.copy_(torch.rand(layer.weight.shape, generator=generator) * 2 * bound - bound)
+                layer.bias.copy_(torch.rand(layer.bias.shape, generator=generator) * 2 * bound - bound)
+
+
+class ConditionSampler(nn.Module):
+    """Training-by-sampling: draw (column, category) pairs and real rows that have them.
+
+    Built once from the encoded data; lookups are tensor gathers, so a batch costs a few kernels.
+    ``counts`` (rows per category, concatenated over conditional columns) is all that sampling
+    needs after training and is what the model file stores.
+    """
+
+    def __init__(self, layout: SpanLayout, counts: torch.Tensor, row_categories: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.layout = layout
+        self.n_columns = len(layout.cond_widths)
+        self.register_buffer("counts", counts.float())
+        index, mask = layout.cond_data_index, layout.cond_mask  # shape (columns, widest)
+        cond_index = layout.cond_vector_offsets[:, None] + torch.arange(index.shape[1], device=index.device)
+        self.register_buffer("cond_index", torch.where(mask, cond_index, 0), persistent=False)
+        padded = torch.where(mask, self.counts[self.cond_index], 0.0)
+        self.register_buffer("true_probs", padded / padded.sum(1, keepdim=True).clamp_min(1), persistent=False)
+        log_counts = torch.where(mask, torch.log1p(padded), 0.0)
+        self.register_buffer("log_probs", log_counts / log_counts.sum(1, keepdim=True).clamp_min(1e-12), persistent=False)
+        if row_categories is not None:
+            self._index_rows(row_categories)
+
+    @classmethod
+    def from_data(cls, layout: SpanLayout, data: torch.Tensor) -> "ConditionSampler":
+        if not layout.cond_widths:
+            sampler = cls(layout, torch.zeros(0, device=data.device))
+            sampler.n_rows = data.shape[0]
+            return sampler
+        # Category of every row in every conditional column, as a position in the condition vector.
+        logits = data[:, layout.cond_data_index].masked_fill(~layout.cond_mask, float("-inf"))
+        row_categories = logits.argmax(-1) + layout.cond_vector_offsets  # (rows, columns)
+        counts = torch.bincount(row_categories.flatten(), minlength=layout.cond_dim)
+        return cls(layout, counts, row_categories)
+
+    def _index_rows(self, row_categories: torch.Tensor) -> None:
+        """Rows grouped by category, so a row with a given category is one gather away."""
+        n_rows = row_categories.shape[0]
+        flat = row_categories.T.flatten()
+        order = torch.argsort(flat, stable=True)
+        self.register_buffer("rows_by_category", torch.arange(n_rows, device=flat.device).repeat(self.n_columns)[order], persistent=False)
+        self.register_buffer("category_start", torch.cumsum(self.counts.long(), 0) - self.counts.long(), persistent=False)
+        self.n_rows = n_rows
+
+    def _one_hot(self, column: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        cond = torch.zeros(column.shape[0], self.layout.cond_dim, device=column.device)
+        cond[torch.arange(column.shape[0], device=column.device), self.cond_index[column, category]] = 1.0
+        return cond
+
+    def for_training(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """(condition vectors, chosen column, chosen category, matching real row indices)."""
+        device = self.counts.device
+        if not self.n_columns:
+            rows = torch.randint(self.n_rows, (batch,), generator=generator, device=device)
+            return torch.zeros(batch, 0, device=device), None, None, rows
+        column = torch.randint(self.n_columns, (batch,), generator=generator, device=device)
+        category = torch.multinomial(self.log_probs[column], 1, generator=generator).squeeze(1)
+        slot = self.cond_index[column, category]
+        offset = (torch.rand(batch, generator=generator, device=device) * self.counts[slot]).long()
+        rows = self.rows_by_category[self.category_start[slot] + offset]
+        return self._one_hot(column, category), column, category, rows
+
+    def for_sampling(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """Condition vectors at the true category frequencies, as seen in training."""
+        device = self.counts.device
+        if not self.n_columns:
+            return torch.zeros(batch, 0, device=device)
+        column = torch.randint(self.n_columns, (batch,), generator=generator, device=device)
+        category = torch.multinomial(self.true_probs[column], 1, generator=generator).squeeze(1)
+        return self._one_hot(column, category)
+
+    def fixed(self, batch: int, slots: list[int]) -> torch.Tensor:
+        """Condition vectors with the given condition-vector positions set, for requested values."""
+        cond = torch.zeros(batch, self.layout.cond_dim, device=self.counts.device)
+        cond[:, slots] = 1.0
+        return cond

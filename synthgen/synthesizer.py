@@ -1,0 +1,316 @@
+"""TabularSynthesizer: the scikit-learn-style front of the tabular pipeline.
+
+fit:    DataFrame → metadata → TableTransformer → encoded tensor on the device → train_gan
+sample: noise + condition vectors → generator → span activations → TableTransformer.inverse
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synthgen import __version__
+from synthgen.bundle import write_bundle
+from synthgen.data.table import TableTransformer
+from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
+from synthgen.metadata import Metadata
+from synthgen.models.tabular_gan import ConditionSampler, Discriminator, GANConfig, Generator, SpanLayout, init_weights
+from synthgen.train import select_device, train_gan
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class _DiscreteCondition:
+    """A condition met through the condition vector: its slot there and its one-hot span in the output."""
+
+    slot: int
+    data_index: torch.Tensor
+    category: int
+
+
+class TabularSynthesizer:
+    """Learn a table with a conditional GAN and sample synthetic rows like it.
+
+    Parameters are stored as given; everything learned ends with ``_``. ``seed`` makes ``fit``
+    reproducible (the same seed on the same CPU gives byte-identical samples); ``None`` draws one
+    and records it, so ``info`` can always tell how to repeat a run.
+    """
+
+    kind = "tabular"
+
+    def __init__(
+        self,
+        metadata: Metadata | None = None,
+        *,
+        seed: int | None = None,
+        steps: int | None = None,
+        batch_size: int | None = None,
+        min_category_count: int = 5,
+        device: str | None = None,
+        config: GANConfig | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.metadata = metadata
+        self.seed = seed
+        self.steps = steps
+        self.batch_size = batch_size
+        self.min_category_count = min_category_count
+        self.device = device
+        self.config = config
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: pd.DataFrame) -> "TabularSynthesizer":
+        """Learn ``data``; returns ``self``."""
+        if not isinstance(data, pd.DataFrame):
+            raise InvalidDataError(f"fit expects a pandas DataFrame, got {type(data).__name__}")
+        if data.empty:
+            raise InvalidDataError("the table is empty: it needs at least one row and one column")
+        if self.min_category_count < 1:
+            raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
+        metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
+        config = self._resolved_config()
+        seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        rng = np.random.default_rng(seed)
+        table = TableTransformer(metadata, {"min_category_count": self.min_category_count}).fit(data, rng)
+        if table.width_ == 0:
+            raise InvalidDataError("every column is an identifier: there is nothing to learn")
+        encoded = table.transform(data, rng)
+
+        device = select_device(self.device)
+        layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
+        generator_net = Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim)
+        critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, config.pac, config.dropout)
+        init_rng = torch.Generator().manual_seed(seed)
+        init_weights(generator_net, init_rng)
+        init_weights(critic, init_rng)
+        layout, generator_net, critic = layout.to(device), generator_net.to(device), critic.to(device)
+        train_rng = torch.Generator(device).manual_seed(seed)
+        # The encoded table moves to the device once; batches are gathered there.
+        sampler, summary = train_gan(
+            generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, progress=self.progress
+        )
+
+        self.metadata_ = metadata
+        self.config_ = config
+        self.seed_ = seed
+        self.table_ = table
+        self.layout_ = layout
+        self.generator_ = generator_net
+        self.sampler_ = sampler
+        self.training_ = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1]}
+        self.created_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return self
+
+    def _resolved_config(self) -> GANConfig:
+        config = self.config or GANConfig()
+        if self.steps is not None:
+            if self.steps < 1:
+                raise InvalidArgumentError(f"steps must be >= 1, got {self.steps}")
+            config = replace(config, steps=self.steps)
+        if self.batch_size is not None:
+            if self.batch_size < config.pac:
+                raise InvalidArgumentError(f"batch_size must be >= pac ({config.pac}), got {self.batch_size}")
+            config = replace(config, batch_size=self.batch_size)
+        return config
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "generator_"):
+            raise NotFittedError("this TabularSynthesizer is not fitted yet; call fit() or synthgen.load() first")
+
+    # ------------------------------------------------------------------ sample
+    def sample(
+        self,
+        num_rows: int,
+        conditions: Mapping[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> pd.DataFrame:
+        """``num_rows`` synthetic rows, all meeting ``conditions`` (``{column: value}``)."""
+        chunks = list(self.sample_chunks(num_rows, conditions, seed=seed, chunk_rows=chunk_rows))
+        return pd.concat(chunks, ignore_index=True)
+
+    def sample_chunks(
+        self,
+        num_rows: int,
+        conditions: Mapping[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> Iterator[pd.DataFrame]:
+        """Yield the rows of :meth:`sample` in chunks of at most ``chunk_rows``, in bounded memory.
+
+        Arguments and conditions are checked here, before the first row is generated.
+        """
+        self._check_fitted()
+        if isinstance(num_rows, bool) or not isinstance(num_rows, (int, np.integer)) or num_rows < 1:
+            raise InvalidArgumentError(f"the number of rows must be a positive integer, got {num_rows!r}")
+        if chunk_rows < 1:
+            raise InvalidArgumentError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        discrete, exact = self._plan_conditions(dict(conditions or {}))
+        return self._generate(int(num_rows), discrete, exact, seed, chunk_rows)
+
+    def _plan_conditions(self, conditions: dict[str, Any]) -> tuple[list[_DiscreteCondition], dict[str, Any]]:
+        """Split conditions into those the condition vector meets and those checked after decoding."""
+        discrete: list[_DiscreteCondition] = []
+        exact: dict[str, Any] = {}
+        columns = list(self.metadata_.columns)
+        offsets = np.cumsum([0, *self.layout_.cond_widths])
+        for name, value in conditions.items():
+            if name not in self.metadata_.columns:
+                raise ConditionError(f"cannot condition on {name!r}: no such column (columns: {', '.join(columns)})")
+            conditional = self.table_.conditional_column(name)
+            if conditional is not None:
+                category = self.table_.transformer(name).condition_index(value)
+                position = self.table_.conditional_columns_.index(conditional)
+                discrete.append(
+                    _DiscreteCondition(
+                        slot=int(offsets[position]) + category,
+                        data_index=torch.arange(conditional.data_offset, conditional.data_offset + conditional.width),
+                        category=category,
+                    )
+                )
+            elif self.metadata_.columns[name].get("sdtype") == "id":
+                raise ConditionError(f"cannot condition on identifier column {name!r}: identifiers are generated fresh")
+            else:
+                exact[name] = self._exact_target(name, value)
+        return discrete, exact
+
+    def _exact_target(self, name: str, value: Any) -> Any:
+        """The requested value in the form decoded columns take, checked before any generation."""
+        spec = self.metadata_.columns[name]
+        if spec.get("sdtype") == "numerical":
+            try:
+                return float(value)
+            except (TypeError, ValueError) as exc:
+                raise ConditionError(f"condition {name}={value!r}: column {name!r} is numerical and {value!r} is not a number") from exc
+        if spec.get("sdtype") == "datetime" and not spec.get("datetime_format"):
+            try:
+                return pd.Timestamp(value)
+            except (TypeError, ValueError) as exc:
+                raise ConditionError(f"condition {name}={value!r}: {value!r} is not a date/time") from exc
+        return str(value)
+
+    @staticmethod
+    def _exact_match(frame: pd.DataFrame, exact: dict[str, Any]) -> np.ndarray:
+        """Rows whose decoded values equal the requested ones (the rejection-sampling fallback)."""
+        keep = np.ones(len(frame), dtype=bool)
+        for name, target in exact.items():
+            column = frame[name]
+            if isinstance(target, float):
+                column = column.astype("float64")
+            elif isinstance(target, str):
+                column = column.astype(str)
+            keep &= (column == target).fillna(False).to_numpy(dtype=bool)
+        return keep
+
+    def _generate(
+        self, num_rows: int, discrete: list[_DiscreteCondition], exact: dict[str, Any], seed: int | None, chunk_rows: int
+    ) -> Iterator[pd.DataFrame]:
+        seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        device = self.layout_.tanh_index.device
+        torch_rng = torch.Generator(device).manual_seed(seed)
+        numpy_rng = np.random.default_rng(seed)
+        slots = [c.slot for c in discrete]
+        budget = 100 * num_rows + 10 * chunk_rows  # rows we are willing to generate for rare conditions
+        remaining, generated = num_rows, 0
+        while remaining > 0:
+            batch = chunk_rows if (discrete or exact) else min(chunk_rows, remaining)
+            with torch.inference_mode():
+                noise = torch.randn(batch, self.config_.embedding_dim, generator=torch_rng, device=device)
+                cond = self.sampler_.fixed(batch, slots) if slots else self.sampler_.for_sampling(batch, torch_rng)
+                encoded = self.layout_.activate(self.generator_(noise, cond), self.config_.gumbel_tau, torch_rng)
+                keep = torch.ones(batch, dtype=torch.bool, device=device)
+                for condition in discrete:
+                    keep &= encoded[:, condition.data_index.to(device)].argmax(1) == condition.category
+                encoded = encoded[keep]
+            generated += batch
+            frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng)
+            if exact:
+                frame = frame[self._exact_match(frame, exact)].reset_index(drop=True)
+            if len(frame):
+                frame = frame.iloc[:remaining]
+                remaining -= len(frame)
+                yield frame
+            if remaining > 0 and generated >= budget:
+                met = num_rows - remaining
+                raise ConditionError(
+                    f"could not meet the conditions {self._describe(discrete, exact)}: {met} of {num_rows} rows after "
+                    f"generating {generated}; the combination may be too rare in the training data"
+                )
+
+    def _describe(self, discrete: list[_DiscreteCondition], exact: dict[str, Any]) -> str:
+        names = [c.name for c in self.table_.conditional_columns_]
+        parts = []
+        offsets = np.cumsum([0, *self.layout_.cond_widths])
+        for condition in discrete:
+            position = int(np.searchsorted(offsets, condition.slot, side="right") - 1)
+            label = self.table_.transformer(names[position]).categories[condition.category]
+            parts.append(f"{names[position]}={label}")
+        parts += [f"{name}={value}" for name, value in exact.items()]
+        return ", ".join(parts)
+
+    # ------------------------------------------------------------------ persistence
+    def describe(self) -> dict[str, Any]:
+        """What ``synthgen info`` shows: schema, training summary, versions and seed."""
+        self._check_fitted()
+        return {
+            "kind": self.kind,
+            "synthgen_version": __version__,
+            "torch_version": torch.__version__,
+            "created": self.created_,
+            "seed": self.seed_,
+            "metadata": self.metadata_.to_dict(),
+            "config": asdict(self.config_),
+            "training": self.training_,
+            "conditional_columns": [c.name for c in self.table_.conditional_columns_],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to ``path`` (weights + JSON; no pickle)."""
+        self._check_fitted()
+        manifest = {**self.describe(), "transformer": self.table_.get_state(), "min_category_count": self.min_category_count}
+        tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
+        tensors["condition_counts"] = self.sampler_.counts
+        return write_bundle(path, manifest, tensors)
+
+    @classmethod
+    def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None = None) -> "TabularSynthesizer":
+        """Rebuild a fitted synthesizer from :func:`synthgen.bundle.read_bundle` output."""
+        try:
+            config_fields = manifest["config"]
+            config = GANConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in config_fields.items()}
+            )
+            metadata = Metadata.from_dict(manifest["metadata"])
+            table = TableTransformer.from_state(metadata, manifest["transformer"])
+            synthesizer = cls(metadata, seed=manifest["seed"], min_category_count=manifest["min_category_count"], config=config, device=device)
+            layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
+            generator_net = Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim)
+            weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
+            generator_net.load_state_dict(weights)
+            sampler = ConditionSampler(layout, tensors["condition_counts"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
+        target = select_device(device)
+        synthesizer.metadata_ = metadata
+        synthesizer.config_ = config
+        synthesizer.seed_ = manifest["seed"]
+        synthesizer.table_ = table
+        synthesizer.layout_ = layout.to(target)
+        synthesizer.generator_ = generator_net.to(target).eval()
+        synthesizer.sampler_ = sampler.to(target)
+        synthesizer.training_ = manifest["training"]
+        synthesizer.created_ = manifest["created"]
+        return synthesizer

@@ -1,0 +1,32 @@
+"""Table files: chunked writes that appear only on success."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synthgen.errors import InvalidArgumentError
+from synthgen.io import TableWriter, read_table
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.tsv", "t.parquet"])
+def test_chunks_append_into_one_table(tmp_path: Path, name: str) -> None:
+    chunks = [pd.DataFrame({"a": [i, i + 1], "b": ["x", None], "c": [0.5, float("nan")]}) for i in range(3)]
+    with TableWriter(tmp_path / name) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+    back = read_table(tmp_path / name)
+    pd.testing.assert_frame_equal(back, pd.concat(chunks, ignore_index=True), check_dtype=False)
+
+
+def test_failure_leaves_no_file(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), TableWriter(tmp_path / "out.parquet") as writer:
+        writer.write(pd.DataFrame({"a": [1]}))
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compressed_output_is_refused_up_front(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="parquet"):
+        TableWriter(tmp_path / "out.csv.gz")
