@@ -113,6 +113,8 @@ def train_gan(
     adam = dict(lr=config.learning_rate, betas=(0.5, 0.9), weight_decay=config.weight_decay)
     g_optimiser = torch.optim.Adam(generator_net.parameters(), **adam)
     d_optimiser = torch.optim.Adam(critic.parameters(), **adam)
+    decay = lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / steps  # noqa: E731
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimiser, d_optimiser)]
     # bfloat16 needs no loss scaling; the gradient penalty and condition loss stay in float32.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     generator_net.train()
@@ -125,6 +127,8 @@ def train_gan(
     for step in range(1, steps + 1):
         d_total += discriminator_step(generator_net, critic, layout, sampler, data, config, d_optimiser, rng, batch, autocast)
         g_total += generator_step(generator_net, critic, layout, sampler, config, g_optimiser, rng, batch, device, autocast)
+        for scheduler in schedulers:
+            scheduler.step()
         if step % _REPORT_EVERY == 0 or step == steps:
             window = step % _REPORT_EVERY or _REPORT_EVERY
             g_loss, d_loss = (g_total / window).item(), (d_total / window).item()

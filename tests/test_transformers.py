@@ -83,6 +83,12 @@ def _missing_datetime(rng: np.random.Generator) -> Sample:
     return Sample(days, {"sdtype": "datetime", "datetime_format": None}, "exact")
 
 
+def _log_numerical(rng: np.random.Generator) -> Sample:
+    """For the example plugin in plugins/synthgen-lognormal (checked when it is installed)."""
+    spec = {"sdtype": "numerical", "computer_representation": "Float", "transformer": "log_numerical"}
+    return Sample(pd.Series(rng.lognormal(0.5, 0.8, 300)), spec, "close")
+
+
 #: Example columns by transformer name; "missing[x]" is x wrapped in a MissingIndicator.
 SAMPLE_COLUMNS: dict[str, Callable[[np.random.Generator], Sample]] = {
     "numerical": _numerical,
@@ -92,6 +98,7 @@ SAMPLE_COLUMNS: dict[str, Callable[[np.random.Generator], Sample]] = {
     "id": _identifier,
     "missing[numerical]": _missing_numerical,
     "missing[datetime]": _missing_datetime,
+    "log_numerical": _log_numerical,
 }
 
 

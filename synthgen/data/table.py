@@ -1,6 +1,8 @@
 """The whole table as one encoded matrix: one fitted column transformer per column, side by side."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +11,18 @@ import pandas as pd
 
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.missing import MissingIndicator
-from synthgen.errors import MetadataError, NotFittedError
+from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
 from synthgen.metadata import Metadata
 from synthgen.registry import transformer_for, transformers
+
+
+@contextmanager
+def _naming(column: str) -> Iterator[None]:
+    """Prefix a transformer's data error with the column it is about (transformers see one column, unnamed)."""
+    try:
+        yield
+    except (InvalidDataError, UnknownCategoryError) as exc:
+        raise type(exc)(f"column {column!r}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,8 @@ class TableTransformer:
             transformer = transformer_for(name, spec).from_metadata(spec, self.options)
             if not transformer.handles_missing and data[name].isna().any():
                 transformer = MissingIndicator(transformer)
-            fitted[name] = transformer.fit(data[name], rng)
+            with _naming(name):
+                fitted[name] = transformer.fit(data[name], rng)
         self._set_columns(fitted)
         return self
 
@@ -72,7 +84,10 @@ class TableTransformer:
         """Encode ``data`` as a float32 matrix of width :attr:`width_`."""
         fitted = self._fitted()
         self.metadata.validate(data)
-        blocks = [t.transform(data[name], rng) for name, t in fitted.items()]
+        blocks = []
+        for name, transformer in fitted.items():
+            with _naming(name):
+                blocks.append(transformer.transform(data[name], rng))
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
     def inverse(self, encoded: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:

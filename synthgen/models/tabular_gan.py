@@ -24,6 +24,8 @@ class GANConfig:
     generator_dims: tuple[int, ...] = (256, 256)
     discriminator_dims: tuple[int, ...] = (256, 256)
     learning_rate: float = 2e-4
+    #: Learning rate at the last step as a fraction of the first (linear decay); 1.0 keeps it flat.
+    final_learning_rate_fraction: float = 1.0
     weight_decay: float = 1e-6
     batch_size: int = 500
     pac: int = 10
