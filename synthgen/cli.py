@@ -72,11 +72,15 @@ def main(verbose: bool) -> None:
     "--min-category-count", type=click.IntRange(min=1), default=5, show_default=True,
     help="Categories seen fewer times are pooled into 'Other', so a rare value cannot single out a patient.",
 )
+@click.option(
+    "--holdout", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
+    help="Share of rows kept out of training and recorded in the model, for `synthgen evaluate`.",
+)
 @click.option("--device", help="cuda, cuda:1, mps or cpu. [default: best available]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
-        batch_size: int | None, min_category_count: int, device: str | None, quiet: bool) -> None:
+        batch_size: int | None, min_category_count: int, holdout: float, device: str | None, quiet: bool) -> None:
     """Train a synthesizer on DATA (a CSV, TSV or Parquet file) and save it to OUTPUT.
 
     Column kinds are detected unless --metadata is given; run `synthgen metadata` to get an
@@ -87,11 +91,12 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     synthesizer = TabularSynthesizer(
         metadata, seed=seed, steps=steps, batch_size=batch_size,
         min_category_count=min_category_count, device=device, progress=not quiet,
-    ).fit(table)
+    ).fit(table, holdout=holdout)
     synthesizer.save(output)
     summary = synthesizer.training_
     click.echo(
-        f"Trained on {summary['rows']} rows x {summary['columns']} columns: {summary['steps']} steps in "
+        f"Trained on {summary['rows']} rows x {summary['columns']} columns "
+        f"({len(synthesizer.holdout_rows_)} held out): {summary['steps']} steps in "
         f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
     )
 

@@ -70,18 +70,28 @@ class TabularSynthesizer:
         self.progress = progress
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: pd.DataFrame) -> "TabularSynthesizer":
-        """Learn ``data``; returns ``self``."""
+    def fit(self, data: pd.DataFrame, *, holdout: float = 0.0) -> "TabularSynthesizer":
+        """Learn ``data``; returns ``self``.
+
+        ``holdout`` (a fraction in [0, 0.5]) keeps that share of rows out of training and records
+        which ones, so :meth:`split` can hand the same real holdout to ``synthgen.evaluate``.
+        """
         if not isinstance(data, pd.DataFrame):
             raise InvalidDataError(f"fit expects a pandas DataFrame, got {type(data).__name__}")
         if data.empty:
             raise InvalidDataError("the table is empty: it needs at least one row and one column")
         if self.min_category_count < 1:
             raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
+        if not 0.0 <= holdout <= 0.5:
+            raise InvalidArgumentError(f"holdout must be a fraction between 0 and 0.5, got {holdout}")
         metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
         config = self._resolved_config()
         seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         rng = np.random.default_rng(seed)
+        holdout_rows = np.sort(rng.permutation(len(data))[: round(holdout * len(data))])
+        table_rows = len(data)
+        if len(holdout_rows):
+            data = data.drop(index=data.index[holdout_rows])
         table = TableTransformer(metadata, {"min_category_count": self.min_category_count}).fit(data, rng)
         if table.width_ == 0:
             raise InvalidDataError("every column is an identifier: there is nothing to learn")
@@ -108,7 +118,8 @@ class TabularSynthesizer:
         self.layout_ = layout
         self.generator_ = generator_net
         self.sampler_ = sampler
-        self.training_ = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1]}
+        self.training_ = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows}
+        self.holdout_rows_ = holdout_rows
         self.created_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return self
 
@@ -127,6 +138,25 @@ class TabularSynthesizer:
     def _check_fitted(self) -> None:
         if not hasattr(self, "generator_"):
             raise NotFittedError("this TabularSynthesizer is not fitted yet; call fit() or synthgen.load() first")
+
+    def split(self, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """(training rows, holdout rows) of the table this model was fitted on, as fit split it.
+
+        The holdout is None when ``fit`` kept none. The table must be the same one, in the same
+        row order; a different row count is refused rather than silently mis-split.
+        """
+        self._check_fitted()
+        expected = self.training_.get("table_rows", self.training_["rows"])
+        if len(data) != expected:
+            raise InvalidDataError(
+                f"this model was fitted on a table of {expected} rows, but the given table has {len(data)}; "
+                "pass the same file used for fit"
+            )
+        if not len(self.holdout_rows_):
+            return data, None
+        is_holdout = np.zeros(len(data), dtype=bool)
+        is_holdout[self.holdout_rows_] = True
+        return data[~is_holdout].reset_index(drop=True), data[is_holdout].reset_index(drop=True)
 
     # ------------------------------------------------------------------ sample
     def sample(
@@ -283,6 +313,7 @@ class TabularSynthesizer:
         manifest = {**self.describe(), "transformer": self.table_.get_state(), "min_category_count": self.min_category_count}
         tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
         tensors["condition_counts"] = self.sampler_.counts
+        tensors["holdout_rows"] = torch.from_numpy(self.holdout_rows_.astype(np.int64))
         return write_bundle(path, manifest, tensors)
 
     @classmethod
@@ -301,6 +332,7 @@ class TabularSynthesizer:
             weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
             generator_net.load_state_dict(weights)
             sampler = ConditionSampler(layout, tensors["condition_counts"])
+            holdout_rows = tensors["holdout_rows"].numpy()
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
         target = select_device(device)
@@ -312,5 +344,6 @@ class TabularSynthesizer:
         synthesizer.generator_ = generator_net.to(target).eval()
         synthesizer.sampler_ = sampler.to(target)
         synthesizer.training_ = manifest["training"]
+        synthesizer.holdout_rows_ = holdout_rows
         synthesizer.created_ = manifest["created"]
         return synthesizer

@@ -160,3 +160,18 @@ def test_table_without_discrete_columns_trains_and_samples() -> None:
     table = pd.DataFrame({"x": rng.normal(size=300), "y": rng.lognormal(size=300)})
     out = TabularSynthesizer(seed=0, steps=20, progress=False).fit(table).sample(100, seed=0)
     assert out.shape == (100, 2) and out.notna().all().all()
+
+
+def test_holdout_rows_are_kept_out_and_recovered_by_split(patients: pd.DataFrame, tmp_path) -> None:
+    model = TabularSynthesizer(seed=3, steps=5, progress=False).fit(patients, holdout=0.2)
+    assert model.training_["rows"] == 480 and len(model.holdout_rows_) == 120
+    import synthgen
+
+    reloaded = synthgen.load(model.save(tmp_path / "m.sgz"))
+    train, holdout = reloaded.split(patients)
+    assert len(train) == 480 and len(holdout) == 120
+    assert set(holdout["patient_id"]).isdisjoint(train["patient_id"])
+    with pytest.raises(InvalidDataError, match="600"):
+        reloaded.split(patients.iloc[:100])
+    with pytest.raises(InvalidArgumentError, match="holdout"):
+        TabularSynthesizer(progress=False).fit(patients, holdout=0.9)
