@@ -30,7 +30,7 @@ def select_device(requested: str | None = None) -> torch.device:
 
 def default_steps(n_rows: int, batch_size: int) -> int:
     """CTGAN's 300 epochs in optimiser steps, bounded: small tables still get enough updates."""
-    return int(min(10_000, max(1_500, round(300 * n_rows / batch_size))))
+    return int(min(10_000, max(3_000, round(300 * n_rows / batch_size))))
 
 
 def effective_batch_size(config: GANConfig, n_rows: int) -> int:

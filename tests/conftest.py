@@ -47,7 +47,7 @@ def patients() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def fitted(patients: pd.DataFrame) -> TabularSynthesizer:
     """One model for the many tests that only sample; trained briefly (tests check behaviour)."""
-    return TabularSynthesizer(seed=7, steps=800, progress=False).fit(patients)
+    return TabularSynthesizer(seed=7, steps=1000, progress=False).fit(patients)
 
 
 @pytest.fixture(scope="session")

@@ -18,19 +18,26 @@ from synthgen.data.base import Span
 
 @dataclass(frozen=True)
 class GANConfig:
-    """Network sizes and optimiser settings; defaults follow CTGAN's published recipe."""
+    """Network sizes and optimiser settings.
+
+    Widths, learning rate and loss follow CTGAN. Three defaults differ, measured on the
+    breast-cancer table (share of the Column Pair Trends gap closed between an independent
+    sampler and the real holdout, same 1,000-3,000 steps): critic dropout 0.5 -> 0 (0.16 -> 0.47),
+    PacGAN packs of 10 -> 1 (-> 0.73), and a linear learning-rate decay to 10% (-> 0.86 at 3,000
+    steps, Column Shapes 0.91 against the holdout's 0.91). See benchmarks/README.md.
+    """
 
     embedding_dim: int = 128
     generator_dims: tuple[int, ...] = (256, 256)
     discriminator_dims: tuple[int, ...] = (256, 256)
     learning_rate: float = 2e-4
     #: Learning rate at the last step as a fraction of the first (linear decay); 1.0 keeps it flat.
-    final_learning_rate_fraction: float = 1.0
+    final_learning_rate_fraction: float = 0.1
     weight_decay: float = 1e-6
     batch_size: int = 500
-    pac: int = 10
+    pac: int = 1
     gradient_penalty: float = 10.0
-    dropout: float = 0.5
+    dropout: float = 0.0
     gumbel_tau: float = 0.2
     steps: int | None = None  # None: chosen from the table size, see train.default_steps
 
