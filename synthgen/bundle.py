@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from synthgen._files import publish
 from synthgen.errors import ModelFileError
 
 FORMAT = "synthgen-model"
@@ -36,7 +37,7 @@ def write_bundle(path: str | Path, manifest: dict[str, Any], tensors: dict[str, 
         with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(_MANIFEST, json.dumps(document, indent=1, allow_nan=False))
             archive.writestr(_TENSORS, buffer.getvalue())
-        os.replace(temporary, path)
+        publish(Path(temporary), path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

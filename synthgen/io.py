@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synthgen._files import publish
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
 _CSV = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
@@ -90,6 +91,6 @@ class TableWriter:
         if self._parquet is not None:
             self._parquet.close()
         if exc_type is None:
-            os.replace(self._temporary, self.path)
+            publish(self._temporary, self.path)
         else:
             self._temporary.unlink(missing_ok=True)
