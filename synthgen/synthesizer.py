@@ -98,8 +98,7 @@ class TabularSynthesizer:
         encoded = table.transform(data, rng)
 
         device = select_device(self.device)
-        layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
-        generator_net = Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim)
+        layout, generator_net = _networks(table, config)
         critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, config.pac, config.dropout)
         init_rng = torch.Generator().manual_seed(seed)
         init_weights(generator_net, init_rng)
@@ -110,17 +109,24 @@ class TabularSynthesizer:
         sampler, summary = train_gan(
             generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, progress=self.progress
         )
+        training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows}
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
 
+    def _set_fitted(self, metadata: Metadata, config: GANConfig, seed: int, table: TableTransformer, layout: SpanLayout,
+                    generator_net: Generator, sampler: ConditionSampler, training: dict[str, Any],
+                    holdout_rows: np.ndarray, created: str) -> "TabularSynthesizer":
+        """Store what fit learned (or what a model file holds); the one place fitted state is set."""
         self.metadata_ = metadata
         self.config_ = config
         self.seed_ = seed
         self.table_ = table
         self.layout_ = layout
-        self.generator_ = generator_net
+        self.generator_ = generator_net.eval()
         self.sampler_ = sampler
-        self.training_ = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows}
+        self.training_ = training
         self.holdout_rows_ = holdout_rows
-        self.created_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.created_ = created
         return self
 
     def _resolved_config(self) -> GANConfig:
@@ -327,23 +333,22 @@ class TabularSynthesizer:
             metadata = Metadata.from_dict(manifest["metadata"])
             table = TableTransformer.from_state(metadata, manifest["transformer"])
             synthesizer = cls(metadata, seed=manifest["seed"], min_category_count=manifest["min_category_count"], config=config, device=device)
-            layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
-            generator_net = Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim)
+            layout, generator_net = _networks(table, config)
             weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
             generator_net.load_state_dict(weights)
             sampler = ConditionSampler(layout, tensors["condition_counts"])
             holdout_rows = tensors["holdout_rows"].numpy()
+            seed, training, created = manifest["seed"], manifest["training"], manifest["created"]
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
         target = select_device(device)
-        synthesizer.metadata_ = metadata
-        synthesizer.config_ = config
-        synthesizer.seed_ = manifest["seed"]
-        synthesizer.table_ = table
-        synthesizer.layout_ = layout.to(target)
-        synthesizer.generator_ = generator_net.to(target).eval()
-        synthesizer.sampler_ = sampler.to(target)
-        synthesizer.training_ = manifest["training"]
-        synthesizer.holdout_rows_ = holdout_rows
-        synthesizer.created_ = manifest["created"]
-        return synthesizer
+        return synthesizer._set_fitted(
+            metadata, config, seed, table, layout.to(target), generator_net.to(target), sampler.to(target),
+            training, holdout_rows, created,
+        )
+
+
+def _networks(table: TableTransformer, config: GANConfig) -> tuple[SpanLayout, Generator]:
+    """The span layout and an untrained generator for ``table``'s encoding."""
+    layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
+    return layout, Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim)
