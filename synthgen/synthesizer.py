@@ -266,7 +266,7 @@ class TabularSynthesizer:
             with torch.inference_mode():
                 noise = torch.randn(batch, self.config_.embedding_dim, generator=torch_rng, device=device)
                 cond = self.sampler_.fixed(batch, slots) if slots else self.sampler_.for_sampling(batch, torch_rng)
-                encoded = self.layout_.activate(self.generator_(noise, cond), self.config_.gumbel_tau, torch_rng)
+                encoded = self.layout_.activate(self.generator_(noise, cond), self.config_.gumbel_tau, torch_rng, hard=True)
                 keep = torch.ones(batch, dtype=torch.bool, device=device)
                 for condition in discrete:
                     keep &= encoded[:, condition.data_index.to(device)].argmax(1) == condition.category

@@ -92,3 +92,15 @@ def test_discriminator_scores_one_value_per_pack() -> None:
     critic = Discriminator(input_dim=17, hidden=(32, 32), pac=10, dropout=0.5)
     scores = critic(torch.randn(50, 17), torch.Generator().manual_seed(0))
     assert scores.shape == (5, 1)
+
+
+def test_hard_activation_is_the_same_draw_as_one_hot() -> None:
+    layout = _layout()
+    raw = torch.randn(500, 11, generator=torch.Generator().manual_seed(0)) * 3
+    soft = layout.activate(raw, tau=0.2, generator=torch.Generator().manual_seed(1))
+    hard = layout.activate(raw, tau=0.2, generator=torch.Generator().manual_seed(1), hard=True)
+    torch.testing.assert_close(hard[:, [0, 6]], soft[:, [0, 6]])
+    for start, width in [(1, 3), (4, 2), (7, 4)]:
+        block = hard[:, start : start + width]
+        assert torch.all(block.sum(1) == 1) and torch.all((block == 0) | (block == 1))
+        assert torch.equal(block.argmax(1), soft[:, start : start + width].argmax(1))

@@ -90,16 +90,24 @@ class SpanLayout(nn.Module):
         self.register_buffer("cond_mask", cond_mask, persistent=False)
         self.register_buffer("cond_vector_offsets", starts, persistent=False)
 
-    def activate(self, raw: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
-        """tanh on tanh spans, Gumbel-softmax on softmax spans (a draw from each categorical)."""
+    def activate(self, raw: torch.Tensor, tau: float, generator: torch.Generator | None, hard: bool = False) -> torch.Tensor:
+        """tanh on tanh spans, Gumbel-softmax on softmax spans (a draw from each categorical).
+
+        ``hard`` (for sampling) returns the draw itself as a one-hot: the arg-max of logits plus
+        Gumbel noise, which skips the softmax that only training's gradients need.
+        """
         out = torch.empty_like(raw)
         out[:, self.tanh_index] = torch.tanh(raw[:, self.tanh_index])
         if self.has_softmax:
             logits = raw[:, self.softmax_index]  # (batch, spans, widest span)
             uniform = torch.rand(logits.shape, generator=generator, device=raw.device).clamp(1e-10, 1 - 1e-7)
-            gumbel = -torch.log(-torch.log(uniform))
-            scores = ((logits + gumbel) / tau).masked_fill(~self.softmax_mask, float("-inf"))
-            out[:, self.softmax_index[self.softmax_mask]] = torch.softmax(scores, dim=-1)[:, self.softmax_mask]
+            scores = (logits - torch.log(-torch.log(uniform))).masked_fill(~self.softmax_mask, float("-inf"))
+            if hard:
+                out[:, self.softmax_index[self.softmax_mask]] = 0.0
+                rows = torch.arange(raw.shape[0], device=raw.device)[:, None]
+                out[rows, self.softmax_index[None, :, :].expand(raw.shape[0], -1, -1).gather(2, scores.argmax(-1, keepdim=True)).squeeze(2)] = 1.0
+            else:
+                out[:, self.softmax_index[self.softmax_mask]] = torch.softmax(scores / tau, dim=-1)[:, self.softmax_mask]
         return out
 
     def condition_loss(self, raw: torch.Tensor, column: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
