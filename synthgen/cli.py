@@ -14,6 +14,9 @@ from tqdm.auto import tqdm
 from synthgen import __version__
 from synthgen.errors import InvalidArgumentError, SynthgenError
 from synthgen.datasets import EXAMPLES, load_example
+from synthgen.augment import (
+    CLASSIFIERS, SYNTHETIC_FLAG, augment, check_augmentation, check_request, fit_for_augmentation,
+)
 from synthgen.evaluate import Gate, evaluate
 from synthgen.evaluate.gates import DEFAULT_GATES
 from synthgen.evaluate.fidelity import quality_scores
@@ -205,6 +208,112 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
         click.echo(f"Wrote {json_path}")
     if not report.passed:
         raise SystemExit(GATE_FAILED_EXIT)
+
+
+@main.command("augment")
+@click.argument("data", type=_PATH)
+@click.option("--target", required=True,
+              help="Column to predict: its classes get the synthetic rows (numerical: regression).")
+@click.option("-o", "--output", type=_PATH,
+              help="Augmented table to write (.csv, .tsv or .parquet): DATA's rows, then the synthetic rows.")
+@click.option("--balance", is_flag=True, help="Top every class up to the majority class's count.")
+@click.option("--ratio", type=float, metavar="R",
+              help="Grow the table to R times its rows (R > 1), keeping the class mix.")
+@click.option("--model", "model_path", type=_PATH,
+              help="A model fitted on a table with DATA's columns. [default: fit one on DATA]")
+@click.option("--check", "check_path", type=_PATH, metavar="TEST",
+              help="Real rows kept out of DATA: train a classifier with and without the synthetic rows, "
+                   "score both on TEST.")
+@click.option("--classifier", type=click.Choice(CLASSIFIERS), default=CLASSIFIERS[0], show_default=True,
+              help="Model trained by --check (for a numerical target: the regressor of that family, "
+                   "ridge for the linear one).")
+@click.option("--check-seeds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Repeats of --check, each with fresh synthetic rows; intervals are over these.")
+@click.option("--seed", type=int, help="Random seed for fitting and sampling.")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Optimiser steps when fitting. [default: from table size, 3,000-10,000]")
+@click.option("--min-category-count", type=click.IntRange(min=1),
+              help="Categories seen fewer times are pooled and not generated. [default: 5, lowered to the "
+                   "smallest class count (at least 2) with a warning, so every class can be generated]")
+@click.option("--flag-column", default=SYNTHETIC_FLAG, show_default=True,
+              help="Boolean column marking synthetic rows (True); '' for none.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def augment_command(data: Path, target: str, output: Path | None, balance: bool, ratio: float | None,
+                    model_path: Path | None, check_path: Path | None, classifier: str, check_seeds: int,
+                    seed: int | None, steps: int | None, min_category_count: int | None, flag_column: str,
+                    quiet: bool) -> None:
+    """Add synthetic rows for TARGET to DATA: balance its classes or grow it by a ratio.
+
+    Rows are generated through the model's conditioning on TARGET, and any synthetic row identical
+    to a real row is replaced. With --check TEST (real rows not in DATA) it measures whether the
+    synthetic rows help a classifier on TEST; without -o it only measures.
+
+    \b
+    synthgen augment train.csv --target diagnosis --balance -o augmented.csv --seed 1
+    synthgen augment train.csv --target diagnosis --ratio 2 --check test.csv
+    """
+    if output is None and check_path is None:
+        raise InvalidArgumentError(
+            "nothing to do: give -o OUT to write the augmented table, --check TEST to measure, or both"
+        )
+    table = read_table(data)
+    test = read_table(check_path) if check_path else None
+    flag = flag_column or None
+    synthesizer = None
+    if model_path is not None:
+        if steps is not None or min_category_count is not None:
+            raise InvalidArgumentError(
+                "--steps and --min-category-count apply when fitting; leave them out with --model"
+            )
+        synthesizer = load(model_path)
+    check_request(table, target, balance=balance, ratio=ratio, model=synthesizer, flag_column=flag,
+                  steps=steps, min_category_count=min_category_count)
+    if synthesizer is None:
+        synthesizer = fit_for_augmentation(table, target, seed=seed, steps=steps,
+                                           min_category_count=min_category_count, progress=not quiet)
+    reported: list[Any] = []  # the first augmented table: its attrs say what was added
+
+    def augmented(repeat: int | None, flag_name: str | None) -> Any:
+        rows_seed = seed if repeat is None or seed is None else seed + 1 + repeat
+        rows = augment(table, target, balance=balance, ratio=ratio, model=synthesizer, seed=rows_seed,
+                       flag_column=flag_name, progress=not quiet)
+        if not reported:
+            reported.append(rows)
+        return rows
+
+    result = augmented(None, flag) if output is not None else None
+    check = None
+    if test is not None:  # before writing: a failed check leaves no output file behind
+        check = check_augmentation(
+            table, test, target, augmented_factory=lambda repeat: augmented(repeat, None),
+            classifier=classifier, seeds=check_seeds, metadata=synthesizer.metadata_,
+        )
+    if result is not None:
+        with TableWriter(output) as writer:
+            writer.write(result)
+    added = reported[0].attrs["synthgen_augment"]
+    mode = "balance" if balance else f"ratio {ratio:g}"
+    per_class = added["task"] == "classification"
+    click.echo(f"{'Added' if output is not None else 'Each --check repeat adds'} {added['synthetic_rows']} synthetic "
+               f"rows to {added['real_rows']} real rows ({mode}, target {target!r})" + (":" if per_class else ""))
+    if per_class:
+        real_counts = table[target].value_counts()
+        for label, count in added["added"].items():
+            click.echo(f"  {label}: {int(real_counts[label])} real + {count} synthetic")
+    click.echo(f"{added['exact_copies']} synthetic rows identical to a real row "
+               f"({added['exact_copies_dropped']} generated copies dropped and resampled)")
+    if added["shortfall"]:
+        click.echo(f"{added['shortfall']} requested rows could not be generated without copying a real row")
+    if output is not None:
+        marker = f"; synthetic rows have {flag}=True" if flag else ""
+        click.echo(f"Wrote {output}: {writer.rows} rows{marker}")
+    if check is not None:
+        task = "regressor" if check.task == "regression" else "classifier"
+        click.echo(f"\nCheck on {check_path} ({check.test_rows} real rows; synthetic rows are never scored): "
+                   f"{check.classifier} {task} trained on the {check.train_rows} real rows alone vs with synthetic "
+                   f"rows, {check.seeds} seeds, mean [95% interval]")
+        click.echo(check.table())
 
 
 @main.command("metadata")

@@ -61,6 +61,7 @@ class _Payload:
         return (print, ("pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickled_code_in_weights_is_refused(model_file: Path, tmp_path: Path, capsys) -> None:
     evil = _rewrite(model_file, tmp_path / "evil.sgz", **{"tensors.pt": pickle.dumps({"x": _Payload()})})
     with pytest.raises(ModelFileError, match="unsafe|corrupt"):
