@@ -8,7 +8,7 @@ that size is the training set and every remaining row is the test set. One synth
 on the training rows; the classifier (HistGradientBoosting by default) is trained on the real rows
 alone, on real + balance-augmented rows and on real + ratio-2 rows, and all three are scored on the
 same real test rows. The table reports mean ± sd over seeds and the verdict of
-`synthgen.augment.compare_runs` (paired over seeds: "helped" when the 95% interval of the
+`synthgen.augmentation.compare_runs` (paired over seeds: "helped" when the 95% interval of the
 balanced-accuracy difference is above 0 and the ROC AUC one is not entirely below 0, "hurt" when
 either lies entirely below 0).
 
@@ -26,7 +26,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from synthgen.augment import CLASSIFIERS, augment, compare_runs, fit_for_augmentation, score_model
+from synthgen.augmentation import CLASSIFIERS, augment, compare_runs, fit_for_augmentation, score_model
 
 TARGET = "target"
 MODES = ("real only", "balance", "ratio 2")

@@ -11,7 +11,7 @@ import argparse
 import time
 
 from synthgen import TabularSynthesizer
-from synthgen.evaluate.fidelity import quality_scores
+from synthgen.evaluation.fidelity import quality_scores
 from tables import TABLES, split
 
 

@@ -1,4 +1,4 @@
-"""Wall time of `synthgen.evaluate` on a 20-column table, for 10k and 100k synthetic rows.
+"""Wall time of `synthgen.evaluation` on a 20-column table, for 10k and 100k synthetic rows.
 
     python benchmarks/evaluate_timing.py
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from synthgen import Metadata
-from synthgen.evaluate import evaluate
+from synthgen.evaluation import evaluate
 
 
 def table(n: int, seed: int) -> pd.DataFrame:

@@ -14,12 +14,12 @@ from tqdm.auto import tqdm
 from synthgen import __version__
 from synthgen.errors import InvalidArgumentError, SynthgenError
 from synthgen.datasets import EXAMPLES, load_example
-from synthgen.augment import (
+from synthgen.augmentation import (
     CLASSIFIERS, SYNTHETIC_FLAG, augment, check_augmentation, check_request, fit_for_augmentation,
 )
-from synthgen.evaluate import Gate, evaluate
-from synthgen.evaluate.gates import DEFAULT_GATES
-from synthgen.evaluate.fidelity import quality_scores
+from synthgen.evaluation import Gate, evaluate
+from synthgen.evaluation.gates import DEFAULT_GATES
+from synthgen.evaluation.fidelity import quality_scores
 from synthgen.io import TableWriter, read_table
 from synthgen.loading import load
 from synthgen.metadata import Metadata

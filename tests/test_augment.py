@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +14,14 @@ from click.testing import CliRunner
 from sklearn.pipeline import Pipeline
 
 from synthgen import TabularSynthesizer
-from synthgen.augment import (
+from synthgen.augmentation import (
     SYNTHETIC_FLAG, VERDICTS, augment, check_augmentation, compare_runs, fit_for_augmentation,
 )
 from synthgen.cli import main
 from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError
 
-# `synthgen.augment` the attribute is the function; the module is this one.
-augment_module = sys.modules["synthgen.augment"]
+# `synthgen.augmentation` the attribute is the function; the module is this one.
+import synthgen.augmentation as augment_module  # noqa: E402
 
 STEPS = 100
 
@@ -203,9 +202,9 @@ def test_rare_classes_stay_generable_with_a_warning(caplog) -> None:
     single.loc[3, "label"] = "alone"
     with pytest.raises(InvalidDataError, match="single row"):
         augment(single, "label", balance=True, steps=10, progress=False)
-    with caplog.at_level(logging.WARNING, logger="synthgen.augment"):
+    with caplog.at_level(logging.WARNING, logger="synthgen.augmentation"):
         result = augment(frame, "label", balance=True, seed=0, steps=50, progress=False)
-    ours = " ".join(r.getMessage() for r in caplog.records if r.name == "synthgen.augment")
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name == "synthgen.augmentation")
     assert "min_category_count is lowered to 3" in ours
     assert re.search(r"\brare\b", ours) is None  # counts only: the rare class is never named
     counts = result["label"].value_counts()

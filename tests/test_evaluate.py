@@ -1,4 +1,4 @@
-"""synthgen.evaluate end to end and `synthgen evaluate` on the command line."""
+"""synthgen.evaluation end to end and `synthgen evaluate` on the command line."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from synthgen import Metadata
 from synthgen.cli import GATE_FAILED_EXIT, main
 from synthgen.errors import InvalidArgumentError
-from synthgen.evaluate import evaluate
+from synthgen.evaluation import evaluate
 
 from conftest import make_patients
 
@@ -90,7 +90,7 @@ def test_a_perturbed_copy_sits_between_copy_and_independent(split) -> None:
 
 def test_unknown_user_gate_lists_the_available_metrics(split) -> None:
     train, holdout = split
-    from synthgen.evaluate import Gate
+    from synthgen.evaluation import Gate
 
     with pytest.raises(InvalidArgumentError, match="dcr_share"):
         evaluate(train, _independent(train, 300, 0), holdout=holdout, gates=[Gate.parse("dcr_shar<=0.5")], progress=False)
@@ -122,3 +122,11 @@ def test_cli_copy_of_training_data_exits_with_the_gate_code(tmp_path: Path) -> N
                                        "--synthetic", str(tmp_path / "train.csv"), "--quiet"])
     assert result.exit_code == GATE_FAILED_EXIT
     assert "FAIL" in result.output and "exact_copies" in result.output
+
+
+def test_evaluate_is_part_of_the_top_level_api(split) -> None:
+    import synthgen
+
+    train, holdout = split
+    report = synthgen.evaluate(train, _independent(train, 400, 2), holdout=holdout, progress=False)
+    assert "DCR share" in set(report.scores["metric"])

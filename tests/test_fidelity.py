@@ -9,8 +9,8 @@ import pytest
 
 from synthgen import Metadata
 from synthgen.errors import MetadataError
-from synthgen.evaluate.fidelity import fidelity_section, quality_scores
-from synthgen.evaluate.scores import SectionResult
+from synthgen.evaluation.fidelity import fidelity_section, quality_scores
+from synthgen.evaluation.scores import SectionResult
 
 N_TRAIN, N_HOLDOUT = 600, 600
 

@@ -10,8 +10,8 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from synthgen import Metadata
-from synthgen.evaluate.privacy import _embed, _encode, privacy_section
-from synthgen.evaluate.scores import SectionResult
+from synthgen.evaluation.privacy import _embed, _encode, privacy_section
+from synthgen.evaluation.scores import SectionResult
 
 N_REAL = 3_000
 HOLDOUT_METRICS = {

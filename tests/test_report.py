@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from synthgen.errors import InvalidArgumentError
-from synthgen.evaluate.gates import DEFAULT_GATES, Gate, metric_key
-from synthgen.evaluate.report import Report
-from synthgen.evaluate.scores import Score, SectionResult
+from synthgen.evaluation.gates import DEFAULT_GATES, Gate, metric_key
+from synthgen.evaluation.report import Report
+from synthgen.evaluation.scores import Score, SectionResult
 
 EVIL = "<script>alert(1)</script>"
 HEADLINE = ["Column Shapes", "Column Pair Trends", "Detection AUC", "DCR share", "MIA AUC (distance)", "Singling-out risk"]

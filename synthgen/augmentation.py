@@ -391,7 +391,7 @@ def _generate(
 
 def _exact_copy_mask(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> np.ndarray:
     """Synthetic rows equal to a real row in every non-id column: the privacy report's "Exact copies"."""
-    from synthgen.evaluate.privacy import _encode, _row_hashes  # the report's own definition, not a copy
+    from synthgen.evaluation.privacy import _encode, _row_hashes  # the report's own definition, not a copy
 
     (real_values, synthetic_values), _ = _encode([real, synthetic], metadata, n_real=1)
     return np.isin(_row_hashes(synthetic_values), _row_hashes(real_values))
@@ -416,7 +416,7 @@ def _assemble(real: pd.DataFrame, synthetic: pd.DataFrame, flag_column: str | No
 
 def _category_keys(column: pd.Series) -> pd.Series:
     """Labels as text, whole numbers without ".0" (the privacy report's keys), so 1 and 1.0 are one class."""
-    from synthgen.evaluate.privacy import _category_keys as keys
+    from synthgen.evaluation.privacy import _category_keys as keys
 
     return keys(column)
 

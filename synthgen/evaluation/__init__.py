@@ -12,10 +12,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from synthgen.errors import InvalidDataError
-from synthgen.evaluate.fidelity import fidelity_section
-from synthgen.evaluate.gates import DEFAULT_GATES, Gate
-from synthgen.evaluate.privacy import privacy_section
-from synthgen.evaluate.report import Report
+from synthgen.evaluation.fidelity import fidelity_section
+from synthgen.evaluation.gates import DEFAULT_GATES, Gate
+from synthgen.evaluation.privacy import privacy_section
+from synthgen.evaluation.report import Report
 from synthgen.metadata import Metadata
 
 __all__ = ["Gate", "Report", "evaluate"]

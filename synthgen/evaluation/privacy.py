@@ -28,7 +28,7 @@ from sklearn.neighbors import KernelDensity, NearestNeighbors
 
 from synthgen import __version__
 from synthgen.errors import InvalidArgumentError, InvalidDataError
-from synthgen.evaluate.scores import Score, SectionResult
+from synthgen.evaluation.scores import Score, SectionResult
 from synthgen.metadata import Metadata
 
 SECTION = "privacy"

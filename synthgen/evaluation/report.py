@@ -20,8 +20,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from synthgen.evaluate.gates import DEFAULT_GATES, Gate, GateResult, check_known, format_number, metric_key
-from synthgen.evaluate.scores import SectionResult
+from synthgen.evaluation.gates import DEFAULT_GATES, Gate, GateResult, check_known, format_number, metric_key
+from synthgen.evaluation.scores import SectionResult
 
 SCORE_COLUMNS = ["section", "metric", "key", "value", "low", "high", "reference", "ideal", "method", "note"]
 MAX_FIGURE_VALUES = 10_000

@@ -26,7 +26,7 @@ from sklearn.model_selection import PredefinedSplit, cross_val_score
 from threadpoolctl import threadpool_limits
 
 from synthgen.errors import InvalidDataError, MetadataError
-from synthgen.evaluate.scores import Score, SectionResult
+from synthgen.evaluation.scores import Score, SectionResult
 from synthgen.metadata import Metadata
 
 SECTION = "fidelity"
