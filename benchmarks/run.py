@@ -296,13 +296,13 @@ def _in_fresh_process(function, *args):
 
 # ---------------------------------------------------------------------------- scoring (parent)
 def _quality(train: pd.DataFrame, frame: pd.DataFrame, metadata) -> dict[str, float]:
-    from synthgen.evaluate.fidelity import quality_scores
+    from synthgen.evaluation.fidelity import quality_scores
 
     return quality_scores(train, frame, metadata)
 
 
 def _detection(train, synthetic, holdout, metadata) -> tuple[float, float | None]:
-    from synthgen.evaluate.fidelity import fidelity_section
+    from synthgen.evaluation.fidelity import fidelity_section
 
     section = fidelity_section(train, synthetic, holdout, metadata, rng=np.random.default_rng(0))
     score = next(s for s in section.scores if s.metric == "Detection ROC AUC")
@@ -310,7 +310,7 @@ def _detection(train, synthetic, holdout, metadata) -> tuple[float, float | None
 
 
 def _privacy(train, synthetic, holdout, metadata) -> dict[str, float]:
-    from synthgen.evaluate.privacy import privacy_section
+    from synthgen.evaluation.privacy import privacy_section
 
     section = privacy_section(train, synthetic, holdout, metadata, rng=np.random.default_rng(0), n_attacks=200)
     scores = {s.metric: s for s in section.scores}
@@ -320,7 +320,7 @@ def _privacy(train, synthetic, holdout, metadata) -> dict[str, float]:
 
 def _copies(train: pd.DataFrame, frames: list[pd.DataFrame], metadata) -> int:
     """Synthetic rows equal to a training row in every non-id column (missing equals missing)."""
-    from synthgen.evaluate.privacy import privacy_section
+    from synthgen.evaluation.privacy import privacy_section
 
     total = 0
     for frame in frames:
