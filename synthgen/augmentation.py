@@ -390,11 +390,10 @@ def _generate(
 
 
 def _exact_copy_mask(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> np.ndarray:
-    """Synthetic rows equal to a real row in every non-id column: the privacy report's "Exact copies"."""
-    from synthgen.evaluation.privacy import _encode, _row_hashes  # the report's own definition, not a copy
+    # Imported on use: the evaluation package pulls in sdmetrics and scipy, seconds at import time.
+    from synthgen.evaluation.privacy import exact_copy_mask
 
-    (real_values, synthetic_values), _ = _encode([real, synthetic], metadata, n_real=1)
-    return np.isin(_row_hashes(synthetic_values), _row_hashes(real_values))
+    return exact_copy_mask(real, synthetic, metadata)
 
 
 def _assemble(real: pd.DataFrame, synthetic: pd.DataFrame, flag_column: str | None) -> pd.DataFrame:

@@ -319,6 +319,12 @@ def _row_hashes(values: np.ndarray) -> np.ndarray:
     return pd.util.hash_pandas_object(pd.DataFrame(values), index=False).to_numpy()
 
 
+def exact_copy_mask(real: pd.DataFrame, synthetic: pd.DataFrame, metadata: Metadata) -> np.ndarray:
+    """Which synthetic rows equal a real row in every non-id column (the "Exact copies" definition)."""
+    (real_values, synthetic_values), _ = _encode([real, synthetic], metadata, n_real=1)
+    return np.isin(_row_hashes(synthetic_values), _row_hashes(real_values))
+
+
 def _exact_copies(real: np.ndarray, syn: np.ndarray, control: np.ndarray | None) -> Score:
     """Share of synthetic rows equal to a training row; the holdout's share is the reference."""
     seen = _row_hashes(real)
