@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -51,6 +52,58 @@ class TrainingSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    seconds: float
+    generator_loss: float
+    discriminator_loss: float
+
+
+def adversarial_loop(
+    steps: int,
+    discriminator_step: Callable[[], torch.Tensor],
+    generator_step: Callable[[], torch.Tensor],
+    schedulers: list[Any] = (),
+    *,
+    progress: bool = True,
+    stop: Callable[[int], bool] | None = None,
+    description: str = "training",
+) -> LoopResult:
+    """Alternate one discriminator and one generator step ``steps`` times; shared by every model kind.
+
+    Each step function returns its loss as a device tensor; losses are summed on the device and
+    read back every ``_REPORT_EVERY`` steps only. ``stop(step)`` is asked after each step (e.g. a
+    privacy budget that is spent); when it says yes, training ends there.
+    """
+    g_total = d_total = None
+    g_loss = d_loss = float("nan")
+    done = 0
+    reported = 0
+    started = time.perf_counter()
+    bar = tqdm(total=steps, desc=description, unit="step", disable=not progress, leave=False)
+    for step in range(1, steps + 1):
+        d_value = discriminator_step().detach()
+        g_value = generator_step().detach()
+        d_total = d_value if d_total is None else d_total + d_value
+        g_total = g_value if g_total is None else g_total + g_value
+        for scheduler in schedulers:
+            scheduler.step()
+        done = step
+        finished = step == steps or (stop is not None and stop(step))
+        if step % _REPORT_EVERY == 0 or finished:
+            window = step - reported
+            g_loss, d_loss = (g_total / window).item(), (d_total / window).item()
+            g_total = d_total = None
+            reported = step
+            bar.set_postfix(loss_g=f"{g_loss:.3f}", loss_d=f"{d_loss:.3f}", refresh=False)
+            bar.update(window)
+        if finished:
+            break
+    bar.close()
+    return LoopResult(done, time.perf_counter() - started, g_loss, d_loss)
 
 def _gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """WGAN-GP on pack-level interpolates (one mixing weight per pack, as PacGAN scores packs)."""
@@ -119,26 +172,14 @@ def train_gan(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     generator_net.train()
     critic.train()
-    g_total = torch.zeros((), device=device)
-    d_total = torch.zeros((), device=device)
-    g_loss = d_loss = float("nan")
-    started = time.perf_counter()
-    bar = tqdm(total=steps, desc="training", unit="step", disable=not progress, leave=False)
-    for step in range(1, steps + 1):
-        d_total += discriminator_step(generator_net, critic, layout, sampler, data, config, d_optimiser, rng, batch, autocast)
-        g_total += generator_step(generator_net, critic, layout, sampler, config, g_optimiser, rng, batch, device, autocast)
-        for scheduler in schedulers:
-            scheduler.step()
-        if step % _REPORT_EVERY == 0 or step == steps:
-            window = step % _REPORT_EVERY or _REPORT_EVERY
-            g_loss, d_loss = (g_total / window).item(), (d_total / window).item()
-            g_total.zero_()
-            d_total.zero_()
-            bar.set_postfix(loss_g=f"{g_loss:.3f}", loss_d=f"{d_loss:.3f}", refresh=False)
-            bar.update(window)
-    bar.close()
+    result = adversarial_loop(
+        steps,
+        lambda: discriminator_step(generator_net, critic, layout, sampler, data, config, d_optimiser, rng, batch, autocast),
+        lambda: generator_step(generator_net, critic, layout, sampler, config, g_optimiser, rng, batch, device, autocast),
+        schedulers,
+        progress=progress,
+    )
     generator_net.eval()
     critic.eval()
-    seconds = time.perf_counter() - started
-    logger.info("trained %d steps in %.1f s on %s", steps, seconds, device)
-    return sampler, TrainingSummary(steps, batch, round(seconds, 3), str(device), g_loss, d_loss)
+    logger.info("trained %d steps in %.1f s on %s", result.steps, result.seconds, device)
+    return sampler, TrainingSummary(result.steps, batch, round(result.seconds, 3), str(device), result.generator_loss, result.discriminator_loss)
