@@ -83,9 +83,9 @@ class MissingIndicator(ColumnTransformer):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MissingIndicator:
-        from synthgen.registry import transformers  # the registry imports the transformer modules
+        from synthgen.registry import column_transformers  # the registry imports the transformer modules
 
-        available = transformers()
+        available = column_transformers()
         if state["inner"] not in available:
             raise PluginError(f"this model needs the transformer {state['inner']!r}, which is not installed")
         transformer = cls(available[state["inner"]].from_state(state["inner_state"]))
