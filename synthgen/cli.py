@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from synthgen import __version__
 from synthgen.errors import InvalidArgumentError, SynthgenError
 from synthgen.datasets import EXAMPLES, load_example
+from synthgen.dp.accounting import DPSettings, statement as dp_statement
 from synthgen.augmentation import (
     CLASSIFIERS, SYNTHETIC_FLAG, augment, check_augmentation, check_request, fit_for_augmentation,
 )
@@ -82,20 +83,41 @@ def main(verbose: bool) -> None:
     help="Share of rows kept out of training and recorded in the model, for `synthgen evaluate`.",
 )
 @click.option("--device", help="cuda, cuda:1, mps or cpu. [default: best available]")
+@click.option("--dp-epsilon", type=float,
+              help="Train with differential privacy at this total epsilon (covers the column statistics and training).")
+@click.option("--dp-delta", type=float, help="DP delta. [default: min(1e-5, 1/(10 n))]")
+@click.option("--dp-clip", type=float, default=1.0, show_default=True, help="DP per-row gradient clipping norm.")
+@click.option("--dp-noise", type=float,
+              help="Fix the DP noise multiplier instead of deriving it; training then stops when epsilon is spent.")
+@click.option("--dp-statistics-share", type=float, default=0.2, show_default=True,
+              help="Share of epsilon for the column statistics (ranges, histograms, category names).")
+@click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
+@click.option("--dp-secure", is_flag=True, help="Draw DP noise from fresh OS entropy (for releases; not reproducible).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
-        batch_size: int | None, min_category_count: int, holdout: float, device: str | None, quiet: bool) -> None:
+        batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
+        dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
+        dp_statistics_share: float, dp_unit_column: str | None, dp_secure: bool, quiet: bool) -> None:
     """Train a synthesizer on DATA (a CSV, TSV or Parquet file) and save it to OUTPUT.
 
     Column kinds are detected unless --metadata is given; run `synthgen metadata` to get an
-    editable file.
+    editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private;
+    declare public ranges/categories in the metadata ("public_bounds", "public_values") to spend
+    nothing on them.
     """
+    dp_given = dp_delta is not None or dp_noise is not None or dp_unit_column or dp_secure
+    if dp_epsilon is None and dp_given:
+        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-unit-column and --dp-secure need --dp-epsilon")
+    dp = None
+    if dp_epsilon is not None:
+        dp = DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise,
+                        preprocessing_share=dp_statistics_share, unit_column=dp_unit_column, secure=dp_secure)
     table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
     synthesizer = TabularSynthesizer(
         metadata, seed=seed, steps=steps, batch_size=batch_size,
-        min_category_count=min_category_count, device=device, progress=not quiet,
+        min_category_count=min_category_count, device=device, progress=not quiet, dp=dp,
     ).fit(table, holdout=holdout)
     synthesizer.save(output)
     summary = synthesizer.training_
@@ -104,6 +126,9 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         f"({len(synthesizer.holdout_rows_)} held out): {summary['steps']} steps in "
         f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
     )
+    if synthesizer.privacy_ is not None:
+        statement = dp_statement(synthesizer.privacy_)
+        click.echo(statement[0].upper() + statement[1:])
 
 
 @main.command()
@@ -149,6 +174,10 @@ def info(model: Path, as_json: bool) -> None:
                f"(torch {details['torch_version']}) on {details['created']}")
     click.echo(f"trained on {training['rows']} rows, {training['steps']} steps of {training['batch_size']} rows, "
                f"{training['seconds']:.1f} s on {training['device']}, seed {details['seed']}")
+    if training.get("privacy"):
+        click.echo(dp_statement(training["privacy"]))
+    else:
+        click.echo("no differential privacy (trained without --dp-epsilon)")
     click.echo(f"conditional columns: {', '.join(details['conditional_columns']) or 'none'}")
     click.echo("columns:")
     for name, spec in details["metadata"]["columns"].items():
@@ -194,6 +223,10 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
         if holdout is None:
             real, holdout = synthesizer.split(real)
         context["generator"] = {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}
+        privacy = details["training"].get("privacy")
+        if privacy:
+            context["dp statement"] = dp_statement(privacy)
+            context["privacy unit"] = privacy["privacy_unit"]
     user_gates = [Gate.parse(rule) for rule in gate_rules]
     replaced = {gate.metric for gate in user_gates}
     gates = [gate for gate in DEFAULT_GATES if gate.metric not in replaced] + user_gates

@@ -6,6 +6,7 @@ sample: noise + condition vectors → generator → span activations → TableTr
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -22,7 +23,9 @@ from synthgen.data.table import TableTransformer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import ConditionSampler, Discriminator, GANConfig, Generator, SpanLayout, init_weights
-from synthgen.train import select_device, train_gan
+from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record
+from synthgen.dp.release import release_rounds, release_statistics
+from synthgen.train import default_steps, effective_batch_size, select_device, train_gan, train_gan_private
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class TabularSynthesizer:
         device: str | None = None,
         config: GANConfig | None = None,
         progress: bool = True,
+        dp: DPSettings | None = None,
     ) -> None:
         self.metadata = metadata
         self.seed = seed
@@ -68,6 +72,7 @@ class TabularSynthesizer:
         self.device = device
         self.config = config
         self.progress = progress
+        self.dp = dp
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: pd.DataFrame, *, holdout: float = 0.0) -> "TabularSynthesizer":
@@ -92,6 +97,8 @@ class TabularSynthesizer:
         table_rows = len(data)
         if len(holdout_rows):
             data = data.drop(index=data.index[holdout_rows])
+        if self.dp is not None:
+            return self._fit_private(data, metadata, config, seed, rng, holdout_rows, table_rows)
         table = TableTransformer(metadata, {"min_category_count": self.min_category_count}).fit(data, rng)
         if table.width_ == 0:
             raise InvalidDataError("every column is an identifier: there is nothing to learn")
@@ -112,6 +119,62 @@ class TabularSynthesizer:
         training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
+
+    def _fit_private(self, data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed: int,
+                     rng: np.random.Generator, holdout_rows: np.ndarray, table_rows: int) -> "TabularSynthesizer":
+        """Fit under (ε, δ)-DP: transformers from released statistics, then DP-SGD on the critic."""
+        settings = self.dp
+        unit = "one row = one patient (assumed; declare a patient column if a patient can have several rows)"
+        if settings.unit_column is not None:
+            if settings.unit_column not in data.columns:
+                raise InvalidArgumentError(f"the DP unit column {settings.unit_column!r} is not in the table")
+            # Contribution bounding: one random row per patient, so one row is one patient.
+            shuffled = data.iloc[rng.permutation(len(data))]
+            kept = shuffled[~shuffled[settings.unit_column].duplicated()].sort_index()
+            unit = (f"one patient = one value of {settings.unit_column!r}; one row per patient kept "
+                    f"({len(kept)} of {len(data)} rows)")
+            data = kept
+        config = replace(config, pac=1)
+        batch = effective_batch_size(config, len(data))
+        steps = config.steps or default_steps(len(data), batch)
+        plan = plan_privacy(settings, len(data), batch, steps, release_rounds(metadata))
+        # --dp-secure: the release noise is drawn from fresh OS entropy rather than the run's seed.
+        noise_rng = np.random.default_rng(secrets.randbits(128)) if settings.secure else rng
+        release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta, noise_rng)
+        table = TableTransformer.from_fitted(metadata, {"min_category_count": 1}, release.transformers)
+        data = release.fill_unreleased_gaps(data, rng)
+        if table.width_ == 0:
+            raise InvalidDataError("every column is an identifier: there is nothing to learn")
+        encoded = table.transform(data, rng)
+        device = select_device(self.device)
+        layout, generator_net = _networks(table, config)
+        critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, 1, config.dropout)
+        init_rng = torch.Generator().manual_seed(seed)
+        init_weights(generator_net, init_rng)
+        init_weights(critic, init_rng)
+        counts = [torch.as_tensor(release.category_counts[c.name], dtype=torch.float32) for c in table.conditional_columns_]
+        sampler = ConditionSampler(layout, torch.cat(counts) if counts else torch.zeros(0))
+        layout, generator_net, critic, sampler = layout.to(device), generator_net.to(device), critic.to(device), sampler.to(device)
+        if settings.secure:
+            train_rng = torch.Generator(device).manual_seed(secrets.randbits(63))
+        else:
+            train_rng = torch.Generator(device).manual_seed(seed)
+        summary, steps_taken = train_gan_private(
+            generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
+            secure=settings.secure, progress=self.progress,
+        )
+        privacy = privacy_record(plan, steps_taken, settings, release.record, unit)
+        logger.info("trained with (%.3g, %.2g)-DP (%s accountant)", privacy["epsilon"], privacy["delta"], privacy["accountant"])
+        training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
+                    "privacy": privacy}
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
+
+    @property
+    def privacy_(self) -> dict[str, Any] | None:
+        """The differential-privacy record of the fit (ε spent, δ, noise, ...), or None without DP."""
+        self._check_fitted()
+        return self.training_.get("privacy")
 
     def _set_fitted(self, metadata: Metadata, config: GANConfig, seed: int, table: TableTransformer, layout: SpanLayout,
                     generator_net: Generator, sampler: ConditionSampler, training: dict[str, Any],
@@ -136,8 +199,11 @@ class TabularSynthesizer:
                 raise InvalidArgumentError(f"steps must be >= 1, got {self.steps}")
             config = replace(config, steps=self.steps)
         if self.batch_size is not None:
-            if self.batch_size < config.pac:
-                raise InvalidArgumentError(f"batch_size must be >= pac ({config.pac}), got {self.batch_size}")
+            if self.batch_size < max(2, config.pac):
+                raise InvalidArgumentError(
+                    f"batch_size must be >= {max(2, config.pac)} (the generator normalises over the batch; "
+                    f"pac is {config.pac}), got {self.batch_size}"
+                )
             config = replace(config, batch_size=self.batch_size)
         return config
 

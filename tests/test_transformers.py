@@ -1,6 +1,6 @@
 """Column transformers: a contract every registered transformer must meet, then behaviour tests.
 
-The contract runs over whatever ``synthgen.registry.transformers()`` discovers, in the style of
+The contract runs over whatever ``synthgen.registry.column_transformers()`` discovers, in the style of
 scikit-learn's ``parametrize_with_checks``: one test per (transformer, check). A plugin author adds
 an example column for their transformer to ``SAMPLE_COLUMNS`` to have it checked too.
 """
@@ -23,7 +23,7 @@ from synthgen.data.datetime import DatetimeTransformer
 from synthgen.data.identifier import IdentifierTransformer
 from synthgen.data.missing import MissingIndicator
 from synthgen.errors import InvalidDataError, NotFittedError, UnknownCategoryError
-from synthgen.registry import transformers
+from synthgen.registry import column_transformers, transformers
 
 #: Small mixtures keep the Gaussian-mixture fits fast.
 OPTIONS = {"max_modes": 5, "gmm_max_rows": 500, "min_category_count": 5, "rare_label": "Other"}
@@ -89,6 +89,11 @@ def _log_numerical(rng: np.random.Generator) -> Sample:
     return Sample(pd.Series(rng.lognormal(0.5, 0.8, 300)), spec, "close")
 
 
+def _quantile(rng: np.random.Generator) -> Sample:
+    spec = {"sdtype": "numerical", "computer_representation": "Float", "transformer": "quantile"}
+    return Sample(pd.Series(rng.gamma(2.0, 3.0, 400)), spec, "close")
+
+
 #: Example columns by transformer name; "missing[x]" is x wrapped in a MissingIndicator.
 SAMPLE_COLUMNS: dict[str, Callable[[np.random.Generator], Sample]] = {
     "numerical": _numerical,
@@ -99,6 +104,7 @@ SAMPLE_COLUMNS: dict[str, Callable[[np.random.Generator], Sample]] = {
     "missing[numerical]": _missing_numerical,
     "missing[datetime]": _missing_datetime,
     "log_numerical": _log_numerical,
+    "quantile": _quantile,
 }
 
 
@@ -113,8 +119,8 @@ def build(name: str, spec: dict[str, Any]) -> ColumnTransformer:
     """An unfitted transformer as the table would build it (wrapped for ``missing[...]``)."""
     wrapped = re.fullmatch(r"missing\[(\w+)\]", name)
     if wrapped:
-        return MissingIndicator(transformers()[wrapped.group(1)].from_metadata(spec, OPTIONS))
-    return transformers()[name].from_metadata(spec, OPTIONS)
+        return MissingIndicator(column_transformers()[wrapped.group(1)].from_metadata(spec, OPTIONS))
+    return column_transformers()[name].from_metadata(spec, OPTIONS)
 
 
 def fitted(name: str, seed: int = 0) -> tuple[ColumnTransformer, Sample]:
@@ -217,7 +223,7 @@ CHECKS = [
     check_not_fitted,
     check_conditional_spans,
 ]
-CASES = [*sorted(transformers()), "missing[numerical]", "missing[datetime]"]
+CASES = [*sorted(column_transformers()), "missing[numerical]", "missing[datetime]"]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)

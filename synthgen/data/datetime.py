@@ -13,6 +13,7 @@ import pandas as pd
 
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.continuous import ContinuousTransformer, int_option
+from synthgen.data.quantile import QuantileTransformer
 from synthgen.errors import InvalidDataError
 
 NS_PER_SECOND = 10**9
@@ -121,13 +122,40 @@ class DatetimeTransformer(ColumnTransformer):
             "kind": self.kind_,
             "dtype": self.dtype_,
             "unit": self.unit_,
+            "inner_transformer": self.inner_.name,
             "inner": self.inner_.get_state(),
         }
 
     @classmethod
+    def from_seconds_transformer(cls, column: pd.Series, datetime_format: str | None,
+                                 inner: ColumnTransformer) -> DatetimeTransformer:
+        """A fitted transformer over an already fitted ``inner`` on epoch seconds (used by DP training).
+
+        Only the schema is read from ``column`` (its dtype); the resolution follows the declared
+        format: whole days when it has no time fields, else seconds.
+        """
+        transformer = cls(datetime_format)
+        transformer.kind_ = _representation(column.dtype)
+        if transformer.kind_ != "datetime" and datetime_format is None:
+            raise InvalidDataError("a text or integer datetime column needs a datetime_format in its metadata under DP")
+        dated_only = datetime_format is not None and not any(f in datetime_format for f in ("%H", "%I", "%M", "%S", "%f"))
+        transformer.unit_ = "D" if dated_only else "s"
+        transformer.dtype_ = str(column.dtype) if transformer.kind_ == "datetime" else "datetime64[ns]"
+        transformer.inner_ = inner
+        return transformer
+
+    def seconds(self, column: pd.Series) -> np.ndarray:
+        """Epoch seconds of the present values of ``column``."""
+        return _seconds(self._parse(column.dropna()))
+
+    @classmethod
     def from_state(cls, state: dict[str, Any]) -> DatetimeTransformer:
-        inner = ContinuousTransformer.from_state(state["inner"])
-        transformer = cls(state["datetime_format"], max_modes=inner.max_modes, gmm_max_rows=inner.gmm_max_rows)
+        if state.get("inner_transformer", "numerical") == "quantile":
+            inner: ColumnTransformer = QuantileTransformer.from_state(state["inner"])
+            transformer = cls(state["datetime_format"])
+        else:
+            inner = ContinuousTransformer.from_state(state["inner"])
+            transformer = cls(state["datetime_format"], max_modes=inner.max_modes, gmm_max_rows=inner.gmm_max_rows)
         transformer.kind_ = state["kind"]
         transformer.dtype_ = state["dtype"]
         transformer.unit_ = state["unit"]

@@ -13,7 +13,7 @@ from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.missing import MissingIndicator
 from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
 from synthgen.metadata import Metadata
-from synthgen.registry import transformer_for, transformers
+from synthgen.registry import column_transformers, transformer_for
 
 
 @contextmanager
@@ -56,6 +56,13 @@ class TableTransformer:
                 fitted[name] = transformer.fit(data[name], rng)
         self._set_columns(fitted)
         return self
+
+    @classmethod
+    def from_fitted(cls, metadata: Metadata, options: dict[str, Any], fitted: dict[str, ColumnTransformer]) -> "TableTransformer":
+        """A table of transformers fitted elsewhere (e.g. from DP-released statistics), in metadata order."""
+        table = cls(metadata, options)
+        table._set_columns({name: fitted[name] for name in metadata.columns})
+        return table
 
     def _set_columns(self, fitted: dict[str, ColumnTransformer]) -> None:
         self.column_transformers_ = fitted
@@ -116,7 +123,7 @@ class TableTransformer:
     @classmethod
     def from_state(cls, metadata: Metadata, state: dict[str, Any]) -> "TableTransformer":
         table = cls(metadata, state["options"])
-        installed = transformers()
+        installed = column_transformers()
         fitted: dict[str, ColumnTransformer] = {}
         for column in state["columns"]:
             name = column["transformer"]

@@ -245,11 +245,30 @@ class ConditionSampler(nn.Module):
 
     def for_sampling(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         """Condition vectors at the true category frequencies, as seen in training."""
+        return self.at_true_frequencies(batch, generator)[0]
+
+    def at_true_frequencies(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(condition vectors, column, category) drawn at the true category frequencies."""
         device = self.counts.device
         if not self.n_columns:
-            return torch.zeros(batch, 0, device=device)
+            return torch.zeros(batch, 0, device=device), None, None
         column = torch.randint(self.n_columns, (batch,), generator=generator, device=device)
         category = torch.multinomial(self.true_probs[column], 1, generator=generator).squeeze(1)
+        return self._one_hot(column, category), column, category
+
+    def of_rows(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Each encoded row's own condition vector in a uniformly chosen conditional column.
+
+        Used under DP, where real rows come from Poisson sampling rather than by category: the
+        vector is a function of the row alone, so per-sample clipping bounds its influence. Over a
+        Poisson batch it follows the true frequencies, like :meth:`at_true_frequencies` for fakes.
+        """
+        device = rows.device
+        if not self.n_columns:
+            return torch.zeros(rows.shape[0], 0, device=device)
+        logits = rows[:, self.layout.cond_data_index].masked_fill(~self.layout.cond_mask, float("-inf"))
+        column = torch.randint(self.n_columns, (rows.shape[0],), generator=generator, device=device)
+        category = logits.argmax(-1).gather(1, column[:, None]).squeeze(1)
         return self._one_hot(column, category)
 
     def fixed(self, batch: int, slots: list[int]) -> torch.Tensor:

@@ -1,0 +1,271 @@
+"""The privacy budget: noise from a target (ε, δ), the ε actually spent, and the record of both.
+
+Everything that reads real rows is one Gaussian mechanism in Opacus' accountant history, so the
+composition is exact rather than a sum of separate ε's:
+
+- the release of the transformers' statistics (``synthgen.dp.release``): ``rounds`` Gaussian
+  histograms, each an entry ``(release_noise, sample_rate=1, 1 step)``;
+- DP-SGD on the discriminator: ``(noise_multiplier, batch/n, steps)``.
+
+Noise is planned with the RDP accountant (fast, slightly conservative); the ε spent is then
+computed with the PRV accountant (tighter), falling back to RDP where PRV fails.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from typing import Any
+
+from synthgen.errors import InvalidArgumentError
+
+logger = logging.getLogger(__name__)
+
+#: Share of δ reserved for releasing category names (a key seen in one row must stay hidden).
+THRESHOLD_DELTA_SHARE = 0.1
+#: Above this, a noise multiplier buys nothing useful: the budget is too small for the plan.
+MAX_NOISE = 1_000.0
+#: PRV's discretisation grows with ε; beyond this the RDP figure is reported instead.
+_PRV_MAX_EPSILON = 100.0
+#: Opacus' default RDP orders stop at 63, which cannot certify an ε below about 0.2 at δ = 1e-5
+#: however large the noise; higher orders make small budgets (and heavy noise) expressible.
+_RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [2**k for k in range(6, 14)]
+
+
+@dataclass(frozen=True)
+class DPSettings:
+    """What the user asks for.
+
+    ``delta`` defaults to ``min(1e-5, 1 / (10 n))``. ``preprocessing_share`` of ε (alone) goes to the
+    released statistics of the columns. ``noise_multiplier`` set by hand instead of derived: training
+    then stops when the budget is spent. ``unit_column``: rows sharing its value belong to one
+    patient; one row per patient is kept so that one row is one patient.
+    """
+
+    epsilon: float
+    delta: float | None = None
+    max_grad_norm: float = 1.0
+    preprocessing_share: float = 0.2
+    noise_multiplier: float | None = None
+    secure: bool = False
+    unit_column: str | None = None
+
+    def resolved_delta(self, n_rows: int) -> float:
+        if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0):
+            raise InvalidArgumentError(f"the DP epsilon must be a positive number, got {self.epsilon!r}")
+        if not 0.0 < self.preprocessing_share < 1.0:
+            raise InvalidArgumentError(f"the DP preprocessing share must be between 0 and 1, got {self.preprocessing_share}")
+        if self.max_grad_norm <= 0:
+            raise InvalidArgumentError(f"the DP clipping norm must be positive, got {self.max_grad_norm}")
+        if self.noise_multiplier is not None and self.noise_multiplier <= 0:
+            raise InvalidArgumentError(f"the DP noise multiplier must be positive, got {self.noise_multiplier}")
+        delta = self.delta if self.delta is not None else min(1e-5, 1.0 / (10 * n_rows))
+        if not 0.0 < delta < 1.0 / n_rows:
+            raise InvalidArgumentError(
+                f"the DP delta must be above 0 and below 1/n = {1.0 / n_rows:.3g} for {n_rows} rows "
+                f"(a delta of 1/n lets a mechanism publish one whole row); got {delta!r}. "
+                f"A usual choice is {min(1e-5, 1.0 / (10 * n_rows)):.2g}"
+            )
+        return float(delta)
+
+
+@dataclass(frozen=True)
+class PrivacyPlan:
+    """The noise and schedule that keep the whole fit within (ε, δ)."""
+
+    epsilon: float
+    delta: float
+    threshold_delta: float
+    release_noise: float
+    release_rounds: int
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    expected_batch_size: int
+    max_grad_norm: float
+    #: Steps asked for; more than ``steps`` when a fixed noise multiplier runs out of budget first.
+    steps_requested: int
+
+    @property
+    def accountant_delta(self) -> float:
+        return self.delta - self.threshold_delta
+
+    def history(self, steps: int | None = None) -> list[tuple[float, float, int]]:
+        entries = [(self.release_noise, 1.0, self.release_rounds)] if self.release_rounds else []
+        taken = self.steps if steps is None else steps
+        return entries + ([(self.noise_multiplier, self.sample_rate, taken)] if taken else [])
+
+
+def _rdp_epsilon(history: list[tuple[float, float, int]], delta: float) -> float:
+    from opacus.accountants import RDPAccountant
+
+    if not history:
+        return 0.0
+    accountant = RDPAccountant()
+    accountant.history = list(history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "optimal order is the smallest alpha": only a looser bound
+        return float(accountant.get_epsilon(delta=delta, alphas=_RDP_ORDERS))
+
+
+def spent_epsilon(history: list[tuple[float, float, int]], delta: float) -> tuple[float, str]:
+    """ε of ``history`` at ``delta``: PRV where it works, else RDP; with the accountant's name."""
+    from opacus.accountants import PRVAccountant
+
+    rdp = _rdp_epsilon(history, delta)
+    if not history or rdp > _PRV_MAX_EPSILON:
+        return rdp, "RDP"
+    accountant = PRVAccountant()
+    accountant.history = list(history)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prv = float(accountant.get_epsilon(delta=delta))
+    except Exception as exc:  # PRV's numerical domain fails for some extreme settings
+        logger.info("PRV accountant failed (%s); reporting RDP", exc)
+        return rdp, "RDP"
+    if not math.isfinite(prv) or prv > rdp:
+        return rdp, "RDP"
+    return prv, "PRV"
+
+
+def _smallest_noise(target: float, prefix: list[tuple[float, float, int]], sample_rate: float, steps: int,
+                    delta: float) -> float | None:
+    """Smallest noise multiplier (to 1%) whose entry after ``prefix`` stays within ``target``."""
+    def fits(noise: float) -> bool:
+        return _rdp_epsilon(prefix + ([(noise, sample_rate, steps)] if steps else []), delta) <= target
+
+    high = 1.0
+    while not fits(high):
+        high *= 2
+        if high > MAX_NOISE:
+            return None
+    low = 0.0
+    while high - low > 0.01 * high:
+        middle = (low + high) / 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
+
+
+def plan_privacy(settings: DPSettings, n_rows: int, batch_size: int, steps: int, release_rounds: int) -> PrivacyPlan:
+    """Noise for the release and for DP-SGD so that the composed ε is at most ``settings.epsilon``."""
+    delta = settings.resolved_delta(n_rows)
+    threshold_delta = delta * THRESHOLD_DELTA_SHARE
+    accountant_delta = delta - threshold_delta
+    sample_rate = min(1.0, batch_size / n_rows)
+    release_noise = 0.0
+    prefix: list[tuple[float, float, int]] = []
+    if release_rounds:
+        found = _smallest_noise(settings.epsilon * settings.preprocessing_share, [], 1.0, release_rounds, accountant_delta)
+        if found is None:
+            enough = spent_epsilon([(MAX_NOISE, 1.0, release_rounds)], accountant_delta)[0] / settings.preprocessing_share
+            raise InvalidArgumentError(
+                f"epsilon {settings.epsilon} is too small to release even the column statistics "
+                f"(its {settings.preprocessing_share:g} share would need noise above {MAX_NOISE:g}); "
+                f"use --dp-epsilon {enough:.2g} or more, or declare public_bounds/public_values in the metadata"
+            )
+        release_noise = found
+        prefix = [(release_noise, 1.0, release_rounds)]
+    requested = steps
+    if settings.noise_multiplier is None:
+        noise = _smallest_noise(settings.epsilon, prefix, sample_rate, steps, accountant_delta)
+        if noise is None:
+            raise InvalidArgumentError(_too_small(settings, n_rows, batch_size, steps, prefix, accountant_delta))
+    else:
+        noise = settings.noise_multiplier
+        planned = steps
+        steps = _affordable_steps(settings.epsilon, prefix, noise, sample_rate, steps, accountant_delta)
+        if steps < 1:
+            needed = _smallest_noise(settings.epsilon, prefix, sample_rate, planned, accountant_delta)
+            hint = f"--dp-noise {needed:.3g} pays for all {planned} steps" if needed else "raise epsilon"
+            raise InvalidArgumentError(
+                f"epsilon {settings.epsilon} cannot pay for even one DP-SGD step with noise multiplier {noise:g} "
+                f"and batches of {batch_size} of {n_rows} rows; {hint}"
+            )
+    return PrivacyPlan(settings.epsilon, delta, threshold_delta, release_noise, release_rounds, noise,
+                       sample_rate, steps, max(1, round(sample_rate * n_rows)), settings.max_grad_norm, requested)
+
+
+def _affordable_steps(target: float, prefix: list, noise: float, sample_rate: float, planned: int, delta: float) -> int:
+    """The most steps (≤ ``planned``) that a fixed noise multiplier can take within ``target``."""
+    if _rdp_epsilon(prefix + [(noise, sample_rate, planned)], delta) <= target:
+        return planned
+    low, high = 0, planned  # fits(low) holds, fits(high) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _rdp_epsilon(prefix + [(noise, sample_rate, middle)], delta) <= target:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _too_small(settings: DPSettings, n_rows: int, batch_size: int, steps: int, prefix: list, delta: float) -> str:
+    """The error for a budget that cannot pay for the plan, with settings that would work."""
+    advice = []
+    for fewer in (steps // 10, steps // 100, 1):
+        if fewer >= 1 and _smallest_noise(settings.epsilon, prefix, min(1.0, batch_size / n_rows), fewer, delta):
+            advice.append(f"--steps {fewer}")
+            break
+    smaller = max(1, batch_size // 10)
+    if _smallest_noise(settings.epsilon, prefix, min(1.0, smaller / n_rows), steps, delta):
+        advice.append(f"--batch-size {smaller}")
+    hint = f"; what would work: {' or '.join(advice)}" if advice else "; raise epsilon"
+    return (f"epsilon {settings.epsilon} cannot pay for {steps} DP-SGD steps with batches of {batch_size} "
+            f"of {n_rows} rows (noise multiplier would exceed {MAX_NOISE:g}){hint}")
+
+
+def privacy_record(plan: PrivacyPlan, steps_taken: int, settings: DPSettings, release: dict[str, Any],
+                   unit: str) -> dict[str, Any]:
+    """What the model file stores and ``info``/the report show: the guarantee and how it was spent."""
+    epsilon, accountant = spent_epsilon(plan.history(steps_taken), plan.accountant_delta)
+    release_alone, _ = spent_epsilon(plan.history(0), plan.accountant_delta)
+    sgd_alone, _ = spent_epsilon([(plan.noise_multiplier, plan.sample_rate, steps_taken)] if steps_taken else [],
+                                 plan.accountant_delta)
+    return {
+        "epsilon": round(epsilon, 4),
+        "epsilon_target": plan.epsilon,
+        "delta": plan.delta,
+        "accountant": accountant,
+        "opacus_version": version("opacus"),
+        "noise_multiplier": round(plan.noise_multiplier, 4),
+        "sample_rate": plan.sample_rate,
+        "expected_batch_size": plan.expected_batch_size,
+        "steps": steps_taken,
+        "steps_planned": plan.steps,
+        "steps_requested": plan.steps_requested,
+        "max_grad_norm": plan.max_grad_norm,
+        "secure_rng": settings.secure,
+        "privacy_unit": unit,
+        "spent_by": {
+            "column statistics (Gaussian histograms)": round(release_alone, 4),
+            "discriminator DP-SGD": round(sgd_alone, 4),
+            "category names (thresholding delta)": plan.threshold_delta,
+        },
+        "release": release,
+        "plan": asdict(plan),
+    }
+
+
+def statement(record: dict[str, Any]) -> str:
+    """One paragraph stating the guarantee, for ``synthgen info`` and the evaluation report."""
+    spent = record["spent_by"]
+    return (
+        f"trained with (ε={record['epsilon']:.3g}, δ={record['delta']:.2g})-DP (target ε={record['epsilon_target']:g}), "
+        f"accountant: {record['accountant']} (Opacus {record['opacus_version']}); "
+        f"spent by: column statistics ε={spent['column statistics (Gaussian histograms)']:.3g} alone, "
+        f"discriminator DP-SGD ε={spent['discriminator DP-SGD']:.3g} alone (composed, not added), "
+        f"category names released above a noisy threshold (δ share {spent['category names (thresholding delta)']:.2g}); "
+        f"noise multiplier {record['noise_multiplier']:.3g}, sample rate {record['sample_rate']:.3g}, "
+        f"{record['steps']} steps{_stopped(record)}, expected batch {record['expected_batch_size']}, "
+        f"clipping norm {record['max_grad_norm']:g}, secure RNG: {'yes' if record['secure_rng'] else 'no'}. "
+        f"Privacy unit: {record['privacy_unit']}. The generator only sees the discriminator's scores "
+        "(post-processing), so the guarantee covers the model file and every sample drawn from it."
+    )
+
+
+def _stopped(record: dict[str, Any]) -> str:
+    requested = record.get("steps_requested", record["steps"])
+    return f" (of {requested} requested: stopped when the budget was spent)" if requested > record["steps"] else ""

@@ -1,0 +1,293 @@
+"""Differentially private column statistics: the transformers' fitted state, paid for from ε.
+
+Without DP, the transformers read raw columns (mixture modes, exact ranges, category lists). Under
+DP they are built only from what this module releases, with Gaussian noise:
+
+- round 1 (numeric columns without public bounds): counts over fixed power-of-two bins
+  (±2⁻¹⁰ … ±2⁴⁰); the outermost bins whose noisy count clears 4σ give the bounds.
+- round 2: a histogram of each numeric column inside its bounds (plus a missing-value bin), and
+  counts of each categorical column's values (plus missing). Category *names* come from the data,
+  so a name is released only when its noisy count clears a threshold set so that a name held by one
+  row leaks with probability below ``threshold_delta`` (stability-based histogram); unreleased names
+  are pooled into the rare label.
+
+Each row adds one to one bin of every histogram of a round, so a round is one Gaussian mechanism
+with L2 sensitivity √(histograms); ``synthgen.dp.accounting`` composes it with DP-SGD. Values the
+metadata declares public (``"public_bounds": [low, high]`` on a numerical column,
+``"public_values": [...]`` on a categorical one) skip round 1 or the threshold. The schema (column
+names, kinds, dtypes) and the row count are treated as public, as in every DP-SGD tool.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+from synthgen.data.base import ColumnTransformer
+from synthgen.data.categorical import BooleanTransformer, CategoricalTransformer, _dtype_kind, _native
+from synthgen.data.continuous import _as_float, is_integer_representation
+from synthgen.data.datetime import DatetimeTransformer
+from synthgen.data.identifier import IdentifierTransformer
+from synthgen.data.missing import MissingIndicator
+from synthgen.data.quantile import QuantileTransformer
+from synthgen.errors import InvalidDataError, MetadataError
+from synthgen.metadata import Metadata
+
+_COARSE_EXPONENTS = np.arange(-10, 41)
+#: Noisy counts must clear this many noise standard deviations to count as occupied bins.
+_OCCUPIED_SIGMAS = 4.0
+_MAX_FINE_BINS = 50
+_MIN_FINE_BINS = 5
+
+#: Released as a histogram over numbers (datetimes as epoch seconds).
+_NUMERIC = ("numerical", "datetime")
+_CATEGORICAL = ("categorical", "boolean")
+
+
+def _coarse_edges() -> np.ndarray:
+    positive = 2.0 ** _COARSE_EXPONENTS
+    return np.concatenate([-positive[::-1], positive])  # the bin between ±2⁻¹⁰ holds zero
+
+
+def release_rounds(metadata: Metadata) -> int:
+    """How many Gaussian rounds the release of this table's statistics takes (0, 1 or 2)."""
+    kinds = [spec.get("sdtype") for spec in metadata.columns.values()]
+    if any(kind in _NUMERIC and "public_bounds" not in spec for kind, spec in zip(kinds, metadata.columns.values())):
+        return 2
+    return 1 if any(kind in _NUMERIC or kind in _CATEGORICAL for kind in kinds) else 0
+
+
+@dataclass
+class Release:
+    """Fitted transformers built from noisy statistics, plus what was released, for the record."""
+
+    transformers: dict[str, ColumnTransformer]
+    #: Noisy frequencies of every conditional column's categories, in ``categories`` order.
+    category_counts: dict[str, np.ndarray]
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def fill_unreleased_gaps(self, data: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """Fill missing values in columns whose released statistics showed no gaps.
+
+        Whether a column has gaps is itself decided from a noisy count; where the answer is "no",
+        the few real gaps are filled with draws from the released distribution (decoding a random
+        encoding), so the encoding needs no missing level and learns nothing from the rows beyond DP.
+        """
+        filled = data.copy()
+        for name, transformer in self.transformers.items():
+            gaps = filled[name].isna().to_numpy()
+            if not gaps.any() or transformer.handles_missing and _encodes_gaps(transformer):
+                continue
+            if not transformer.spans:
+                continue
+            draws = transformer.inverse(_random_encoding(transformer, int(gaps.sum()), rng), rng)
+            column = filled[name].astype(object) if filled[name].dtype.kind in "iub" else filled[name].copy()
+            column[gaps] = draws.to_numpy()
+            filled[name] = column.astype(data[name].dtype) if data[name].dtype.kind not in "iub" else column
+        return filled
+
+
+def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rounds: int,
+                       threshold_delta: float, rng: np.random.Generator) -> Release:
+    """Build every column's transformer from Gaussian-noised statistics with noise multiplier ``noise``."""
+    metadata.validate(data)
+    specs = metadata.columns
+    numeric = [name for name, spec in specs.items() if spec.get("sdtype") in _NUMERIC]
+    needs_bounds = [name for name in numeric if "public_bounds" not in specs[name]]
+    levelled = [name for name, spec in specs.items() if spec.get("sdtype") in _CATEGORICAL]
+    record: dict[str, Any] = {"noise_multiplier": noise, "rounds": rounds, "columns": {}}
+
+    bounds: dict[str, tuple[float, float]] = {}
+    if needs_bounds:
+        sigma = noise * np.sqrt(len(needs_bounds))
+        edges = _coarse_edges()
+        for name in needs_bounds:
+            values = _numbers(data[name], name, specs[name])
+            counts = _bin_counts(values[~np.isnan(values)], edges) + rng.normal(0.0, sigma, len(edges) + 1)
+            bounds[name] = _bounds_from_coarse(counts, edges, sigma)
+            record["columns"][name] = {"bounds": "DP (power-of-two bins)"}
+    for name in numeric:
+        if name in specs and "public_bounds" in specs[name]:
+            low, high = _public_bounds(name, specs[name]["public_bounds"])
+            bounds[name] = (low, high)
+            record["columns"][name] = {"bounds": "public (metadata)"}
+
+    private_levels = [name for name in levelled if specs[name].get("sdtype") == "categorical" and "public_values" not in specs[name]]
+    second_round = numeric + levelled
+    sigma = noise * np.sqrt(max(1, len(second_round)))
+    # A name held by one row is released only if 1 + noise clears this: probability ≤ threshold_delta
+    # summed over the columns whose names are private (one row holds one name per column).
+    threshold = 1.0 + sigma * float(ndtri(1.0 - threshold_delta / max(1, len(private_levels))))
+    record["noise_std_per_count"] = float(sigma)
+    record["category_threshold"] = float(threshold)
+    n_rows = len(data)
+    fine_bins = int(np.clip(n_rows / (10 * sigma), _MIN_FINE_BINS, _MAX_FINE_BINS))
+
+    transformers: dict[str, ColumnTransformer] = {}
+    category_counts: dict[str, np.ndarray] = {}
+    for name, spec in specs.items():
+        column = data[name]
+        kind = spec.get("sdtype")
+        if kind in _NUMERIC:
+            transformers[name] = _numeric(column, name, spec, bounds[name], fine_bins, sigma, rng)
+            record["columns"].setdefault(name, {})["histogram bins"] = fine_bins
+        elif kind == "boolean":
+            transformer, counts = _boolean(column, sigma, rng)
+            transformers[name], category_counts[name] = transformer, counts
+        elif kind == "categorical":
+            transformer, counts, shown = _categorical(column, name, spec, sigma, threshold, rng)
+            transformers[name], category_counts[name] = transformer, counts
+            record["columns"][name] = shown
+        elif kind == "id":
+            identifier = IdentifierTransformer()
+            integral = pd.api.types.is_integer_dtype(column.dtype)
+            transformers[name] = identifier.from_state({"kind": "integer" if integral else "string"})
+        else:
+            raise MetadataError(f"column {name!r}: differentially private training has no release for sdtype {kind!r}")
+    return Release(transformers, category_counts, record)
+
+
+def _encodes_gaps(transformer: ColumnTransformer) -> bool:
+    """Whether ``transformer`` has a place for missing values (indicator or missing level)."""
+    return isinstance(transformer, MissingIndicator) or bool(getattr(transformer, "has_missing_", False))
+
+
+def _random_encoding(transformer: ColumnTransformer, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Encodings drawn from the transformer's own prior: normal scores on tanh spans, one-hots by weight."""
+    blocks = []
+    for span in transformer.spans:
+        if span.activation == "tanh":
+            blocks.append(np.clip(rng.normal(0.0, 1.0 / 6.5, (rows, span.width)), -1, 1))
+        else:
+            block = np.zeros((rows, span.width))
+            block[np.arange(rows), rng.integers(0, span.width, rows)] = 1.0
+            blocks.append(block)
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def _numbers(column: pd.Series, name: str, spec: dict[str, Any]) -> np.ndarray:
+    """The column as float64 with NaN for gaps; datetimes as epoch seconds."""
+    try:
+        if spec.get("sdtype") != "datetime":
+            return _as_float(column)
+        values = np.full(len(column), np.nan)
+        values[column.notna().to_numpy()] = DatetimeTransformer(spec.get("datetime_format")).seconds(column)
+        return values
+    except InvalidDataError as exc:
+        raise InvalidDataError(f"column {name!r}: {exc}") from None
+
+
+def _bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts in the bins below, between and above ``edges`` (len(edges) + 1 bins)."""
+    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1).astype(np.float64)
+
+
+def _bounds_from_coarse(noisy: np.ndarray, edges: np.ndarray, sigma: float) -> tuple[float, float]:
+    """Outer edges of the occupied power-of-two bins (or of the fullest bin when none clears 4σ)."""
+    occupied = np.flatnonzero(noisy > _OCCUPIED_SIGMAS * sigma)
+    if occupied.size == 0:
+        occupied = np.array([int(np.argmax(noisy))])
+    # Bin i lies between edges[i-1] and edges[i]; the open-ended outer bins stop at ±2⁴¹.
+    padded = np.concatenate([[-(2.0 ** 41)], edges, [2.0 ** 41]])
+    return float(padded[occupied.min()]), float(padded[occupied.max() + 1])
+
+
+def _numeric(column: pd.Series, name: str, spec: dict[str, Any], bounds: tuple[float, float], bins: int,
+             sigma: float, rng: np.random.Generator) -> ColumnTransformer:
+    """Quantile transformer from a noisy histogram inside ``bounds``; a missing indicator if gaps show."""
+    values = _numbers(column, name, spec)
+    missing = np.isnan(values)
+    low, high = bounds
+    edges = np.linspace(low, high, bins + 1)
+    # Values outside the bounds are clipped into the end bins, as DP-SGD will see them too.
+    counts = np.histogram(np.clip(values[~missing], low, high), bins=edges)[0] + rng.normal(0.0, sigma, bins)
+    integer = is_integer_representation(spec.get("computer_representation")) or pd.api.types.is_integer_dtype(column.dtype)
+    transformer: ColumnTransformer = QuantileTransformer.from_histogram(edges, counts, integer=integer)
+    if spec.get("sdtype") == "datetime":
+        transformer = DatetimeTransformer.from_seconds_transformer(column, spec.get("datetime_format"), transformer)
+    noisy_missing = missing.sum() + rng.normal(0.0, sigma)
+    if noisy_missing > _OCCUPIED_SIGMAS * sigma:
+        indicator = MissingIndicator(transformer)
+        indicator.missing_rate_ = float(np.clip(noisy_missing / max(len(values), 1), 0.0, 1.0))
+        transformer = indicator
+    return transformer
+
+
+def _boolean(column: pd.Series, sigma: float, rng: np.random.Generator) -> tuple[ColumnTransformer, np.ndarray]:
+    present = column.dropna().astype(bool)
+    counts = np.array([(~present).sum(), present.sum(), column.isna().sum()], dtype=np.float64)
+    counts = counts + rng.normal(0.0, sigma, 3)
+    has_missing = bool(counts[2] > _OCCUPIED_SIGMAS * sigma)
+    transformer = BooleanTransformer.from_state(
+        {"has_missing": has_missing, "nullable": isinstance(column.dtype, pd.BooleanDtype)}
+    )
+    return transformer, _positive(counts[: 3 if has_missing else 2])
+
+
+def _categorical(column: pd.Series, name: str, spec: dict[str, Any], sigma: float, threshold: float,
+                 rng: np.random.Generator) -> tuple[ColumnTransformer, np.ndarray, dict[str, Any]]:
+    """Released levels (by noisy count) and their noisy counts, in the transformer's category order."""
+    observed = column.value_counts(dropna=True, sort=False)
+    observed = observed[observed > 0]
+    public = spec.get("public_values")
+    if public is not None:
+        if not isinstance(public, list) or not public:
+            raise MetadataError(f"column {name!r}: public_values must be a non-empty list, got {public!r}")
+        domain = [_native(value) for value in public]
+        outside = [value for value in observed.index if _native(value) not in domain]
+        if outside:
+            raise InvalidDataError(
+                f"column {name!r}: {len(outside)} value(s) are not among the declared public_values, "
+                f"e.g. {outside[0]!r}"
+            )
+        keyed = {value: float(observed.get(value, 0)) for value in domain}
+    else:
+        keyed = {_native(value): float(count) for value, count in observed.items()}
+    labels = list(keyed)
+    noisy = np.array([keyed[label] for label in labels]) + rng.normal(0.0, sigma, len(labels))
+    released = np.ones(len(labels), dtype=bool) if public is not None else noisy > threshold
+    order = np.lexsort((np.array([str(label) for label in labels], dtype=object)[released], -noisy[released]))
+    levels = [labels[i] for i in np.flatnonzero(released)[order]]
+    level_counts = noisy[released][order]
+    noisy_missing = column.isna().sum() + rng.normal(0.0, sigma)
+    has_missing = bool(noisy_missing > _OCCUPIED_SIGMAS * sigma)
+    # With private names the rare level always exists, so whether any name was withheld stays hidden.
+    rare = public is None
+    pooled = float(noisy[~released].sum()) if rare else 0.0
+    state: dict[str, Any] = {
+        "min_category_count": 1,
+        "rare_label": "Other",
+        "levels": levels,
+        "has_missing": has_missing,
+        "rare": rare,
+        "dtype": str(column.dtype),
+        "kind": _dtype_kind(column.dtype),
+    }
+    if state["kind"] == "category":
+        kept = set(levels)
+        state |= {"category_order": [_native(v) for v in column.cat.categories if _native(v) in kept],
+                  "ordered": bool(column.cat.ordered)}
+    transformer = CategoricalTransformer.from_state(state)
+    counts = [*level_counts, *([noisy_missing] if has_missing else []), *([pooled] if rare else [])]
+    shown = {"names": "public (metadata)" if public is not None else "DP (noisy count above threshold)",
+             "released levels": len(levels)}
+    return transformer, _positive(np.array(counts, dtype=np.float64)), shown
+
+
+def _positive(counts: np.ndarray) -> np.ndarray:
+    """Noisy counts as sampling weights: floored at a small positive share so no level is impossible."""
+    counts = np.clip(counts, 0.0, None)
+    return counts + max(counts.sum(), 1.0) * 1e-3 / max(len(counts), 1)
+
+
+def _public_bounds(name: str, value: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise MetadataError(f"column {name!r}: public_bounds must be [low, high], got {value!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise MetadataError(f"column {name!r}: public_bounds must be finite with low < high, got {value!r}")
+    return low, high

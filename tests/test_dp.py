@@ -1,0 +1,287 @@
+"""Differentially private training: accounting, the release of column statistics, the loop, the CLI."""
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
+
+from conftest import make_patients
+from synthgen import TabularSynthesizer, load
+from synthgen.cli import main
+from synthgen.data.quantile import QuantileTransformer
+from synthgen.dp.accounting import DPSettings, plan_privacy, spent_epsilon
+from synthgen.dp.release import release_rounds, release_statistics
+from synthgen.errors import InvalidArgumentError, InvalidDataError
+from synthgen.evaluation.privacy import privacy_section
+from synthgen.metadata import Metadata
+from synthgen.models.tabular_gan import Discriminator
+from synthgen.train import make_private_critic
+
+
+def _opacus_epsilon(accountant_class: type, history: list[tuple[float, float, int]], delta: float) -> float:
+    accountant = accountant_class()
+    accountant.history = list(history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return accountant.get_epsilon(delta=delta)
+
+
+# ------------------------------------------------------------------ accounting
+@pytest.mark.parametrize("epsilon, n_rows, batch, steps", [(1.0, 6_000, 500, 2_000), (3.0, 334, 334, 300), (10.0, 2_000, 100, 3_000)])
+def test_planned_noise_matches_opacus_and_stays_within_the_budget(epsilon, n_rows, batch, steps):
+    plan = plan_privacy(DPSettings(epsilon=epsilon), n_rows, batch, steps, release_rounds=0)
+    opacus_noise = get_noise_multiplier(target_epsilon=epsilon, target_delta=plan.accountant_delta,
+                                        sample_rate=batch / n_rows, steps=steps, accountant="rdp")
+    assert plan.noise_multiplier == pytest.approx(opacus_noise, rel=0.03)
+    spent, accountant = spent_epsilon(plan.history(), plan.accountant_delta)
+    assert accountant == "PRV"
+    assert spent == pytest.approx(_opacus_epsilon(PRVAccountant, plan.history(), plan.accountant_delta), rel=1e-9)
+    assert spent <= epsilon
+    # Planned with the (looser) RDP bound, so RDP itself says the plan is within budget too.
+    assert _opacus_epsilon(RDPAccountant, plan.history(), plan.accountant_delta) <= epsilon * 1.001
+
+
+def test_statistics_and_training_compose_within_the_budget():
+    settings = DPSettings(epsilon=3.0, preprocessing_share=0.2)
+    plan = plan_privacy(settings, 1_000, 200, 1_000, release_rounds=2)
+    release_only = spent_epsilon(plan.history(steps=0), plan.accountant_delta)[0]
+    training_only = spent_epsilon([(plan.noise_multiplier, plan.sample_rate, plan.steps)], plan.accountant_delta)[0]
+    total = spent_epsilon(plan.history(), plan.accountant_delta)[0]
+    assert release_only <= 0.2 * 3.0 + 1e-9
+    assert max(release_only, training_only) < total <= 3.0
+    assert plan.delta == pytest.approx(1e-5) and plan.threshold_delta + plan.accountant_delta == pytest.approx(plan.delta)
+
+
+def test_fixed_noise_stops_training_when_the_budget_is_spent():
+    table = make_patients(300, 0)
+    synthesizer = TabularSynthesizer(steps=5_000, batch_size=30, seed=0, progress=False,
+                                     dp=DPSettings(epsilon=2.0, noise_multiplier=2.0)).fit(table)
+    privacy = synthesizer.privacy_
+    assert privacy["steps"] == synthesizer.training_["steps"] < 5_000
+    assert privacy["steps_requested"] == 5_000
+    assert privacy["epsilon"] <= 2.0
+    # One more step would have gone over the budget.
+    history = [(privacy["plan"]["release_noise"], 1.0, 2), (2.0, privacy["sample_rate"], privacy["steps"] + 1)]
+    assert _opacus_epsilon(RDPAccountant, history, privacy["plan"]["delta"] - privacy["plan"]["threshold_delta"]) > 2.0
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (DPSettings(epsilon=0.0), "positive number"),
+        (DPSettings(epsilon=-1.0), "positive number"),
+        (DPSettings(epsilon=3.0, delta=1 / 100), "below 1/n"),
+        (DPSettings(epsilon=3.0, delta=0.0), "below 1/n"),
+        (DPSettings(epsilon=1e-4), "too small to release even the column statistics"),
+        (DPSettings(epsilon=0.5, noise_multiplier=0.3), "cannot pay for even one DP-SGD step"),
+    ],
+)
+def test_impossible_budgets_are_refused_with_what_would_work(settings, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        plan_privacy(settings, 200, 200, 1_000, release_rounds=2)
+
+
+def test_a_budget_too_small_for_the_steps_says_which_settings_would_work():
+    with pytest.raises(InvalidArgumentError, match=r"what would work: --steps \d+"):
+        plan_privacy(DPSettings(epsilon=0.3), 200, 200, 200_000, release_rounds=0)
+
+
+# ------------------------------------------------------------------ release of column statistics
+def _release(table: pd.DataFrame, metadata: Metadata | None = None, noise: float = 2.0, seed: int = 0):
+    metadata = metadata or Metadata.detect(table)
+    return release_statistics(table, metadata, noise, release_rounds(metadata), 1e-6, np.random.default_rng(seed))
+
+
+def test_a_category_held_by_one_row_is_never_released():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"diagnosis": rng.choice(["asthma", "copd"], 2_000), "age": rng.normal(60, 10, 2_000)})
+    table.loc[7, "diagnosis"] = "kuru"  # one patient's rare diagnosis
+    for seed in range(20):
+        levels = _release(table, seed=seed).transformers["diagnosis"].categories
+        assert "kuru" not in levels
+        assert {"asthma", "copd"} <= set(levels) and "Other" in levels
+
+
+def test_public_values_are_released_whatever_their_counts():
+    table = pd.DataFrame({"stage": ["I"] * 500 + ["IV"], "age": np.linspace(20, 90, 501)})
+    metadata = Metadata.detect(table)
+    metadata.columns["stage"]["public_values"] = ["I", "II", "III", "IV"]
+    transformer = _release(table, metadata).transformers["stage"]
+    assert transformer.categories == ["I", "II", "III", "IV"] or set(transformer.categories) == {"I", "II", "III", "IV"}
+    metadata.columns["stage"]["public_values"] = ["I", "II"]
+    with pytest.raises(InvalidDataError, match="'stage'.*not among the declared public_values"):
+        _release(table, metadata)
+
+
+def test_numeric_bounds_come_from_noisy_power_of_two_bins_or_from_public_bounds():
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame({"albumin": rng.normal(3.5, 0.4, 3_000), "bili": rng.lognormal(0, 1, 3_000)})
+    release = _release(table)
+    for column in table:
+        edges = release.transformers[column].edges_
+        assert edges[0] <= np.quantile(table[column], 0.01) and edges[-1] >= np.quantile(table[column], 0.99)
+        assert edges[-1] <= 4 * table[column].max()  # a power of two above the data, not 2**40
+    metadata = Metadata.detect(table)
+    metadata.columns["albumin"]["public_bounds"] = [1.0, 6.0]
+    edges = _release(table, metadata).transformers["albumin"].edges_
+    assert (edges[0], edges[-1]) == (1.0, 6.0)
+
+
+def test_gaps_get_an_indicator_only_when_the_noisy_count_shows_them():
+    rng = np.random.default_rng(2)
+    many = pd.Series(rng.normal(0, 1, 2_000))
+    many[:400] = np.nan
+    few = pd.Series(rng.normal(0, 1, 2_000))
+    few[:2] = np.nan
+    table = pd.DataFrame({"many": many, "few": few})
+    release = _release(table)
+    assert release.transformers["many"].name == "missing"
+    assert release.transformers["few"].name == "quantile"
+    filled = release.fill_unreleased_gaps(table, np.random.default_rng(0))
+    assert filled["few"].notna().all() and filled["many"].isna().sum() == 400
+
+
+def test_quantile_transformer_round_trips_through_its_cdf():
+    values = pd.Series(np.random.default_rng(3).gamma(2.0, 3.0, 5_000))
+    transformer = QuantileTransformer(bins=50).fit(values, np.random.default_rng(0))
+    encoded = transformer.transform(values, np.random.default_rng(0))
+    assert encoded.shape == (5_000, 1) and np.abs(encoded).max() <= 1
+    assert abs(float(np.mean(encoded))) < 0.02  # normal scores of a CDF centre on 0
+    decoded = transformer.inverse(encoded, np.random.default_rng(0))
+    inside = (values > values.quantile(0.01)) & (values < values.quantile(0.99))
+    assert np.allclose(decoded[inside], values[inside], rtol=0.02)
+
+
+# ------------------------------------------------------------------ training
+def test_dp_fit_samples_every_column_and_saves_the_guarantee(tmp_path):
+    table = make_patients(400, 0)
+    synthesizer = TabularSynthesizer(steps=60, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
+    sample = synthesizer.sample(300, seed=1)
+    assert list(sample.columns) == list(table.columns) and len(sample) == 300
+    assert synthesizer.config_.pac == 1
+    privacy = synthesizer.privacy_
+    assert 0 < privacy["epsilon"] <= 3.0 and privacy["delta"] == pytest.approx(1e-5)
+    assert privacy["accountant"] in {"PRV", "RDP"} and privacy["opacus_version"]
+    assert privacy["spent_by"]["column statistics (Gaussian histograms)"] < privacy["epsilon"]
+    path = synthesizer.save(tmp_path / "dp.sgz")
+    reloaded = load(path, device="cpu")
+    assert reloaded.privacy_ == privacy
+    pd.testing.assert_frame_equal(reloaded.sample(50, seed=4), synthesizer.sample(50, seed=4))
+
+
+def test_dp_fit_is_reproducible_with_a_seed_and_not_with_secure_noise():
+    table = make_patients(200, 0)
+    fit = lambda secure: TabularSynthesizer(steps=20, seed=5, progress=False,  # noqa: E731
+                                            dp=DPSettings(epsilon=5.0, secure=secure)).fit(table).sample(100, seed=0)
+    pd.testing.assert_frame_equal(fit(False), fit(False))
+    assert not fit(True).equals(fit(True))
+
+
+def test_one_row_per_patient_is_kept_when_a_unit_column_is_declared():
+    table = make_patients(300, 0)
+    table["patient_id"] = [f"p{i // 3}" for i in range(300)]  # three visits per patient
+    synthesizer = TabularSynthesizer(steps=10, seed=0, progress=False,
+                                     dp=DPSettings(epsilon=5.0, unit_column="patient_id")).fit(table)
+    assert synthesizer.training_["rows"] == 100
+    assert "one row per patient kept (100 of 300 rows)" in synthesizer.privacy_["privacy_unit"]
+    with pytest.raises(InvalidArgumentError, match="'nobody' is not in the table"):
+        TabularSynthesizer(steps=10, progress=False, dp=DPSettings(epsilon=5.0, unit_column="nobody")).fit(table)
+
+
+def test_empty_poisson_batches_still_train_and_count():
+    table = make_patients(400, 0)
+    synthesizer = TabularSynthesizer(steps=30, batch_size=2, seed=0, progress=False,
+                                     dp=DPSettings(epsilon=8.0)).fit(table)
+    assert synthesizer.privacy_["steps"] == 30  # at q = 0.5%, about one batch in seven holds no real row
+    assert np.isfinite(synthesizer.training_["discriminator_loss"])
+
+
+def _mia_auc(dp: DPSettings | None, seed: int) -> float:
+    rows = make_patients(120, seed)
+    train, holdout = rows.iloc[:60].reset_index(drop=True), rows.iloc[60:].reset_index(drop=True)
+    synthesizer = TabularSynthesizer(steps=800, batch_size=60, seed=seed, progress=False, dp=dp).fit(train)
+    synthetic = synthesizer.sample(300, seed=seed)
+    section = privacy_section(train, synthetic, holdout, Metadata.detect(rows), rng=np.random.default_rng(seed))
+    return next(s.value for s in section.scores if s.metric == "MIA AUC (distance)")
+
+
+def test_membership_inference_is_closer_to_chance_with_dp():
+    seeds = [0, 1, 2]
+    plain = [abs(_mia_auc(None, seed) - 0.5) for seed in seeds]
+    private = [abs(_mia_auc(DPSettings(epsilon=1.0, delta=1e-3), seed) - 0.5) for seed in seeds]
+    assert np.mean(private) < np.mean(plain)
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_fit_info_and_evaluate_state_the_guarantee(tmp_path):
+    data = tmp_path / "patients.csv"
+    make_patients(300, 0).to_csv(data, index=False)
+    model, synthetic = tmp_path / "dp.sgz", tmp_path / "s.csv"
+    runner = CliRunner()
+    fitted = runner.invoke(main, ["fit", str(data), "-o", str(model), "--dp-epsilon", "3", "--dp-delta", "1e-6",
+                                  "--steps", "20", "--seed", "0", "--quiet", "--holdout", "0.3"])
+    assert fitted.exit_code == 0, fitted.output
+    assert "-DP (target ε=3)" in fitted.output and "δ=1e-06" in fitted.output
+    shown = runner.invoke(main, ["info", str(model)])
+    assert "trained with (ε=" in shown.output and "accountant: PRV" in shown.output
+    assert json.loads(runner.invoke(main, ["info", str(model), "--json"]).output)["training"]["privacy"]["delta"] == 1e-6
+    runner.invoke(main, ["sample", str(model), "-n", "200", "-o", str(synthetic), "--quiet"])
+    report = tmp_path / "r.json"
+    evaluated = runner.invoke(main, ["evaluate", str(model), "--real", str(data), "--synthetic", str(synthetic),
+                                     "--json", str(report), "--quiet"])
+    assert evaluated.exit_code in (0, 3), evaluated.output
+    assert "-DP (target ε=3)" in json.loads(report.read_text())["context"]["dp statement"]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--dp-epsilon", "0"], "positive number"),
+        (["--dp-epsilon", "3", "--dp-delta", "0.5"], "below 1/n"),
+        (["--dp-delta", "1e-6"], "need --dp-epsilon"),
+        (["--dp-epsilon", "0.5", "--dp-noise", "0.3"], "cannot pay for even one DP-SGD step"),
+    ],
+)
+def test_cli_refuses_bad_dp_settings_and_writes_nothing(tmp_path, arguments, message):
+    data = tmp_path / "patients.csv"
+    make_patients(100, 0).to_csv(data, index=False)
+    model = tmp_path / "dp.sgz"
+    result = CliRunner().invoke(main, ["fit", str(data), "-o", str(model), "--steps", "10", "--quiet", *arguments])
+    assert result.exit_code == 1 and message in result.output
+    assert not model.exists()
+
+
+def test_each_rows_gradient_is_clipped_before_the_private_sum():
+    """Ghost clipping on our critic gives exactly the sum of per-row gradients clipped to the norm."""
+    torch.manual_seed(0)
+    critic = Discriminator(6, (16, 16), 1, 0.0)
+    rows = torch.randn(8, 6)
+    rows[0] *= 100.0  # an outlier row whose raw gradient is far above the clipping norm
+    targets = torch.tensor([1.0] * 4 + [0.0] * 4)
+    plan = plan_privacy(DPSettings(epsilon=10.0), 1_000, 8, 10, release_rounds=0)
+    private, optimiser, criterion = make_private_critic(copy.deepcopy(critic), plan, 1e-3, torch.Generator())
+    optimiser.zero_grad(set_to_none=True)
+    criterion(private(rows).squeeze(1), targets).backward()
+    clipped_sum = [p.grad.clone() for p in private.parameters()]
+
+    expected = [torch.zeros_like(p) for p in critic.parameters()]
+    norms = []
+    for row, target in zip(rows, targets):
+        critic.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(critic(row[None]).squeeze(1), target[None]).backward()
+        grads = [p.grad for p in critic.parameters()]
+        norm = torch.sqrt(sum((g**2).sum() for g in grads))
+        norms.append(float(norm))
+        for total, grad in zip(expected, grads):
+            total += grad * min(1.0, plan.max_grad_norm / (float(norm) + 1e-6))
+    assert max(norms) > 10 * plan.max_grad_norm  # the outlier really was clipped
+    for got, want in zip(clipped_sum, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
