@@ -25,6 +25,9 @@ from synthgen.io import TableWriter, read_table
 from synthgen.loading import load
 from synthgen.metadata import Metadata
 from synthgen.synthesizer import DEFAULT_CHUNK_ROWS, TabularSynthesizer
+from synthgen.data.images import read_images
+from synthgen.image_io import FORMATS as IMAGE_FORMATS, write_images
+from synthgen.image_synthesizer import ImageSynthesizer
 
 _PATH = click.Path(path_type=Path)
 
@@ -50,6 +53,40 @@ def _parse_conditions(pairs: tuple[str, ...]) -> dict[str, str]:
             raise InvalidArgumentError(f"--condition {pair!r}: write it as COLUMN=VALUE, e.g. --condition sex=F")
         conditions[column] = value
     return conditions
+
+
+def _image_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say how to read a folder of images (shared by fit and augment)."""
+    options = [
+        click.option("--labels", "labels_path", type=_PATH, help="Images: CSV naming each file (file/filename/path column) and its label."),
+        click.option("--label-column", help="Images: the label column of --labels."),
+        click.option("--label-tag", help="Images: DICOM attribute holding the label, e.g. SeriesDescription."),
+        click.option("--image-size", type=int, help="Images: side in pixels after resizing (multiple of 8, 16-128). [default: 64]"),
+        click.option("--window", help="DICOM: intensity window, a CT preset (soft-tissue, lung, bone, brain) or CENTRE,WIDTH."),
+        click.option("--reader", help="Images: reader to use (dicom, folder, npz) when a folder holds several kinds."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _is_image_input(path: Path) -> bool:
+    return path.is_dir() or path.suffix.lower() == ".npz"
+
+
+def _read_images(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The images at ``path`` and the reading options, as recorded in the model for later re-reading."""
+    reading = {
+        "reader": options.get("reader"),
+        "labels": str(options["labels_path"]) if options.get("labels_path") else None,
+        "label_column": options.get("label_column"),
+        "label_tag": options.get("label_tag"),
+        "image_size": options.get("image_size") or 64,
+        "window": options.get("window"),
+    }
+    if reading["label_column"] and not reading["labels"]:
+        raise InvalidArgumentError("--label-column needs --labels (the CSV that holds that column)")
+    return read_images(path, **reading), reading
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -93,19 +130,45 @@ def main(verbose: bool) -> None:
               help="Share of epsilon for the column statistics (ranges, histograms, category names).")
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
 @click.option("--dp-secure", is_flag=True, help="Draw DP noise from fresh OS entropy (for releases; not reproducible).")
+@_image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
-        dp_statistics_share: float, dp_unit_column: str | None, dp_secure: bool, quiet: bool) -> None:
-    """Train a synthesizer on DATA (a CSV, TSV or Parquet file) and save it to OUTPUT.
+        dp_statistics_share: float, dp_unit_column: str | None, dp_secure: bool, quiet: bool,
+        **image_options: Any) -> None:
+    """Train a synthesizer on DATA and save it to OUTPUT.
 
-    Column kinds are detected unless --metadata is given; run `synthgen metadata` to get an
-    editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private;
+    DATA is a table (CSV, TSV or Parquet) or images: a folder of DICOM files, a folder of PNG/JPEG
+    files (one sub-folder per class) or a MedMNIST-style .npz file.
+
+    Tables: column kinds are detected unless --metadata is given; run `synthgen metadata` to get
+    an editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private;
     declare public ranges/categories in the metadata ("public_bounds", "public_values") to spend
     nothing on them.
+
+    Images: labels come from --labels CSV + --label-column, or from a DICOM tag (--label-tag);
+    CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
     """
+    if _is_image_input(data):
+        if metadata_path or dp_epsilon is not None or min_category_count != 5:
+            raise InvalidArgumentError("--metadata, --min-category-count and --dp-* apply to tables, not images")
+        images, reading = _read_images(data, image_options)
+        synthesizer = ImageSynthesizer(seed=seed, steps=steps, batch_size=batch_size, device=device,
+                                       progress=not quiet).fit(images, holdout=holdout, reading=reading)
+        synthesizer.save(output)
+        summary = synthesizer.training_
+        classes = ", ".join(f"{name or '(unlabelled)'}: {count}" for name, count in
+                            zip(synthesizer.classes_, synthesizer.class_counts_))
+        click.echo(
+            f"Trained on {summary['images']} images of {synthesizer.image_size_} px ({classes}; "
+            f"{len(synthesizer.holdout_indices_)} held out): {summary['steps']} steps in {summary['seconds']:.1f} s "
+            f"on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
+        )
+        return
+    if any(value is not None for value in image_options.values()):
+        raise InvalidArgumentError("--labels, --label-column, --label-tag, --image-size, --window and --reader apply to images")
     dp_given = dp_delta is not None or dp_noise is not None or dp_unit_column or dp_secure
     if dp_epsilon is None and dp_given:
         raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-unit-column and --dp-secure need --dp-epsilon")
@@ -140,17 +203,38 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
 @click.option("--seed", type=int, help="Random seed for sampling.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=DEFAULT_CHUNK_ROWS, show_default=True,
               help="Rows generated and written at a time; bounds memory for large -n.")
+@click.option("--format", "image_format", type=click.Choice(IMAGE_FORMATS),
+              help="Image models: write DICOM files, PNG files or one .npz. [default: dicom]")
 @click.option("--device", help="cuda, mps or cpu. [default: best available]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...], seed: int | None,
-           chunk_rows: int, device: str | None, quiet: bool) -> None:
-    """Generate NUM_ROWS synthetic rows from MODEL into OUTPUT.
+           chunk_rows: int, image_format: str | None, device: str | None, quiet: bool) -> None:
+    """Generate NUM_ROWS synthetic rows (or images) from MODEL into OUTPUT.
 
-    Categorical and boolean conditions are met by the model directly; numeric ones by keeping
-    only matching rows. An impossible condition is an error, never an empty file.
+    Tables: OUTPUT is a .csv, .tsv or .parquet file. Categorical and boolean conditions are met
+    by the model directly; numeric ones by keeping only matching rows. An impossible condition is
+    an error, never an empty file.
+
+    Images: OUTPUT is a new folder; --condition LABEL_COLUMN=LABEL (or just LABEL) asks for one
+    class. DICOM output is built from scratch (fresh UIDs, no input tag copied) and marked SYNTHETIC.
     """
     synthesizer = load(model, device=device)
+    if isinstance(synthesizer, ImageSynthesizer):
+        if len(conditions) > 1:
+            raise InvalidArgumentError("an image model takes one --condition: the label")
+        label = None
+        if conditions:
+            column, separator, value = conditions[0].partition("=")
+            if separator and synthesizer.label_name_ and column != synthesizer.label_name_:
+                raise InvalidArgumentError(f"--condition {conditions[0]!r}: this model's label is {synthesizer.label_name_!r}")
+            label = value if separator else column
+        images = synthesizer.sample(num_rows, condition=label, seed=seed)
+        files = write_images(images, output, image_format or "dicom")
+        click.echo(f"Wrote {len(images)} synthetic images to {output} ({len(set(files))} files, {image_format or 'dicom'})")
+        return
+    if image_format is not None:
+        raise InvalidArgumentError("--format applies to image models; table output takes its format from the file name")
     chunks = synthesizer.sample_chunks(num_rows, _parse_conditions(conditions), seed=seed, chunk_rows=chunk_rows)
     with TableWriter(output) as writer, tqdm(total=num_rows, unit="row", disable=quiet, leave=False) as bar:
         for chunk in chunks:
@@ -172,6 +256,16 @@ def info(model: Path, as_json: bool) -> None:
     training = details["training"]
     click.echo(f"synthgen {details['kind']} model, written by synthgen {details['synthgen_version']} "
                f"(torch {details['torch_version']}) on {details['created']}")
+    if details["kind"] == "image":
+        mapping = details["mapping"]
+        click.echo(f"trained on {training['images']} images, {training['steps']} steps of {training['batch_size']}, "
+                   f"{training['seconds']:.1f} s on {training['device']}, seed {details['seed']}")
+        click.echo(f"images: {details['image_size']} x {details['image_size']} px, {details['channels']} channel(s), "
+                   f"{mapping['modality']}, values {mapping['low']:g} to {mapping['high']:g} {mapping['unit']}")
+        counts = ", ".join(f"{name or '(unlabelled)'}: {count}" for name, count in zip(details["classes"], details["class_counts"]))
+        click.echo(f"label {details['label_name'] or '(none)'}: {counts}")
+        click.echo("no differential privacy (DP training is available for tables)")
+        return
     click.echo(f"trained on {training['rows']} rows, {training['steps']} steps of {training['batch_size']} rows, "
                f"{training['seconds']:.1f} s on {training['device']}, seed {details['seed']}")
     if training.get("privacy"):

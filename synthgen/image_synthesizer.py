@@ -61,12 +61,15 @@ class ImageSynthesizer:
         self.progress = progress
 
     # ------------------------------------------------------------------ fit
-    def fit(self, images: ImageSet, *, holdout: float = 0.0) -> "ImageSynthesizer":
+    def fit(self, images: ImageSet, *, holdout: float = 0.0, reading: dict[str, Any] | None = None) -> "ImageSynthesizer":
         """Learn ``images``; returns ``self``.
 
         ``holdout`` (a fraction in [0, 0.5]) keeps that share of each class out of training and
         records which images, so :meth:`split` can hand the same real holdout to the evaluation.
+        ``reading`` records how the images were read (the ``read_images`` arguments), so that
+        ``synthgen evaluate`` can read the real images again exactly the same way.
         """
+        self.reading_ = dict(reading or {})
         if not 0.0 <= holdout <= 0.5:
             raise InvalidArgumentError(f"holdout must be a fraction between 0 and 0.5, got {holdout}")
         pixels, labels = self._prepare(images)
@@ -240,6 +243,7 @@ class ImageSynthesizer:
             "classes": self.classes_,
             "class_counts": self.class_counts_,
             "mapping": self.mapping_.get_state(),
+            "reading": self.reading_,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -273,6 +277,7 @@ class ImageSynthesizer:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the image model file is inconsistent or from an incompatible synthgen ({exc})") from exc
         synthesizer = cls(seed=manifest["seed"], config=config, device=device)
+        synthesizer.reading_ = dict(manifest.get("reading") or {})
         return synthesizer._set_fitted(
             config, manifest["seed"], classes, counts, mapping, manifest["label_name"],
             generator_net.to(select_device(device)), manifest["training"], holdout_indices, manifest["created"],

