@@ -2,8 +2,14 @@
 
 The HTML is written for a data-protection officer: verdict first, then the few numbers that
 matter next to what real holdout patients score, then the plots and tables behind them, then what
-the report is and is not. It only shows the aggregates the sections provide, never records, and it
-embeds plotly.js so it opens with no network.
+the report is and is not. It only shows the aggregates the sections provide, never records (except
+real images in an image grid a section marks as such, which the report then says), and it embeds
+plotly.js so it opens with no network.
+
+A section figure of the shape ``{"kind": "image_grid", "title": str, "png_base64": str (a PNG),
+"caption": str, "real_images": bool}`` is drawn as an image under its title and caption; the JSON
+keeps everything but the PNG. ``real_images`` says whether the grid shows real (training) images;
+a grid that does not say counts as showing them.
 """
 from __future__ import annotations
 
@@ -82,6 +88,15 @@ DCR_FIGURES = {
     "dcr_synthetic_to_holdout": "synthetic → holdout",
     "dcr_holdout_to_train": "holdout → train",
 }
+SUMMARY = (
+    "An evaluation of synthetic patient data against the real data it was generated from. "
+    "It contains aggregates only (scores, per-column summaries, distance histograms), never real records."
+)
+REAL_IMAGES_WARNING = (
+    "Exception: the image grids marked as such show real training images. Share this report only with "
+    "people allowed to see the training data."
+)
+IMAGE_GRID = "image_grid"
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1rem 2rem;color:#1f2933;line-height:1.45}
 h1{margin:.2rem 0}h2{border-bottom:1px solid #cbd2d9;padding-bottom:.2rem;margin-top:2.2rem}
@@ -92,10 +107,25 @@ table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
 th,td{border-bottom:1px solid #e4e7eb;padding:.25rem .6rem;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#207227}.fail{color:#b42318;font-weight:600}.none{color:#8d5a00}
+img.grid-image{max-width:100%;image-rendering:pixelated;border:1px solid #cbd2d9}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:.5rem}
 .scroll{max-height:26rem;overflow:auto}.caption{color:#52606d;font-size:.9rem}
 dt{font-weight:600;margin-top:.4rem}dd{margin-left:1.5rem}
 """
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The text that depends on the kind of data: headline metrics, opening summary, attacker model, known limits.
+
+    ``headline`` holds (key prefix, label) pairs: every score whose key starts with a prefix is
+    shown, and a placeholder row stands in for a prefix with none.
+    """
+
+    headline: tuple[tuple[str, str], ...] = tuple(HEADLINE)
+    summary: str = SUMMARY
+    attacker_model: str = ATTACKER_MODEL
+    known_limits: tuple[str, ...] = tuple(KNOWN_LIMITS)
 
 
 @dataclass
@@ -107,12 +137,13 @@ class Report:
     privacy_unit, generator_version or generator, seed, settings, dp_statement (None when there
     is none) and sampling (notes on sampled rows or columns). Other keys are listed as given.
     Gates naming a metric that is neither computed nor a default gate's raise
-    :class:`InvalidArgumentError` here, at construction.
+    :class:`InvalidArgumentError` here, at construction. ``wording`` defaults to the tabular text.
     """
 
     sections: dict[str, SectionResult]
     context: dict[str, Any]
     gates: list[Gate] = field(default_factory=lambda: list(DEFAULT_GATES))
+    wording: Wording = field(default_factory=Wording)
 
     def __post_init__(self) -> None:
         check_known(self.gates, self.scores)
@@ -209,7 +240,7 @@ class Report:
             f"<div class='verdict {css_class}' id='verdict'><h1>{verdict}</h1><p>{_e(self.verdict_detail())}</p></div>",
             "<h2>The numbers that matter</h2>",
             "<p class='caption'>Each score next to what real holdout patients score (the reference) and the rule it is held to.</p>",
-            _score_table(_headline(scores), gates_by_key),
+            _score_table(_headline(scores, self.wording.headline), gates_by_key),
             "<h2>Gates</h2>",
             _gate_table(results),
         ]
@@ -252,15 +283,19 @@ class Report:
                 items.append(f"<dt>{_e(label)}</dt><dd><em>{_e(missing)}</em></dd>")
         items += [f"<dt>{_e(str(key))}</dt><dd>{_value_html(value)}</dd>" for key, value in remaining.values()]
         methods = scores[["section", "metric", "method"]].rename(columns={"method": "implementation and version"})
+        real_images = any(
+            _is_image_grid(figure) and figure.get("real_images", True)
+            for section in self.sections.values() for figure in section.figures.values()
+        )
+        summary = self.wording.summary + (f" <strong>{_e(REAL_IMAGES_WARNING)}</strong>" if real_images else "")
         return "\n".join([
             "<h2 id='about'>What this report is</h2>",
-            "<p>An evaluation of synthetic patient data against the real data it was generated from. "
-            "It contains aggregates only (scores, per-column summaries, distance histograms), never real records.</p>",
+            f"<p>{summary}</p>",
             f"<dl>{''.join(items)}</dl>",
             "<h3>Metric implementations</h3>",
             _table_html(methods),
-            f"<h3>Attacker model</h3><p>{_e(ATTACKER_MODEL)}</p>",
-            "<h3>Known limits</h3><ul>" + "".join(f"<li>{_e(limit)}</li>" for limit in KNOWN_LIMITS) + "</ul>",
+            f"<h3>Attacker model</h3><p>{_e(self.wording.attacker_model)}</p>",
+            "<h3>Known limits</h3><ul>" + "".join(f"<li>{_e(limit)}</li>" for limit in self.wording.known_limits) + "</ul>",
         ])
 
 
@@ -297,11 +332,25 @@ def _figures_html(figures: dict[str, Any], plots: _Plots) -> list[str]:
         series = {DCR_FIGURES[key]: values for key, values in distances.items()}
         parts.append(plots(_histogram_figure(series, "distance to closest record")))
     for key, figure in figures.items():
-        if isinstance(figure, pd.DataFrame):
+        if _is_image_grid(figure):
+            parts.append(_image_grid_html(key, figure))
+        elif isinstance(figure, pd.DataFrame):
             parts.append(f"<h3>{_e(key)}</h3>" + plots(_heatmap_figure(figure, key)))
         elif _is_numeric_vector(figure):
             parts.append(f"<h3>{_e(key)}</h3>" + plots(_histogram_figure({key: figure}, key)))
     return parts
+
+
+def _is_image_grid(figure: Any) -> bool:
+    return isinstance(figure, dict) and figure.get("kind") == IMAGE_GRID
+
+
+def _image_grid_html(key: str, grid: dict[str, Any]) -> str:
+    """An image grid as its title, caption and an inline PNG (a data URI, so the file stays self-contained)."""
+    title = _e(str(grid.get("title") or key))
+    caption = f"<p class='caption'>{_e(str(grid['caption']))}</p>" if grid.get("caption") else ""
+    source = _e(f"data:image/png;base64,{grid['png_base64']}")
+    return f"<h3>{title}</h3>{caption}<img class='grid-image' src=\"{source}\" alt=\"{title}\">"
 
 
 def _marginal_figure(column: str, marginal: dict[str, Any]) -> go.Figure:
@@ -406,10 +455,10 @@ def _is_numeric_vector(value: Any) -> bool:
         return False
 
 
-def _headline(scores: pd.DataFrame) -> pd.DataFrame:
-    """The headline scores in HEADLINE order, with a placeholder row for each one not computed."""
+def _headline(scores: pd.DataFrame, headline: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+    """The headline scores in ``headline`` order, with a placeholder row for each one not computed."""
     rows = []
-    for prefix, label in HEADLINE:
+    for prefix, label in headline:
         matched = scores[scores["key"].str.startswith(prefix)]
         if len(matched):
             rows += matched.to_dict(orient="records")
@@ -505,7 +554,9 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _compact(figure: Any) -> Any:
-    """A figure for JSON: frames split into index/columns/data, long vectors reduced to histogram counts."""
+    """A figure for JSON: frames split into index/columns/data, long vectors reduced to histogram counts, image grids without pixels."""
+    if _is_image_grid(figure):
+        return {**{key: value for key, value in figure.items() if key != "png_base64"}, "png": "omitted; shown in the HTML report only"}
     if isinstance(figure, dict):
         return {key: _compact(value) for key, value in figure.items()}
     if isinstance(figure, pd.DataFrame):
