@@ -26,7 +26,8 @@ from synthgen.loading import load
 from synthgen.metadata import Metadata
 from synthgen.synthesizer import DEFAULT_CHUNK_ROWS, TabularSynthesizer
 from synthgen.data.images import read_images
-from synthgen.image_io import FORMATS as IMAGE_FORMATS, write_images
+from synthgen.image_io import FORMATS as IMAGE_FORMATS, read_written_images, write_images
+from synthgen.evaluation.images import IMAGE_GATES, evaluate_images
 from synthgen.image_synthesizer import ImageSynthesizer
 
 _PATH = click.Path(path_type=Path)
@@ -296,22 +297,38 @@ GATE_FAILED_EXIT = 3
               help="Pass/fail rule such as dcr_share<=0.52; replaces the default of that metric. Repeatable.")
 @click.option("--metadata", "metadata_path", type=_PATH, help="SDV metadata JSON (default: MODEL's, else detected).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and attacks.")
+@_image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, holdout_path: Path | None,
                      output: Path | None, json_path: Path | None, target: str | None, gate_rules: tuple[str, ...],
-                     metadata_path: Path | None, seed: int, quiet: bool) -> None:
+                     metadata_path: Path | None, seed: int, quiet: bool, **image_options: Any) -> None:
     """Score fidelity and privacy of SYNTHETIC against REAL, optionally for MODEL.
+
+    Tables: REAL, SYNTHETIC and HOLDOUT are table files. Images: folders (or .npz); with an image
+    MODEL the real images are read the way fit read them and SYNTHETIC is what `synthgen sample`
+    wrote (any --format). Image scores use features of a small CNN trained on the real training
+    images (no downloaded weights): Frechet distance, KID, precision/recall/density/coverage,
+    label accuracy, train-on-synthetic accuracy, and nearest-neighbour memorisation checks.
 
     Prints a summary, writes HTML/JSON when asked, and exits with status 3 when any pass/fail
     gate fails (1 for errors), so it can guard a release in CI.
     """
+    synthesizer = load(model, device="cpu") if model is not None else None
+    if isinstance(synthesizer, ImageSynthesizer) or (synthesizer is None and _is_image_input(real_path)):
+        if target or metadata_path:
+            raise InvalidArgumentError("--target and --metadata apply to tables, not images")
+        report = _evaluate_images(synthesizer, real_path, synthetic_path, holdout_path, image_options,
+                                  [Gate.parse(rule) for rule in gate_rules], seed, quiet)
+        _finish_report(report, output, json_path)
+        return
+    if any(value is not None for value in image_options.values()):
+        raise InvalidArgumentError("--labels, --label-column, --label-tag, --image-size, --window and --reader apply to images")
     real = read_table(real_path)
     holdout = read_table(holdout_path) if holdout_path else None
     metadata = Metadata.load(metadata_path) if metadata_path else None
     context: dict[str, object] = {"data source": str(real_path), "synthetic source": str(synthetic_path)}
-    if model is not None:
-        synthesizer = load(model, device="cpu")
+    if synthesizer is not None:
         details = synthesizer.describe()
         metadata = metadata or synthesizer.metadata_
         if holdout is None:
@@ -326,6 +343,39 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     gates = [gate for gate in DEFAULT_GATES if gate.metric not in replaced] + user_gates
     report = evaluate(real, read_table(synthetic_path), holdout=holdout, metadata=metadata, target=target,
                       gates=gates, seed=seed, context=context, progress=not quiet)
+    _finish_report(report, output, json_path)
+
+
+def _evaluate_images(synthesizer: ImageSynthesizer | None, real_path: Path, synthetic_path: Path,
+                     holdout_path: Path | None, image_options: dict[str, Any], user_gates: list[Gate], seed: int,
+                     quiet: bool) -> Any:
+    """The image evaluation: real images read as fit read them, synthetic ones as sample wrote them."""
+    context: dict[str, object] = {"data source": str(real_path), "synthetic source": str(synthetic_path)}
+    if synthesizer is not None:
+        given = {key: value for key, value in _read_images(real_path, image_options)[1].items()
+                 if image_options.get("labels_path" if key == "labels" else key) is not None}
+        reading = {**synthesizer.reading_, **given}
+        real = read_images(real_path, **reading)
+        if holdout_path is None:
+            real, holdout = synthesizer.split(real)
+        else:
+            holdout = read_images(holdout_path, **reading)
+        synthetic = read_written_images(synthetic_path, synthesizer.mapping_, synthesizer.image_size_,
+                                        synthesizer.label_name_)
+        details = synthesizer.describe()
+        context["generator"] = {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}
+    else:
+        real, reading = _read_images(real_path, image_options)
+        holdout = read_images(holdout_path, **reading) if holdout_path else None
+        synthetic = read_images(synthetic_path, **reading)
+    replaced = {gate.metric for gate in user_gates}
+    gates = [gate for gate in IMAGE_GATES if gate.metric not in replaced] + user_gates
+    return evaluate_images(real, synthetic, holdout=holdout, seed=seed, gates=gates, context=context,
+                           progress=not quiet)
+
+
+def _finish_report(report: Any, output: Path | None, json_path: Path | None) -> None:
+    """Print the summary, write the files asked for, and exit 3 when a gate fails."""
     click.echo(report.summary())
     if output:
         report.to_html(output)

@@ -37,25 +37,29 @@ from pydicom.valuerep import format_number_as_ds
 
 from synthgen import __version__
 from synthgen._files import publish_directory
-from synthgen.data.images import FILE_COLUMNS, ImageSet, IntensityMapping
-from synthgen.errors import InvalidArgumentError
+from synthgen.data.images import FILE_COLUMNS, ImageSet, IntensityMapping, read_images
+from synthgen.errors import InvalidArgumentError, InvalidDataError
 
 FORMATS = ("dicom", "png", "npz")
 MANIFEST = "labels.csv"
+#: Manifest column marking images that are not patients (augmented sets).
+SYNTHETIC_COLUMN = "synthetic"
 NPZ_NAME = "images.npz"
 DEIDENTIFICATION_METHOD = "SYNTHETIC IMAGE FROM SYNTHGEN; NO SOURCE ATTRIBUTES"
 #: DICOM LO (long string) values hold at most 64 characters.
 LO_LENGTH = 64
 
 
-def write_images(images: ImageSet, directory: str | Path, fmt: str = "dicom") -> list[Path]:
+def write_images(images: ImageSet, directory: str | Path, fmt: str = "dicom", *,
+                 synthetic: np.ndarray | None = None) -> list[Path]:
     """Write ``images`` in physical values into the new directory ``directory``.
 
     ``fmt`` is ``"dicom"`` (one file per image), ``"png"`` (8-bit, one sub-folder per label, the
     mapping's [low, high] spread over 0..255; unlabelled images at the top) or ``"npz"`` (one
     ``images.npz`` with float32 ``images`` shaped (N, H, W) or (N, H, W, 3), string ``labels`` and
     the ``unit``). ``directory`` must not exist or be empty. Returns the file holding each image,
-    in image order (for npz, the same file N times).
+    in image order (for npz, the same file N times). ``synthetic`` (one bool per image) adds a
+    ``synthetic`` column to ``labels.csv``, so augmented sets say which images are not patients.
     """
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown image format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -68,7 +72,7 @@ def write_images(images: ImageSet, directory: str | Path, fmt: str = "dicom") ->
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         files = {"dicom": _write_dicom, "png": _write_png, "npz": _write_npz}[fmt](images, staging)
-        _write_manifest(staging / MANIFEST, files, images)
+        _write_manifest(staging / MANIFEST, files, images, synthetic)
         publish_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -81,12 +85,46 @@ def _file_names(count: int, suffix: str) -> list[str]:
     return [f"{number:0{width}d}{suffix}" for number in range(1, count + 1)]
 
 
-def _write_manifest(path: Path, files: list[str], images: ImageSet) -> None:
-    column = images.label_name if images.label_name and images.label_name.lower() not in FILE_COLUMNS else "label"
+def _manifest_label_column(images: ImageSet) -> str:
+    return images.label_name if images.label_name and images.label_name.lower() not in FILE_COLUMNS else "label"
+
+
+def _write_manifest(path: Path, files: list[str], images: ImageSet, synthetic: np.ndarray | None) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", column])
-        writer.writerows(zip(files, images.labels))
+        if synthetic is None:
+            writer.writerow(["file", _manifest_label_column(images)])
+            writer.writerows(zip(files, images.labels))
+        else:
+            writer.writerow(["file", _manifest_label_column(images), SYNTHETIC_COLUMN])
+            writer.writerows(zip(files, images.labels, np.asarray(synthetic, dtype=bool)))
+
+
+def read_written_images(path: str | Path, mapping: IntensityMapping, image_size: int,
+                        label_name: str | None) -> ImageSet:
+    """Read back a folder that :func:`write_images` wrote (any format), on ``mapping``'s intensity scale.
+
+    This is how synthetic images are scored against the real ones they imitate: DICOM files are
+    windowed to the model's range, and labels come from the ``labels.csv`` manifest.
+    """
+    path = Path(path)
+    archive = path / NPZ_NAME if path.is_dir() else path
+    if archive.suffix == ".npz" and archive.is_file():
+        with np.load(archive, allow_pickle=False) as stored:
+            if "images" not in stored.files:
+                raise InvalidDataError(f"{str(archive)!r} was not written by synthgen (no 'images' array)")
+            physical = stored["images"].astype(np.float32)
+            labels = stored["labels"].astype(object) if "labels" in stored.files else np.full(len(physical), "", object)
+        pixels = physical[:, None] if physical.ndim == 3 else physical.transpose(0, 3, 1, 2)
+        return ImageSet(mapping.to_unit(pixels), labels, mapping, label_name)
+    manifest = path / MANIFEST
+    if not any(path.rglob("*.dcm")):  # PNG: the label is the sub-folder, as written
+        images = read_images(path, reader="folder", image_size=image_size)
+        return ImageSet(images.images, images.labels, mapping, label_name, images.sources)
+    column = label_name if label_name and label_name.lower() not in FILE_COLUMNS else "label"
+    window = None if mapping.photometric == "RGB" else f"{(mapping.low + mapping.high) / 2:.10g},{mapping.high - mapping.low:.10g}"
+    return read_images(path, reader="dicom", labels=manifest if manifest.is_file() else None,
+                       label_column=column if manifest.is_file() else None, image_size=image_size, window=window)
 
 
 def _to_8bit(physical: np.ndarray, mapping: IntensityMapping) -> np.ndarray:
