@@ -625,7 +625,7 @@ def score_model(
     classes = list(model.classes_)
     predicted = np.asarray(classes, dtype=object)[proba.argmax(1)].astype(str)
     scores = {
-        "ROC AUC": _auc(y_test, proba, classes),
+        "ROC AUC": macro_roc_auc(y_test, proba, classes),
         "balanced accuracy": float(balanced_accuracy_score(y_test, predicted)),
     }
     if minority is not None:
@@ -635,7 +635,7 @@ def score_model(
     return scores
 
 
-def _auc(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> float:
+def macro_roc_auc(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> float:
     """Binary ROC AUC, or the macro one-vs-rest mean over the classes present in ``y``."""
     from sklearn.metrics import roc_auc_score
 

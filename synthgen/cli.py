@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from tqdm.auto import tqdm
 
 from synthgen import __version__
@@ -29,6 +30,7 @@ from synthgen.data.images import read_images
 from synthgen.image_io import FORMATS as IMAGE_FORMATS, read_written_images, write_images
 from synthgen.evaluation.images import IMAGE_GATES, evaluate_images
 from synthgen.image_synthesizer import ImageSynthesizer
+from synthgen.image_augmentation import augment_images, check_image_augmentation, plan as plan_images
 
 _PATH = click.Path(path_type=Path)
 
@@ -389,8 +391,9 @@ def _finish_report(report: Any, output: Path | None, json_path: Path | None) -> 
 
 @main.command("augment")
 @click.argument("data", type=_PATH)
-@click.option("--target", required=True,
-              help="Column to predict: its classes get the synthetic rows (numerical: regression).")
+@click.option("--target",
+              help="Column to predict: its classes get the synthetic rows (numerical: regression). "
+                   "Images: the label (optional; it must name the label column).")
 @click.option("-o", "--output", type=_PATH,
               help="Augmented table to write (.csv, .tsv or .parquet): DATA's rows, then the synthetic rows.")
 @click.option("--balance", is_flag=True, help="Top every class up to the majority class's count.")
@@ -414,26 +417,45 @@ def _finish_report(report: Any, output: Path | None, json_path: Path | None) -> 
                    "smallest class count (at least 2) with a warning, so every class can be generated]")
 @click.option("--flag-column", default=SYNTHETIC_FLAG, show_default=True,
               help="Boolean column marking synthetic rows (True); '' for none.")
+@click.option("--format", "image_format", type=click.Choice(IMAGE_FORMATS),
+              help="Images: write the augmented set as DICOM, PNG or .npz. [default: png]")
+@_image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def augment_command(data: Path, target: str, output: Path | None, balance: bool, ratio: float | None,
+def augment_command(data: Path, target: str | None, output: Path | None, balance: bool, ratio: float | None,
                     model_path: Path | None, check_path: Path | None, classifier: str, check_seeds: int,
                     seed: int | None, steps: int | None, min_category_count: int | None, flag_column: str,
-                    quiet: bool) -> None:
+                    image_format: str | None, quiet: bool, **image_options: Any) -> None:
     """Add synthetic rows for TARGET to DATA: balance its classes or grow it by a ratio.
 
     Rows are generated through the model's conditioning on TARGET, and any synthetic row identical
     to a real row is replaced. With --check TEST (real rows not in DATA) it measures whether the
     synthetic rows help a classifier on TEST; without -o it only measures.
 
+    Images (a folder or .npz as DATA, labels as for `fit`): the output folder holds the real and
+    the synthetic images, with a `synthetic` column in its labels.csv; --check TEST is a folder of
+    real test images, scored with a small CNN.
+
     \b
     synthgen augment train.csv --target diagnosis --balance -o augmented.csv --seed 1
     synthgen augment train.csv --target diagnosis --ratio 2 --check test.csv
+    synthgen augment ./images/ --labels labels.csv --label-column finding --balance -o ./augmented/
     """
     if output is None and check_path is None:
         raise InvalidArgumentError(
-            "nothing to do: give -o OUT to write the augmented table, --check TEST to measure, or both"
+            "nothing to do: give -o OUT to write the augmented data, --check TEST to measure, or both"
         )
+    if _is_image_input(data):
+        if min_category_count is not None or classifier != CLASSIFIERS[0]:
+            raise InvalidArgumentError("--min-category-count and --classifier apply to tables, not images")
+        _augment_images(data, target, output, balance, ratio, model_path, check_path, check_seeds, seed, steps,
+                        image_format or "png", image_options, quiet)
+        return
+    if target is None:
+        raise InvalidArgumentError("--target is required for a table: the column whose classes get synthetic rows")
+    if image_format is not None or any(value is not None for value in image_options.values()):
+        raise InvalidArgumentError("--format, --labels, --label-column, --label-tag, --image-size, --window and "
+                                   "--reader apply to images")
     table = read_table(data)
     test = read_table(check_path) if check_path else None
     flag = flag_column or None
@@ -490,6 +512,62 @@ def augment_command(data: Path, target: str, output: Path | None, balance: bool,
         click.echo(f"\nCheck on {check_path} ({check.test_rows} real rows; synthetic rows are never scored): "
                    f"{check.classifier} {task} trained on the {check.train_rows} real rows alone vs with synthetic "
                    f"rows, {check.seeds} seeds, mean [95% interval]")
+        click.echo(check.table())
+
+
+def _test_reading(check_path: Path, reading: dict[str, Any]) -> dict[str, Any]:
+    """How to read --check images: as the training images, with a labels CSV of the same name inside TEST."""
+    if reading["labels"] is None:
+        return reading
+    own = check_path / Path(reading["labels"]).name
+    if not own.is_file():
+        raise InvalidArgumentError(f"--check {str(check_path)!r}: its labels go in {str(own)!r}, with the columns of --labels")
+    return {**reading, "labels": str(own)}
+
+
+def _augment_images(data: Path, target: str | None, output: Path | None, balance: bool, ratio: float | None,
+                    model_path: Path | None, check_path: Path | None, check_seeds: int, seed: int | None,
+                    steps: int | None, image_format: str, image_options: dict[str, Any], quiet: bool) -> None:
+    images, reading = _read_images(data, image_options)
+    if target is not None and target != images.label_name:
+        raise InvalidArgumentError(f"--target {target!r}: these images' label is {images.label_name!r}")
+    plan_images(images.labels, balance=balance, ratio=ratio)  # refuse a bad request before any fitting
+    if model_path is not None:
+        if steps is not None:
+            raise InvalidArgumentError("--steps applies when fitting; leave it out with --model")
+        model = load(model_path)
+        if not isinstance(model, ImageSynthesizer):
+            raise InvalidArgumentError(f"{str(model_path)!r} is a {model.kind} model; image augmentation needs an image model")
+    else:
+        model = ImageSynthesizer(seed=seed, steps=steps, progress=not quiet).fit(images, reading=reading)
+    result = augment_images(images, balance=balance, ratio=ratio, model=model, seed=seed)
+    check = None
+    if check_path is not None:  # before writing: a failed check leaves no output behind
+        test = read_images(check_path, **_test_reading(check_path, reading))
+        check = check_image_augmentation(
+            images, test, seeds=check_seeds,
+            augmented_factory=lambda repeat: augment_images(
+                images, balance=balance, ratio=ratio, model=model,
+                seed=None if seed is None else seed + 1 + repeat).images,
+        )
+    if output is not None:
+        write_images(result.images, output, image_format, synthetic=result.synthetic)
+    mode = "balance" if balance else f"ratio {ratio:g}"
+    click.echo(f"{'Added' if output is not None else 'Each --check repeat adds'} {int(result.synthetic.sum())} "
+               f"synthetic images to {len(images)} real images ({mode}):")
+    real_counts = dict(zip(*np.unique(np.asarray(images.labels, dtype=str), return_counts=True)))
+    for label, count in result.added.items():
+        click.echo(f"  {label or '(unlabelled)'}: {int(real_counts.get(label, 0))} real + {count} synthetic")
+    click.echo(f"0 synthetic images identical to a real one ({result.exact_copies_dropped} generated copies "
+               "dropped and resampled)")
+    if result.shortfall:
+        click.echo(f"{result.shortfall} requested images could not be generated without copying a real one")
+    if output is not None:
+        click.echo(f"Wrote {output} ({image_format}); labels.csv marks synthetic images with synthetic=True")
+    if check is not None:
+        click.echo(f"\nCheck on {check_path} ({check.test_rows} real images; synthetic images are never scored): "
+                   f"small CNN trained on the {check.train_rows} real images alone vs with synthetic images, "
+                   f"{check.seeds} seeds, mean [95% interval]")
         click.echo(check.table())
 
 

@@ -14,7 +14,8 @@ from pydicom.pixels import apply_modality_lut
 
 from synthgen.cli import main
 
-FIT = ["--image-size", "16", "--steps", "30", "--batch-size", "8", "--seed", "0", "--quiet"]
+AUGMENT = ["--image-size", "16", "--steps", "30", "--seed", "0", "--quiet"]
+FIT = [*AUGMENT, "--batch-size", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,39 @@ def test_evaluate_reads_every_output_format_back_on_the_models_scale(phantom_mod
     # The same 12 sampled images, written three ways, score alike (PNG only loses 8-bit precision).
     assert distances["npz"] == pytest.approx(distances["dicom"], rel=0.02)
     assert distances["png"] == pytest.approx(distances["dicom"], rel=0.1)
+
+
+def test_augment_balances_an_image_set_and_marks_synthetic_images(tmp_path):
+    folder = tmp_path / "images"
+    write_phantom_dicom(folder, n=16, size=16, seed=3, lesion_fraction=0.25)
+    test = tmp_path / "test"
+    write_phantom_dicom(test, n=12, size=16, seed=4, lesion_fraction=0.5)
+    out = tmp_path / "augmented"
+    result = CliRunner().invoke(main, ["augment", str(folder), "--labels", str(folder / "labels.csv"),
+                                       "--label-column", "finding", "--balance", "-o", str(out), "--check", str(test),
+                                       "--check-seeds", "2", *AUGMENT])
+    assert result.exit_code == 0, result.output
+    manifest = pd.read_csv(out / "labels.csv")
+    real = pd.read_csv(folder / "labels.csv")["finding"].value_counts()
+    assert (~manifest["synthetic"]).sum() == 16
+    counts = manifest["finding"].value_counts()
+    assert counts["lesion"] == counts["normal"] == real.max()  # the minority topped up to the majority
+    assert set(manifest.loc[manifest["synthetic"], "finding"]) == {"lesion"}
+    assert len(list(out.rglob("*.png"))) == len(manifest)
+    assert "Verdict:" in result.output and "synthetic images are never scored" in result.output
+
+
+def test_augment_images_refuses_bad_requests(tmp_path, phantom_model):
+    folder, _ = phantom_model
+    runner = CliRunner()
+    for arguments, message in [
+        (["--balance", "--ratio", "2"], "exactly one of balance and ratio"),
+        (["--ratio", "0.5"], "ratio must be above 1"),
+        (["--balance", "--target", "diagnosis"], "these images' label is 'finding'"),
+        (["--balance", "--check", str(tmp_path)], "its labels go in"),
+    ]:
+        out = tmp_path / "out"
+        result = runner.invoke(main, ["augment", str(folder), "--labels", str(folder / "labels.csv"),
+                                      "--label-column", "finding", "-o", str(out), *AUGMENT, *arguments])
+        assert result.exit_code == 1 and message in result.output, (arguments, result.output)
+        assert not out.exists()

@@ -221,6 +221,14 @@ class FeatureExtractor:
             raise InvalidArgumentError("this feature CNN was trained on the rotation task and predicts no classes")
         return np.asarray(self.classes, dtype=object)[self._logits(images).argmax(axis=1)]
 
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities of each image, columns in ``classes`` order; needs a classifier."""
+        if not self.classes:
+            raise InvalidArgumentError("this feature CNN was trained on the rotation task and predicts no classes")
+        logits = self._logits(images)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
     def accuracy(self, images: np.ndarray, labels: np.ndarray | None = None) -> float:
         """Share of ``labels`` predicted right, or, without them, of the four rotations of each image told right."""
         if labels is not None:
