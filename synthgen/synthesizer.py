@@ -159,11 +159,11 @@ class TabularSynthesizer:
             train_rng = torch.Generator(device).manual_seed(secrets.randbits(63))
         else:
             train_rng = torch.Generator(device).manual_seed(seed)
-        summary, steps_taken = train_gan_private(
+        summary = train_gan_private(
             generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
             secure=settings.secure, progress=self.progress,
         )
-        privacy = privacy_record(plan, steps_taken, settings, release.record, unit)
+        privacy = privacy_record(plan, summary.steps, settings, release.record, unit)
         logger.info("trained with (%.3g, %.2g)-DP (%s accountant)", privacy["epsilon"], privacy["delta"], privacy["accountant"])
         training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
                     "privacy": privacy}

@@ -91,18 +91,15 @@ def adversarial_loop(
     schedulers: list[Any] = (),
     *,
     progress: bool = True,
-    stop: Callable[[int], bool] | None = None,
     description: str = "training",
 ) -> LoopResult:
     """Alternate one discriminator and one generator step ``steps`` times; shared by every model kind.
 
     Each step function returns its loss as a device tensor; losses are summed on the device and
-    read back every ``_REPORT_EVERY`` steps only. ``stop(step)`` is asked after each step (e.g. a
-    privacy budget that is spent); when it says yes, training ends there.
+    read back every ``_REPORT_EVERY`` steps only.
     """
     g_total = d_total = None
     g_loss = d_loss = float("nan")
-    done = 0
     reported = 0
     started = time.perf_counter()
     bar = tqdm(total=steps, desc=description, unit="step", disable=not progress, leave=False)
@@ -113,19 +110,15 @@ def adversarial_loop(
         g_total = g_value if g_total is None else g_total + g_value
         for scheduler in schedulers:
             scheduler.step()
-        done = step
-        finished = step == steps or (stop is not None and stop(step))
-        if step % _REPORT_EVERY == 0 or finished:
+        if step % _REPORT_EVERY == 0 or step == steps:
             window = step - reported
             g_loss, d_loss = (g_total / window).item(), (d_total / window).item()
             g_total = d_total = None
             reported = step
             bar.set_postfix(loss_g=f"{g_loss:.3f}", loss_d=f"{d_loss:.3f}", refresh=False)
             bar.update(window)
-        if finished:
-            break
     bar.close()
-    return LoopResult(done, time.perf_counter() - started, g_loss, d_loss)
+    return LoopResult(steps, time.perf_counter() - started, g_loss, d_loss)
 
 def _gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """WGAN-GP on pack-level interpolates (one mixing weight per pack, as PacGAN scores packs)."""
@@ -250,8 +243,8 @@ def train_gan_private(
     *,
     secure: bool = False,
     progress: bool = True,
-) -> tuple[TrainingSummary, int]:
-    """DP-SGD on the critic, the only network that reads real rows; returns the summary and steps taken.
+) -> TrainingSummary:
+    """DP-SGD on the critic, the only network that reads real rows, for ``plan.steps`` steps.
 
     Real rows are Poisson-sampled at ``plan.sample_rate`` and each row's gradient is clipped to
     ``plan.max_grad_norm`` (Opacus per-sample gradients), with Gaussian noise of
@@ -320,9 +313,8 @@ def train_gan_private(
     generator_net.eval()
     critic.eval()
     logger.info("trained %d DP steps in %.1f s on %s", result.steps, result.seconds, device)
-    summary = TrainingSummary(result.steps, batch, round(result.seconds, 3), str(device), result.generator_loss,
-                              result.discriminator_loss)
-    return summary, result.steps
+    return TrainingSummary(result.steps, batch, round(result.seconds, 3), str(device), result.generator_loss,
+                           result.discriminator_loss)
 
 
 # ---------------------------------------------------------------------------------------------- images
