@@ -285,3 +285,16 @@ def test_each_rows_gradient_is_clipped_before_the_private_sum():
     assert max(norms) > 10 * plan.max_grad_norm  # the outlier really was clipped
     for got, want in zip(clipped_sum, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_dates_stay_representable_even_when_noise_drowns_their_counts():
+    dates = pd.Series(pd.date_range("2019-01-01", periods=30, freq="7D").strftime("%Y-%m-%d"))
+    table = pd.DataFrame({"visit": dates, "age": np.arange(30.0)})
+    metadata = Metadata.detect(table)
+    metadata.columns["visit"] = {"sdtype": "datetime", "datetime_format": "%Y-%m-%d"}
+    for seed in range(10):
+        release = _release(table, metadata, noise=1_000.0, seed=seed)
+        seconds = release.transformers["visit"].inner_.edges_
+        assert -(2.0**33) <= seconds[0] < seconds[-1] <= 2.0**33  # inside pandas' timestamp range
+        filled = release.transformers["visit"].inverse(np.zeros((5, 1), np.float32), np.random.default_rng(0))
+        assert len(filled) == 5

@@ -4,7 +4,7 @@ Without DP, the transformers read raw columns (mixture modes, exact ranges, cate
 DP they are built only from what this module releases, with Gaussian noise:
 
 - round 1 (numeric columns without public bounds): counts over fixed power-of-two bins
-  (±2⁻¹⁰ … ±2⁴⁰); the outermost bins whose noisy count clears 4σ give the bounds.
+  (±2⁻¹⁰ … ±2⁴⁰, dates ±2³² s); the outermost bins whose noisy count clears 4σ give the bounds.
 - round 2: a histogram of each numeric column inside its bounds (plus a missing-value bin), and
   counts of each categorical column's values (plus missing). Category *names* come from the data,
   so a name is released only when its noisy count clears a threshold set so that a name held by one
@@ -36,7 +36,9 @@ from synthgen.data.quantile import QuantileTransformer
 from synthgen.errors import InvalidDataError, MetadataError
 from synthgen.metadata import Metadata
 
-_COARSE_EXPONENTS = np.arange(-10, 41)
+#: Power-of-two bin edges run from 2**-10 to 2**TOP; dates (epoch seconds) stop at 2**32 s
+#: (year 2106 either side of 1970), inside what pandas timestamps can hold.
+_TOP_EXPONENT = {"numerical": 40, "datetime": 32}
 #: Noisy counts must clear this many noise standard deviations to count as occupied bins.
 _OCCUPIED_SIGMAS = 4.0
 _MAX_FINE_BINS = 50
@@ -47,8 +49,8 @@ _NUMERIC = ("numerical", "datetime")
 _CATEGORICAL = ("categorical", "boolean")
 
 
-def _coarse_edges() -> np.ndarray:
-    positive = 2.0 ** _COARSE_EXPONENTS
+def _coarse_edges(top: int) -> np.ndarray:
+    positive = 2.0 ** np.arange(-10, top + 1)
     return np.concatenate([-positive[::-1], positive])  # the bin between ±2⁻¹⁰ holds zero
 
 
@@ -84,9 +86,13 @@ class Release:
             if not transformer.spans:
                 continue
             draws = transformer.inverse(_random_encoding(transformer, int(gaps.sum()), rng), rng)
-            column = filled[name].astype(object) if filled[name].dtype.kind in "iub" else filled[name].copy()
+            numeric_draws = draws.dtype != object  # the rare label (a string) needs an object column
+            column = filled[name].copy() if filled[name].dtype.kind not in "iub" and numeric_draws else filled[name].astype(object)
             column[gaps] = draws.to_numpy()
-            filled[name] = column.astype(data[name].dtype) if data[name].dtype.kind not in "iub" else column
+            try:
+                filled[name] = column.astype(data[name].dtype) if data[name].dtype.kind not in "iub" else column
+            except (TypeError, ValueError):  # a draw of the rare label (a string) in a numeric column
+                filled[name] = column
         return filled
 
 
@@ -103,8 +109,8 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
     bounds: dict[str, tuple[float, float]] = {}
     if needs_bounds:
         sigma = noise * np.sqrt(len(needs_bounds))
-        edges = _coarse_edges()
         for name in needs_bounds:
+            edges = _coarse_edges(_TOP_EXPONENT[specs[name]["sdtype"]])
             values = _numbers(data[name], name, specs[name])
             counts = _bin_counts(values[~np.isnan(values)], edges) + rng.normal(0.0, sigma, len(edges) + 1)
             bounds[name] = _bounds_from_coarse(counts, edges, sigma)
@@ -190,8 +196,8 @@ def _bounds_from_coarse(noisy: np.ndarray, edges: np.ndarray, sigma: float) -> t
     occupied = np.flatnonzero(noisy > _OCCUPIED_SIGMAS * sigma)
     if occupied.size == 0:
         occupied = np.array([int(np.argmax(noisy))])
-    # Bin i lies between edges[i-1] and edges[i]; the open-ended outer bins stop at ±2⁴¹.
-    padded = np.concatenate([[-(2.0 ** 41)], edges, [2.0 ** 41]])
+    # Bin i lies between edges[i-1] and edges[i]; the open-ended outer bins stop one doubling further.
+    padded = np.concatenate([[2 * edges[0]], edges, [2 * edges[-1]]])
     return float(padded[occupied.min()]), float(padded[occupied.max() + 1])
 
 
