@@ -51,6 +51,11 @@ def select_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def use_bfloat16(device: torch.device, requested: bool | None) -> bool:
+    """bfloat16 autocast: as requested, else on CUDA only."""
+    return device.type == "cuda" if requested is None else requested
+
+
 def default_steps(n_rows: int, batch_size: int) -> int:
     """CTGAN's 300 epochs in optimiser steps, bounded: small tables still get enough updates."""
     return int(min(10_000, max(3_000, round(300 * n_rows / batch_size))))
@@ -184,7 +189,7 @@ def train_gan(
     decay = lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / steps  # noqa: E731
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimiser, d_optimiser)]
     # bfloat16 needs no loss scaling; the gradient penalty and condition loss stay in float32.
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bfloat16(device, config.mixed_precision))
     generator_net.train()
     critic.train()
     result = adversarial_loop(
@@ -353,7 +358,7 @@ def train_image_gan(
     policy = augmentation_policy(config.diffaugment)
     g_optimiser = torch.optim.Adam(generator_net.parameters(), lr=config.lr_g, betas=tuple(config.betas))
     d_optimiser = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=tuple(config.betas))
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bfloat16(device, config.mixed_precision))
     ema_updates = itertools.count()
 
     def draw(size: int) -> torch.Tensor:

@@ -271,3 +271,12 @@ def test_colour_images_round_trip_through_fit_and_sample() -> None:
     model = ImageSynthesizer(seed=0, steps=2, config=FAST, progress=False).fit(data)
     sample = model.sample(4, condition="b", seed=0)
     assert sample.images.shape == (4, 3, 16, 16) and sample.mapping.photometric == "RGB"
+
+
+def test_mixed_precision_training_runs_the_gpu_code_path_on_cpu() -> None:
+    """bfloat16 autocast is what CUDA training uses; forcing it on CPU checks that path without a GPU."""
+    config = ImageGANConfig(base_width=8, batch_size=10, mixed_precision=True)
+    model = ImageSynthesizer(seed=0, steps=10, config=config, progress=False).fit(toy_set(n=20))
+    sample = model.sample(6, condition="dark", seed=0)
+    assert sample.images.dtype == np.float32 and np.isfinite(sample.images).all()
+    assert np.isfinite(model.training_["generator_loss"]) and np.isfinite(model.training_["discriminator_loss"])

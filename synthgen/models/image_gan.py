@@ -45,6 +45,8 @@ class ImageGANConfig:
     batch_size: int = 64
     steps: int | None = None  # None: chosen from the set size, see train.default_image_steps
     ema_decay: float = 0.999
+    #: bfloat16 autocast; None means on CUDA only.
+    mixed_precision: bool | None = None
     diffaugment: str = "translation,cutout"
     d_steps_per_g: int = 1
 

@@ -40,6 +40,9 @@ class GANConfig:
     dropout: float = 0.0
     gumbel_tau: float = 0.2
     steps: int | None = None  # None: chosen from the table size, see train.default_steps
+    #: bfloat16 autocast for the networks; None means on CUDA only (on CPUs it changes results
+    #: from one machine to the next for a 1.3x gain with AMX, measured on breast-cancer).
+    mixed_precision: bool | None = None
 
 
 def _padded_index(groups: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,8 +97,10 @@ class SpanLayout(nn.Module):
         """tanh on tanh spans, Gumbel-softmax on softmax spans (a draw from each categorical).
 
         ``hard`` (for sampling) returns the draw itself as a one-hot: the arg-max of logits plus
-        Gumbel noise, which skips the softmax that only training's gradients need.
+        Gumbel noise, which skips the softmax that only training's gradients need. Activations are
+        computed in float32 whatever precision the network ran in (autocast gives bfloat16 logits).
         """
+        raw = raw.float()
         out = torch.empty_like(raw)
         out[:, self.tanh_index] = torch.tanh(raw[:, self.tanh_index])
         if self.has_softmax:
