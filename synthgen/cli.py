@@ -129,7 +129,7 @@ def main(verbose: bool) -> None:
 @click.option("--dp-clip", type=float, default=1.0, show_default=True, help="DP per-row gradient clipping norm.")
 @click.option("--dp-noise", type=float,
               help="Fix the DP noise multiplier instead of deriving it; training then stops when epsilon is spent.")
-@click.option("--dp-statistics-share", type=float, default=0.2, show_default=True,
+@click.option("--dp-statistics-share", type=float, default=0.5, show_default=True,
               help="Share of epsilon for the column statistics (ranges, histograms, category names).")
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
 @click.option("--dp-secure", is_flag=True, help="Draw DP noise from fresh OS entropy (for releases; not reproducible).")

@@ -22,9 +22,13 @@ from synthgen.bundle import write_bundle
 from synthgen.data.table import TableTransformer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
 from synthgen.metadata import Metadata
-from synthgen.models.tabular_gan import ConditionSampler, Discriminator, GANConfig, Generator, SpanLayout, init_weights
+from synthgen.models.tabular_gan import (
+    ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, SpanLayout, init_weights,
+)
 from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record
-from synthgen.dp.release import release_rounds, release_statistics
+from synthgen.dp.release import Release, release_rounds, release_statistics
+from synthgen.data.missing import MissingIndicator
+from synthgen.data.quantile import QuantileTransformer
 from synthgen.train import default_steps, effective_batch_size, select_device, train_gan, train_gan_private
 
 logger = logging.getLogger(__name__)
@@ -163,12 +167,15 @@ class TabularSynthesizer:
             generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
             secure=settings.secure, progress=self.progress,
         )
+        calibration = _calibrate(generator_net, layout, sampler, table, release, config, train_rng)
         privacy = privacy_record(plan, summary.steps, settings, release.record, unit)
         logger.info("trained with (%.3g, %.2g)-DP (%s accountant)", privacy["epsilon"], privacy["delta"], privacy["accountant"])
         training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
                     "privacy": privacy}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
+        self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
+        self.calibration_ = calibration
+        return self
 
     @property
     def privacy_(self) -> dict[str, Any] | None:
@@ -190,6 +197,7 @@ class TabularSynthesizer:
         self.training_ = training
         self.holdout_rows_ = holdout_rows
         self.created_ = created
+        self.calibration_: MarginalCalibration | None = None
         return self
 
     def _resolved_config(self) -> GANConfig:
@@ -325,6 +333,14 @@ class TabularSynthesizer:
         torch_rng = torch.Generator(device).manual_seed(seed)
         numpy_rng = np.random.default_rng(seed)
         slots = [c.slot for c in discrete]
+        calibration_bias = None
+        if self.calibration_ is not None:
+            # A requested category is met through the condition; pulling its column back toward
+            # the marginal would only fight it.
+            calibration_bias = self.calibration_.softmax_bias.clone()
+            starts = self.layout_.softmax_index[:, 0]
+            for condition in discrete:
+                calibration_bias[starts == int(condition.data_index[0])] = 0.0
         budget = 100 * num_rows + 10 * chunk_rows  # rows we are willing to generate for rare conditions
         remaining, generated = num_rows, 0
         while remaining > 0:
@@ -332,7 +348,13 @@ class TabularSynthesizer:
             with torch.inference_mode():
                 noise = torch.randn(batch, self.config_.embedding_dim, generator=torch_rng, device=device)
                 cond = self.sampler_.fixed(batch, slots) if slots else self.sampler_.for_sampling(batch, torch_rng)
-                encoded = self.layout_.activate(self.generator_(noise, cond), self.config_.gumbel_tau, torch_rng, hard=True)
+                raw = self.generator_(noise, cond)
+                if self.calibration_ is None:
+                    encoded = self.layout_.activate(raw, self.config_.gumbel_tau, torch_rng, hard=True)
+                else:
+                    encoded = self.layout_.activate(raw, self.config_.gumbel_tau, torch_rng, hard=True,
+                                                    softmax_bias=calibration_bias)
+                    encoded[:, self.layout_.tanh_index] = self.calibration_.map_tanh(encoded[:, self.layout_.tanh_index])
                 keep = torch.ones(batch, dtype=torch.bool, device=device)
                 for condition in discrete:
                     keep &= encoded[:, condition.data_index.to(device)].argmax(1) == condition.category
@@ -386,6 +408,8 @@ class TabularSynthesizer:
         tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
         tensors["condition_counts"] = self.sampler_.counts
         tensors["holdout_rows"] = torch.from_numpy(self.holdout_rows_.astype(np.int64))
+        if self.calibration_ is not None:
+            tensors |= {f"calibration.{k}": v for k, v in self.calibration_.state_dict().items()}
         return write_bundle(path, manifest, tensors)
 
     @classmethod
@@ -408,10 +432,47 @@ class TabularSynthesizer:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
         target = select_device(device)
-        return synthesizer._set_fitted(
+        synthesizer._set_fitted(
             metadata, config, seed, table, layout.to(target), generator_net.to(target), sampler.to(target),
             training, holdout_rows, created,
         )
+        if "calibration.softmax_bias" in tensors:
+            synthesizer.calibration_ = MarginalCalibration(
+                tensors["calibration.tanh_quantiles"], tensors["calibration.tanh_targets"], tensors["calibration.softmax_bias"]
+            ).to(target)
+        return synthesizer
+
+
+def _calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionSampler, table: TableTransformer,
+               release: Release, config: GANConfig, rng: torch.Generator, draws: int = 20_000,
+               levels: int = 256) -> MarginalCalibration:
+    """Marginal calibration of a DP generator onto the released statistics (post-processing only).
+
+    Under DP every tanh output is a quantile transformer's score, whose target distribution is
+    known; softmax spans of categories and missing indicators have released frequencies.
+    """
+    softmax_targets = torch.full(layout.softmax_mask.shape, float("nan"))
+    row = 0
+    for name, transformer in table.column_transformers_.items():
+        for position, span in enumerate(transformer.spans):
+            if span.activation != "softmax":
+                continue
+            if span.conditional:
+                counts = torch.as_tensor(release.category_counts[name], dtype=torch.float32)
+                softmax_targets[row, : span.width] = counts / counts.sum()
+            elif isinstance(transformer, MissingIndicator) and position == len(transformer.spans) - 1:
+                rate = float(transformer.missing_rate_)
+                softmax_targets[row, :2] = torch.tensor([1.0 - rate, rate])
+            row += 1
+    grid = (np.arange(levels) + 0.5) / levels
+    tanh_targets = torch.as_tensor(QuantileTransformer.encoded_quantiles(grid), dtype=torch.float32)
+    device = layout.tanh_index.device
+    tanh_targets = tanh_targets.expand(len(layout.tanh_index), -1).contiguous().to(device)
+    noise = torch.randn(draws, config.embedding_dim, generator=rng, device=device)
+    with torch.inference_mode():
+        cond = sampler.for_sampling(draws, rng)
+    return MarginalCalibration.fit(generator_net, layout, cond, noise, config.gumbel_tau, rng, tanh_targets,
+                                   softmax_targets.to(device))
 
 
 def _networks(table: TableTransformer, config: GANConfig) -> tuple[SpanLayout, Generator]:

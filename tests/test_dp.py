@@ -149,6 +149,23 @@ def test_gaps_get_an_indicator_only_when_the_noisy_count_shows_them():
     assert filled["few"].notna().all() and filled["many"].isna().sum() == 400
 
 
+def test_gaps_in_a_numeric_coded_column_can_be_filled_with_the_rare_label():
+    # pbc's trt: codes 1.0/2.0 with gaps, in a float column. When no name clears the threshold and the
+    # noisy count shows no gaps, the gaps are filled with the rare label, a string: the column must
+    # become object rather than fail to cast back to float.
+    rng = np.random.default_rng(3)
+    code = pd.Series(rng.choice([1.0, 2.0], 300))
+    code[:5] = np.nan
+    table = pd.DataFrame({"code": code, "x": rng.normal(0, 1, 300)})
+    metadata = Metadata.from_dict({"columns": {"code": {"sdtype": "categorical"},
+                                               "x": {"sdtype": "numerical", "computer_representation": "Float"}}})
+    release = release_statistics(table, metadata, 40.0, 2, 1e-6, np.random.default_rng(0))
+    assert release.transformers["code"].categories == ["Other"]
+    filled = release.fill_unreleased_gaps(table, np.random.default_rng(0))
+    assert filled["code"].notna().all() and (filled["code"][:5] == "Other").all()
+    assert filled["code"][5:].tolist() == table["code"][5:].tolist()
+
+
 def test_quantile_transformer_round_trips_through_its_cdf():
     values = pd.Series(np.random.default_rng(3).gamma(2.0, 3.0, 5_000))
     transformer = QuantileTransformer(bins=50).fit(values, np.random.default_rng(0))
@@ -298,3 +315,25 @@ def test_dates_stay_representable_even_when_noise_drowns_their_counts():
         assert -(2.0**33) <= seconds[0] < seconds[-1] <= 2.0**33  # inside pandas' timestamp range
         filled = release.transformers["visit"].inverse(np.zeros((5, 1), np.float32), np.random.default_rng(0))
         assert len(filled) == 5
+
+
+def test_calibration_puts_the_released_marginals_on_a_barely_trained_dp_generator(tmp_path):
+    from scipy.stats import ks_2samp
+
+    table = make_patients(1_000, 0)
+    synthesizer = TabularSynthesizer(steps=20, seed=0, progress=False, dp=DPSettings(epsilon=5.0)).fit(table)
+    assert synthesizer.calibration_ is not None
+    calibrated = synthesizer.sample(3_000, seed=1)
+    calibration, synthesizer.calibration_ = synthesizer.calibration_, None
+    raw = synthesizer.sample(3_000, seed=1)
+    synthesizer.calibration_ = calibration
+    for column in ("age", "bilirubin"):
+        real = table[column].dropna().astype(float)
+        after = ks_2samp(real, calibrated[column].dropna().astype(float)).statistic
+        before = ks_2samp(real, raw[column].dropna().astype(float)).statistic
+        assert after < 0.15 and after < before, (column, after, before)
+    shares = calibrated["sex"].value_counts(normalize=True)
+    assert abs(shares.get("F", 0) - (table["sex"] == "F").mean()) < 0.05
+    # The calibration travels with the model file.
+    reloaded = load(synthesizer.save(tmp_path / "dp.sgz"), device="cpu")
+    pd.testing.assert_frame_equal(reloaded.sample(100, seed=2), synthesizer.sample(100, seed=2))

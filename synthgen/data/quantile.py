@@ -71,6 +71,11 @@ class QuantileTransformer(ColumnTransformer):
         self.integer_ = self.integer or pd.api.types.is_integer_dtype(column.dtype)
         return self
 
+    @staticmethod
+    def encoded_quantiles(levels: np.ndarray) -> np.ndarray:
+        """Quantiles of the encoding of values that follow the fitted CDF: normal scores / scale."""
+        return np.clip(ndtri(np.clip(levels, _CDF_MARGIN, 1 - _CDF_MARGIN)) / _SCORE_SCALE, -1.0, 1.0)
+
     @property
     def spans(self) -> list[Span]:
         self._check_fitted("cdf_")

@@ -39,7 +39,9 @@ class DPSettings:
     """What the user asks for.
 
     ``delta`` defaults to ``min(1e-5, 1 / (10 n))``. ``preprocessing_share`` of ε (alone) goes to the
-    released statistics of the columns. ``noise_multiplier`` set by hand instead of derived: training
+    released statistics of the columns: half by default, because the sampled marginals come from
+    them (see ``MarginalCalibration``); measured on pbc at ε = 3, Column Shapes 0.71 at 0.2 and
+    0.84 at 0.5, with the same gap closed. ``noise_multiplier`` set by hand instead of derived: training
     then stops when the budget is spent. ``unit_column``: rows sharing its value belong to one
     patient; one row per patient is kept so that one row is one patient.
     """
@@ -47,7 +49,7 @@ class DPSettings:
     epsilon: float
     delta: float | None = None
     max_grad_norm: float = 1.0
-    preprocessing_share: float = 0.2
+    preprocessing_share: float = 0.5
     noise_multiplier: float | None = None
     secure: bool = False
     unit_column: str | None = None

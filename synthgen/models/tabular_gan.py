@@ -93,18 +93,22 @@ class SpanLayout(nn.Module):
         self.register_buffer("cond_mask", cond_mask, persistent=False)
         self.register_buffer("cond_vector_offsets", starts, persistent=False)
 
-    def activate(self, raw: torch.Tensor, tau: float, generator: torch.Generator | None, hard: bool = False) -> torch.Tensor:
+    def activate(self, raw: torch.Tensor, tau: float, generator: torch.Generator | None, hard: bool = False,
+                 softmax_bias: torch.Tensor | None = None) -> torch.Tensor:
         """tanh on tanh spans, Gumbel-softmax on softmax spans (a draw from each categorical).
 
         ``hard`` (for sampling) returns the draw itself as a one-hot: the arg-max of logits plus
         Gumbel noise, which skips the softmax that only training's gradients need. Activations are
         computed in float32 whatever precision the network ran in (autocast gives bfloat16 logits).
+        ``softmax_bias`` (spans, widest span) is added to the logits (see :class:`MarginalCalibration`).
         """
         raw = raw.float()
         out = torch.empty_like(raw)
         out[:, self.tanh_index] = torch.tanh(raw[:, self.tanh_index])
         if self.has_softmax:
             logits = raw[:, self.softmax_index]  # (batch, spans, widest span)
+            if softmax_bias is not None:
+                logits = logits + softmax_bias
             uniform = torch.rand(logits.shape, generator=generator, device=raw.device).clamp(1e-10, 1 - 1e-7)
             scores = (logits - torch.log(-torch.log(uniform))).masked_fill(~self.softmax_mask, float("-inf"))
             if hard:
@@ -133,6 +137,65 @@ class _Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([F.relu(self.norm(self.linear(x))), x], dim=1)
+
+
+class MarginalCalibration(nn.Module):
+    """Maps a generator's per-column output distributions onto known target marginals, at sampling.
+
+    Used for DP models, whose critic is too noisy to teach the generator exact marginals while the
+    released histograms already give them: each tanh output ``u`` becomes ``target(F_gen(u))``
+    (quantile matching, so the generator's ranks, and with them its dependencies, are kept), and
+    softmax spans get a logit bias ``log(p_target / p_gen)``. Both are estimated from the
+    generator's own draws and the released statistics only, so they are post-processing of DP
+    outputs. ``tanh_quantiles`` (tanh outputs, K) are the generator's quantiles at ``levels``;
+    ``tanh_targets`` the target's quantiles at the same levels.
+    """
+
+    def __init__(self, tanh_quantiles: torch.Tensor, tanh_targets: torch.Tensor, softmax_bias: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("tanh_quantiles", tanh_quantiles.float())
+        self.register_buffer("tanh_targets", tanh_targets.float())
+        self.register_buffer("softmax_bias", softmax_bias.float())
+
+    def map_tanh(self, values: torch.Tensor) -> torch.Tensor:
+        """Piecewise-linear interpolation of each column of ``values`` (N, tanh outputs) onto its target."""
+        if values.shape[1] == 0:
+            return values
+        grid, target = self.tanh_quantiles, self.tanh_targets
+        columns = values.T.contiguous()
+        upper = torch.searchsorted(grid, columns).clamp(1, grid.shape[1] - 1)
+        lower = upper - 1
+        x0, x1 = grid.gather(1, lower), grid.gather(1, upper)
+        y0, y1 = target.gather(1, lower), target.gather(1, upper)
+        weight = ((columns - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
+        return (y0 + weight * (y1 - y0)).T
+
+    @classmethod
+    def fit(cls, generator_net: "Generator", layout: SpanLayout, cond: torch.Tensor, noise: torch.Tensor,
+            tau: float, rng: torch.Generator, tanh_targets: torch.Tensor, softmax_targets: torch.Tensor,
+            rounds: int = 3) -> "MarginalCalibration":
+        """Estimate the maps from one batch of generator draws.
+
+        ``tanh_targets`` (tanh outputs, K) are target quantiles at K evenly spaced levels;
+        ``softmax_targets`` (spans, widest) target probabilities, NaN rows for spans left alone.
+        The logit bias is refined over ``rounds``, since a bias moves the draws it is measured on.
+        """
+        levels = tanh_targets.shape[1]
+        with torch.inference_mode():
+            raw = generator_net(noise, cond).float()
+            generated = torch.tanh(raw[:, layout.tanh_index])
+            probabilities = (torch.arange(levels, device=raw.device) + 0.5) / levels
+            quantiles = torch.quantile(generated.T, probabilities, dim=1).T.contiguous()
+            # Strictly increasing grids, so the interpolation is defined even where draws tie.
+            quantiles = quantiles + torch.arange(levels, device=raw.device) * 1e-7
+            bias = torch.zeros_like(layout.softmax_mask, dtype=torch.float32)
+            known = ~torch.isnan(softmax_targets) & layout.softmax_mask
+            for _ in range(rounds if layout.has_softmax else 0):
+                encoded = layout.activate(raw, tau, rng, hard=True, softmax_bias=bias)
+                drawn = encoded[:, layout.softmax_index].mean(0)
+                ratio = torch.log(softmax_targets.clamp_min(1e-6)) - torch.log(drawn.clamp_min(1e-6))
+                bias = torch.where(known, bias + ratio, bias)
+        return cls(quantiles, tanh_targets, bias)
 
 
 class Generator(nn.Module):
