@@ -222,10 +222,11 @@ def test_empty_poisson_batches_still_train_and_count():
 
 
 def _mia_auc(dp: DPSettings | None, seed: int) -> float:
-    rows = make_patients(120, seed)
-    train, holdout = rows.iloc[:60].reset_index(drop=True), rows.iloc[60:].reset_index(drop=True)
-    synthesizer = TabularSynthesizer(steps=800, batch_size=60, seed=seed, progress=False, dp=dp).fit(train)
-    synthetic = synthesizer.sample(300, seed=seed)
+    """Distance-attack AUC on a 30-row table trained long enough to memorise it without DP."""
+    rows = make_patients(60, seed)
+    train, holdout = rows.iloc[:30].reset_index(drop=True), rows.iloc[30:].reset_index(drop=True)
+    synthesizer = TabularSynthesizer(steps=1_500, batch_size=30, seed=seed, progress=False, dp=dp).fit(train)
+    synthetic = synthesizer.sample(1_000, seed=seed)
     section = privacy_section(train, synthetic, holdout, Metadata.detect(rows), rng=np.random.default_rng(seed))
     return next(s.value for s in section.scores if s.metric == "MIA AUC (distance)")
 
@@ -233,7 +234,8 @@ def _mia_auc(dp: DPSettings | None, seed: int) -> float:
 def test_membership_inference_is_closer_to_chance_with_dp():
     seeds = [0, 1, 2]
     plain = [abs(_mia_auc(None, seed) - 0.5) for seed in seeds]
-    private = [abs(_mia_auc(DPSettings(epsilon=1.0, delta=1e-3), seed) - 0.5) for seed in seeds]
+    private = [abs(_mia_auc(DPSettings(epsilon=1.0, delta=1e-2 / 3), seed) - 0.5) for seed in seeds]
+    assert np.mean(plain) > 0.15  # the attack works on the memorising model (measured: AUC 0.68-0.84)
     assert np.mean(private) < np.mean(plain)
 
 
