@@ -489,3 +489,41 @@ def test_writes_are_atomic_and_never_overwrite(phantom_set, tmp_path, monkeypatc
     with pytest.raises(OSError, match="disk full"):
         write_images(phantom_set, tmp_path / "out", "dicom")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["empty", "taken"]
+
+
+# --- pydicom-data (optional extra "dicom-testdata"): real CR, MR, ultrasound and compressed files ---------
+
+
+def _pydicom_data_file(name: str, tmp_path: Path) -> Path:
+    data_store = pytest.importorskip("data_store", reason="pydicom-data is not installed (extra dicom-testdata)")
+    source = Path(data_store.__file__).parent / "data" / name
+    folder = tmp_path / name.removesuffix(".dcm")
+    folder.mkdir()
+    shutil.copy(source, folder / name)
+    return folder
+
+
+def test_pydicom_data_cr_monochrome1_is_inverted(tmp_path):
+    folder = _pydicom_data_file("RG1_UNCR.dcm", tmp_path)
+    images = read_images(folder, image_size=32)
+    raw = pydicom.dcmread(next(folder.iterdir())).pixel_array.astype(float)
+    assert images.images.shape == (1, 1, 32, 32) and images.mapping.modality == "CR"
+    # MONOCHROME1 stores bright as low: after the reader, bright regions must be high.
+    small = np.asarray(Image.fromarray(raw).resize((32, 32)))
+    inside = images.images[0, 0][small > 0]  # the padding added to square the image is left out
+    assert np.corrcoef(inside, small[small > 0])[0, 1] < -0.5
+
+
+def test_pydicom_data_ultrasound_rgb_and_mr(tmp_path):
+    rgb = read_images(_pydicom_data_file("US1_UNCR.dcm", tmp_path), image_size=32)
+    assert rgb.images.shape == (1, 3, 32, 32) and rgb.mapping.photometric == "RGB"
+    mr = read_images(_pydicom_data_file("MR2_UNCR.dcm", tmp_path), image_size=64)
+    assert mr.images.shape == (1, 1, 64, 64) and mr.mapping.modality == "MR"
+    assert -1.0 <= mr.images.min() < mr.images.max() <= 1.0
+
+
+def test_pydicom_data_lossless_jpeg2000_reads_like_the_uncompressed_file(tmp_path):
+    """Pillow decodes JPEG 2000 for pydicom, so this transfer syntax needs no extra."""
+    compressed = read_images(_pydicom_data_file("RG1_J2KR.dcm", tmp_path), image_size=32)
+    plain = read_images(_pydicom_data_file("RG1_UNCR.dcm", tmp_path), image_size=32)
+    np.testing.assert_allclose(compressed.images, plain.images, atol=1e-6)
