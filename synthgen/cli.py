@@ -564,6 +564,11 @@ def _augment_images(data: Path, target: str | None, output: Path | None, balance
         click.echo(f"{result.shortfall} requested images could not be generated without copying a real one")
     if output is not None:
         click.echo(f"Wrote {output} ({image_format}); labels.csv marks synthetic images with synthetic=True")
+    if check is None:
+        # Measured on scikit-learn's digits (10 or 3 images per class, 16 px, CPU budget): synthetic
+        # images did not help and, for the imbalanced set, hurt. So say so whenever nothing was measured.
+        click.echo("Not measured: run again with --check TEST (real images kept out of DATA) before training on this "
+                   "set; on small image sets synthetic images have hurt a classifier (benchmarks/README.md).", err=True)
     if check is not None:
         click.echo(f"\nCheck on {check_path} ({check.test_rows} real images; synthetic images are never scored): "
                    f"small CNN trained on the {check.train_rows} real images alone vs with synthetic images, "
