@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from synthgen import __version__
 from synthgen.bundle import write_bundle
-from synthgen.data.images import ImageSet, IntensityMapping
+from synthgen.data.images import ImageSet, IntensityMapping, square_resize
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
 from synthgen.models.image_gan import ImageDiscriminator, ImageGANConfig, ImageGenerator, check_image_size, init_weights
 from synthgen.train import select_device, train_image_gan
@@ -152,7 +151,8 @@ class ImageSynthesizer:
         if self.image_size is not None:
             check_image_size(self.image_size)
             if self.image_size != pixels.shape[-1]:
-                pixels = _resize(pixels, self.image_size)
+                logger.info("resizing %d images from %d to %d px", len(pixels), pixels.shape[-1], self.image_size)
+                pixels = square_resize(pixels, self.image_size)
         else:
             try:
                 check_image_size(pixels.shape[-1])
@@ -291,10 +291,3 @@ def _stratified_holdout(labels: np.ndarray, fraction: float, rng: np.random.Gene
         members = np.flatnonzero(labels == label)
         chosen.append(rng.permutation(members)[: round(fraction * len(members))])
     return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, dtype=np.int64)
-
-
-def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased bilinear resize of (N, C, H, W) images to ``size``×``size``, kept in [-1, 1]."""
-    logger.info("resizing %d images from %d to %d px", len(pixels), pixels.shape[-1], size)
-    resized = F.interpolate(torch.from_numpy(pixels), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return resized.clamp(-1, 1).numpy()

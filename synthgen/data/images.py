@@ -214,7 +214,7 @@ def _visible_files(path: Path) -> list[Path]:
     )
 
 
-def _square_resize(frames: np.ndarray, size: int) -> np.ndarray:
+def square_resize(frames: np.ndarray, size: int) -> np.ndarray:
     """(F, C, H, W) float32 -> (F, C, size, size): centre-pad to a square with each frame's minimum, then resize."""
     count, channels, height, width = frames.shape
     side = max(height, width)
@@ -541,7 +541,7 @@ class DicomFolderReader(ImageReader):
             found.append(
                 _DicomFile(
                     path=file,
-                    frames=_square_resize(frames, image_size),
+                    frames=square_resize(frames, image_size),
                     modality=_kind(ds),
                     unit=unit,
                     series=str(ds.get("SeriesInstanceUID", "")),
@@ -678,7 +678,7 @@ class ImageFolderReader(ImageReader):
             raise InvalidDataError(
                 f"{str(path)!r} mixes 8-bit and 16-bit images (e.g. {depths[8]!r} and {depths[16]!r}); convert them to one depth"
             )
-        images = np.concatenate([_square_resize(array[None], image_size) for array in arrays])
+        images = np.concatenate([square_resize(array[None], image_size) for array in arrays])
         if labels is not None:
             file_labels, label_name = _labels_from_csv(files, path, Path(labels), label_column)
         else:
@@ -761,7 +761,7 @@ class NpzReader(ImageReader):
             )
         if len(classes) != len(images):
             raise InvalidDataError(f"{str(path)!r}: {len(images)} images but {len(classes)} labels")
-        physical = _square_resize(images.transpose(0, 3, 1, 2).astype(np.float32), image_size)
+        physical = square_resize(images.transpose(0, 3, 1, 2).astype(np.float32), image_size)
         photometric = "RGB" if physical.shape[1] == 3 else "MONOCHROME2"
         mapping = IntensityMapping(0.0, 255.0, "pixel", "OT", photometric)
         logger.info("read %d image(s) from %s", len(physical), path)
