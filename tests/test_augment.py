@@ -20,8 +20,6 @@ from synthgen.augmentation import (
 from synthgen.cli import main
 from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError
 
-# `synthgen.augmentation` the attribute is the function; the module is this one.
-import synthgen.augmentation as augment_module  # noqa: E402
 
 STEPS = 100
 

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from synthgen import Metadata
 from synthgen.cli import GATE_FAILED_EXIT, main
 from synthgen.errors import InvalidArgumentError
 from synthgen.evaluation import evaluate
