@@ -279,7 +279,8 @@ def render(results: dict[str, Any]) -> str:
                     name += " (no DP)" if method == "synthgen" else " (disabled_dp)"
                 ok = sorted((r for r in runs if r["status"] == "ok"), key=lambda r: r["seed"])
                 bad = [r for r in runs if r["status"] != "ok"]
-                note = "; ".join(sorted({f"{r['status']}: {r.get('error', '')}".replace("|", "/") for r in bad}))
+                note = "; ".join(sorted({(r.get("error", "") if r.get("error", "").startswith(r["status"])
+                                          else f"{r['status']}: {r.get('error', '')}").replace("|", "/") for r in bad}))
                 if not ok:
                     lines.append(f"| | {_epsilon(epsilon)} | {name} | {note} ({len(bad)} of {len(runs)} seeds) "
                                  "| | | | | | | | | |")

@@ -310,11 +310,16 @@ def _detection(train, synthetic, holdout, metadata) -> tuple[float, float | None
     return score.value, score.reference
 
 
-def _privacy(train, synthetic, holdout, metadata) -> dict[str, float]:
+def privacy_scores(train, synthetic, holdout, metadata) -> dict[str, Any]:
+    """``privacy_section``'s scores by metric name (rng seed 0, 200 attack targets)."""
     from synthgen.evaluation.privacy import privacy_section
 
     section = privacy_section(train, synthetic, holdout, metadata, rng=np.random.default_rng(0), n_attacks=200)
-    scores = {s.metric: s for s in section.scores}
+    return {s.metric: s for s in section.scores}
+
+
+def _privacy(train, synthetic, holdout, metadata) -> dict[str, float]:
+    scores = privacy_scores(train, synthetic, holdout, metadata)
     return {"dcr_share": scores["DCR share"].value, "copy_share": scores["Exact copies"].value,
             "holdout_copy_share": scores["Exact copies"].reference}
 
@@ -342,6 +347,25 @@ def score_fit(train, holdout, metadata, fitted: dict[str, Any]) -> dict[str, Any
     return row
 
 
+def reference_and_floor(train, holdout, metadata, seeds) -> tuple[dict[str, float], dict[str, float]]:
+    """Quality of the real holdout, and of the independent sampler (mean over DRAWS draws per seed).
+
+    Both are scored against ``train`` on holdout-sized frames; they are the two ends of "gap closed".
+    """
+    reference = _quality(train, holdout, metadata)
+    baseline = IndependentSampler().fit(train, metadata.to_dict())
+    independent = [_quality(train, baseline.sample(len(holdout), _draw_seed(s, d)), metadata)
+                   for s in seeds for d in range(DRAWS)]
+    return reference, {key: float(np.mean([q[key] for q in independent])) for key in independent[0]}
+
+
+def add_gaps(row: dict[str, Any], reference: dict[str, float], floor: dict[str, float]) -> None:
+    """``row["gap <Pair Trends>"]``: the share of the independent-to-holdout gap that ``row`` closes."""
+    for key in ("Column Pair Trends", "Column Pair Trends (all pairs)"):
+        denominator = reference[key] - floor[key]
+        row[f"gap {key}"] = (row[key] - floor[key]) / denominator if denominator else float("nan")
+
+
 # ---------------------------------------------------------------------------- the run
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import synthgen
@@ -352,13 +376,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train, holdout = split(table)
         metadata = synthgen.Metadata.detect(train)
         n_draw, n_big = len(holdout), len(train)
-        reference = _quality(train, holdout, metadata)
+        reference, floor = reference_and_floor(train, holdout, metadata, args.seeds)
         reference["copies"] = _copies(train, [holdout], metadata)
-        # The independent baseline of "gap closed": mean over DRAWS draws for each seed.
-        baseline = IndependentSampler().fit(train, metadata.to_dict())
-        independent = [_quality(train, baseline.sample(n_draw, _draw_seed(s, d)), metadata)
-                       for s in args.seeds for d in range(DRAWS)]
-        floor = {key: float(np.mean([q[key] for q in independent])) for key in independent[0]}
         entry: dict[str, Any] = {"rows": len(train), "holdout_rows": len(holdout), "columns": train.shape[1],
                                  "holdout": reference, "independent_floor": floor, "methods": {}}
         for method in args.methods:
@@ -368,9 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                            0 if i or args.no_sampling else
                                            SAMPLE_ROWS if method in ("synthgen", "independent") else args.peer_sample_rows)
                 row = score_fit(train, holdout, metadata, fitted)
-                for key in ("Column Pair Trends", "Column Pair Trends (all pairs)"):
-                    denominator = reference[key] - floor[key]
-                    row[f"gap {key}"] = (row[key] - floor[key]) / denominator if denominator else float("nan")
+                add_gaps(row, reference, floor)
                 row["seed"] = seed
                 runs.append(row)
                 print(f"  {table} {method} seed {seed}: gap {row['gap Column Pair Trends']:.3f}, shapes "
@@ -469,12 +486,13 @@ def environment() -> str:
             f"{multiprocessing.cpu_count()} CPU cores shared with other jobs, no GPU")
 
 
-def write_readme(block: str) -> None:
-    text = README.read_text() if README.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    README.write_text(pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text))
+def write_readme(block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``block`` into README.md between the ``begin`` and ``end`` markers (appended if absent)."""
+    text = README.read_text() if README.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    README.write_text(pattern.sub(lambda _: f"{begin}\n{block}\n{end}", text))
 
 
 def main() -> None:
