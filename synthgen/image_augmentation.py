@@ -92,7 +92,7 @@ def augment_images(
             missing = count - sum(len(b) for b in kept)
             if missing <= 0:
                 break
-            drawn = model.sample(missing, condition=label if model.label_name_ else None,
+            drawn = model.sample(missing, condition=label,
                                  seed=base_seed + 1_000 * index + round_).images
             copies = np.array([row.tobytes() in real_keys for row in _quantised(drawn)], dtype=bool)
             dropped += int(copies.sum())
