@@ -339,3 +339,12 @@ def test_calibration_puts_the_released_marginals_on_a_barely_trained_dp_generato
     # The calibration travels with the model file.
     reloaded = load(synthesizer.save(tmp_path / "dp.sgz"), device="cpu")
     pd.testing.assert_frame_equal(reloaded.sample(100, seed=2), synthesizer.sample(100, seed=2))
+
+
+def test_unreleased_gaps_are_filled_at_the_released_frequencies():
+    table = pd.DataFrame({"stage": ["I"] * 900 + ["II"] * 97 + [None] * 3, "age": np.linspace(20, 90, 1_000)})
+    release = _release(table, noise=1.0)
+    assert not release.transformers["stage"].has_missing_  # 3 gaps do not clear the noise
+    filled = release.fill_unreleased_gaps(pd.concat([table] * 100, ignore_index=True), np.random.default_rng(0))
+    gap_rows = pd.concat([table] * 100, ignore_index=True)["stage"].isna()
+    assert (filled.loc[gap_rows, "stage"] == "I").mean() > 0.8  # "I" holds 90% of the rows, not a third

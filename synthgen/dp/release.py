@@ -85,7 +85,8 @@ class Release:
                 continue
             if not transformer.spans:
                 continue
-            draws = transformer.inverse(_random_encoding(transformer, int(gaps.sum()), rng), rng)
+            weights = self.category_counts.get(name)
+            draws = transformer.inverse(_random_encoding(transformer, int(gaps.sum()), rng, weights), rng)
             numeric_draws = draws.dtype != object  # the rare label (a string) needs an object column
             column = filled[name].copy() if filled[name].dtype.kind not in "iub" and numeric_draws else filled[name].astype(object)
             column[gaps] = draws.to_numpy()
@@ -161,15 +162,18 @@ def _encodes_gaps(transformer: ColumnTransformer) -> bool:
     return isinstance(transformer, MissingIndicator) or bool(getattr(transformer, "has_missing_", False))
 
 
-def _random_encoding(transformer: ColumnTransformer, rows: int, rng: np.random.Generator) -> np.ndarray:
-    """Encodings drawn from the transformer's own prior: normal scores on tanh spans, one-hots by weight."""
+def _random_encoding(transformer: ColumnTransformer, rows: int, rng: np.random.Generator,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+    """Encodings drawn from the released distribution: normal scores on tanh spans (the quantile
+    transformer's scale), one-hots at the released ``weights`` on a conditional span (else uniform)."""
     blocks = []
     for span in transformer.spans:
         if span.activation == "tanh":
             blocks.append(np.clip(rng.normal(0.0, 1.0 / 6.5, (rows, span.width)), -1, 1))
         else:
             block = np.zeros((rows, span.width))
-            block[np.arange(rows), rng.integers(0, span.width, rows)] = 1.0
+            p = np.asarray(weights, dtype=float) / np.sum(weights) if span.conditional and weights is not None else None
+            block[np.arange(rows), rng.choice(span.width, size=rows, p=p)] = 1.0
             blocks.append(block)
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
