@@ -56,6 +56,11 @@ def use_bfloat16(device: torch.device, requested: bool | None) -> bool:
     return device.type == "cuda" if requested is None else requested
 
 
+def _fused(device: torch.device) -> bool | None:
+    """Fused Adam (one kernel for all parameters; 4x faster than the per-tensor loop on CPUs) where torch has it."""
+    return True if device.type in ("cpu", "cuda") else None
+
+
 def default_steps(n_rows: int, batch_size: int) -> int:
     """CTGAN's 300 epochs in optimiser steps, bounded: small tables still get enough updates."""
     return int(min(10_000, max(3_000, round(300 * n_rows / batch_size))))
@@ -140,15 +145,17 @@ def _gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Ten
 def discriminator_step(generator_net, critic, layout, sampler, data, config, optimiser, rng, batch, autocast):
     cond, _, _, rows = sampler.for_training(batch, rng)
     noise = torch.randn(batch, config.embedding_dim, generator=rng, device=data.device)
-    with autocast, torch.no_grad():
-        fake = layout.activate(generator_net(noise, cond), config.gumbel_tau, rng)
-    real = torch.cat([data[rows], cond], dim=1)
-    fake = torch.cat([fake.float(), cond], dim=1)
-    with autocast:
-        loss = critic(fake, rng).mean() - critic(real, rng).mean()
-    penalty = _gradient_penalty(critic, real, fake, rng)
+    with autocast:  # one context per step: autocast caches its weight casts only within a context
+        with torch.no_grad():
+            fake = layout.activate(generator_net(noise, cond), config.gumbel_tau, rng)
+        real = torch.cat([data.index_select(0, rows), cond], dim=1)
+        fake = torch.cat([fake, cond], dim=1)
+        # Real and fake packs in one pass (batch is a whole number of packs, so none mixes them).
+        scores = critic(torch.cat([fake, real]), rng).float()
+        loss = scores[: batch // critic.pac].mean() - scores[batch // critic.pac :].mean()
+        penalty = _gradient_penalty(critic, real, fake, rng)
     optimiser.zero_grad(set_to_none=True)
-    (loss.float() + config.gradient_penalty * penalty).backward()
+    (loss + config.gradient_penalty * penalty).backward()
     optimiser.step()
     return loss.detach()
 
@@ -156,15 +163,17 @@ def discriminator_step(generator_net, critic, layout, sampler, data, config, opt
 def generator_step(generator_net, critic, layout, sampler, config, optimiser, rng, batch, device, autocast):
     cond, column, category, _ = sampler.for_training(batch, rng)
     noise = torch.randn(batch, config.embedding_dim, generator=rng, device=device)
+    critic.requires_grad_(False)  # the generator's loss needs no critic weight gradients
     with autocast:
         raw = generator_net(noise, cond)
         fake = layout.activate(raw, config.gumbel_tau, rng)
-        loss = -critic(torch.cat([fake, cond], dim=1), rng).mean()
-    if column is not None:
-        loss = loss.float() + layout.condition_loss(raw, column, category)
+        loss = -critic(torch.cat([fake, cond], dim=1), rng).float().mean()
+        if column is not None:
+            loss = loss + layout.condition_loss(raw, column, category)
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
+    critic.requires_grad_(True)
     return loss.detach()
 
 
@@ -183,7 +192,7 @@ def train_gan(
     sampler = ConditionSampler.from_data(layout, data)
     batch = effective_batch_size(config, data.shape[0])
     steps = config.steps or default_steps(data.shape[0], batch)
-    adam = dict(lr=config.learning_rate, betas=(0.5, 0.9), weight_decay=config.weight_decay)
+    adam = dict(lr=config.learning_rate, betas=(0.5, 0.9), weight_decay=config.weight_decay, fused=_fused(device))
     g_optimiser = torch.optim.Adam(generator_net.parameters(), **adam)
     d_optimiser = torch.optim.Adam(critic.parameters(), **adam)
     decay = lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / steps  # noqa: E731
