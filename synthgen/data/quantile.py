@@ -1,8 +1,11 @@
 """Numeric columns through a piecewise-linear CDF: value → normal score → one tanh output.
 
-Built from a histogram (bin edges and counts) rather than from raw values, so the same
-transformer serves differentially private training, where only a noisy histogram is released
-(see ``synthgen.dp.release``). A fit on a column builds the exact histogram.
+The CDF is given by knots (``edges_``) and their probabilities (``cdf_``). A fit on a column puts
+the knots at equally spaced quantiles, so every knot interval holds the same share of rows, in the
+bulk of a skewed lab value as much as in its tail. Under differential privacy the same transformer
+is built from a noisy histogram instead (see ``synthgen.dp.release``). Every column's encoding then
+follows the same distribution (a normal, scaled into tanh's range), which the generator learns
+easily and which sampling can calibrate onto exactly (``MarginalCalibration``).
 """
 from __future__ import annotations
 
@@ -23,22 +26,24 @@ _CDF_MARGIN = 1e-10
 
 
 class QuantileTransformer(ColumnTransformer):
-    """Encode a number as ``Φ⁻¹(CDF(value)) / 6.5`` from a histogram; decode through the inverse CDF.
+    """Encode a number as ``Φ⁻¹(CDF(value)) / 6.5``; decode through the inverse CDF.
 
-    Empty bins (after noise, counts are floored at 0) get a small share of mass so the CDF stays
-    strictly increasing and the inverse is well defined.
+    ``bins`` knot intervals of equal probability when fitted on a column. Values tied at a knot
+    (discrete or integer columns) are spread uniformly over the probability their ties hold, so the
+    encoding stays continuous and the decoding gives the tied value back. A histogram (DP) keeps
+    empty bins at a small share of mass so the CDF stays strictly increasing.
     """
 
     name = "quantile"
     handles_missing = False
 
-    def __init__(self, bins: int = 50, integer: bool = False) -> None:
+    def __init__(self, bins: int = 100, integer: bool = False) -> None:
         self.bins = bins
         self.integer = integer
 
     @classmethod
     def from_metadata(cls, column: dict[str, Any], options: dict[str, Any]) -> QuantileTransformer:
-        return cls(bins=int_option(options, "quantile_bins", 50),
+        return cls(bins=int_option(options, "quantile_bins", 100),
                    integer=is_integer_representation(column.get("computer_representation")))
 
     @classmethod
@@ -62,12 +67,12 @@ class QuantileTransformer(ColumnTransformer):
         values = values[~np.isnan(values)]
         if values.size == 0:
             raise InvalidDataError("a numerical column needs at least one non-missing value to fit")
-        low, high = float(values.min()), float(values.max())
-        if high == low:
-            low, high = low - 0.5, high + 0.5
-        edges = np.linspace(low, high, self.bins + 1)
-        counts, _ = np.histogram(values, bins=edges)
-        self._set_histogram(edges, counts)
+        if values.min() == values.max():
+            self.edges_ = np.array([values[0] - 0.5, values[0] + 0.5])
+            self.cdf_ = np.array([0.0, 1.0])
+        else:
+            self.cdf_ = np.linspace(0.0, 1.0, self.bins + 1)
+            self.edges_ = np.quantile(values, self.cdf_)
         self.integer_ = self.integer or pd.api.types.is_integer_dtype(column.dtype)
         return self
 
@@ -86,8 +91,20 @@ class QuantileTransformer(ColumnTransformer):
         values = _as_float(column)
         if np.isnan(values).any():
             raise InvalidDataError("the quantile transformer got missing values; wrap it in a MissingIndicator")
-        cdf = np.interp(values, self.edges_, self.cdf_)
-        scores = ndtri(np.clip(cdf, _CDF_MARGIN, 1 - _CDF_MARGIN)) / _SCORE_SCALE
+        edges, cdf = self.edges_, self.cdf_
+        left = np.searchsorted(edges, values, side="left")
+        right = np.searchsorted(edges, values, side="right")
+        # Between two knots: linear interpolation (np.interp needs distinct knots, so do it by hand).
+        upper = np.clip(left, 1, len(edges) - 1)
+        x0, x1, p0, p1 = edges[upper - 1], edges[upper], cdf[upper - 1], cdf[upper]
+        width = np.where(x1 > x0, x1 - x0, 1.0)
+        probability = np.clip(p0 + (values - x0) / width * (p1 - p0), 0.0, 1.0)
+        # On knots: uniform over the probability the tied knots span.
+        tied = right > left
+        low, high = cdf[np.minimum(left, len(cdf) - 1)], cdf[np.maximum(right - 1, 0)]
+        spread = rng.random(values.size)
+        probability = np.where(tied, low + spread * (high - low), probability)
+        scores = ndtri(np.clip(probability, _CDF_MARGIN, 1 - _CDF_MARGIN)) / _SCORE_SCALE
         return np.clip(scores, -1.0, 1.0).astype(np.float32).reshape(-1, 1)
 
     def inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
