@@ -112,8 +112,12 @@ def main(verbose: bool) -> None:
 @click.option("-o", "--output", type=_PATH, required=True, help="Model file to write (conventionally .sgz).")
 @click.option("--metadata", "metadata_path", type=_PATH, help="SDV single-table metadata JSON; overrides detection.")
 @click.option("--seed", type=int, help="Random seed; the same seed on the same CPU gives identical results.")
-@click.option("--steps", type=click.IntRange(min=1), help="Optimiser steps. [default: from table size, 3,000-10,000]")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per optimiser step. [default: 500]")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Optimiser steps. [default: CTGAN's 300 epochs at batch 500, 1,500-10,000; DP: 3,000-10,000]")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Rows per optimiser step. [default: 128 below 2,500 rows, else 500; DP: 500]")
+@click.option("--no-calibrate", is_flag=True,
+              help="Keep the generator's raw numeric marginals (default: mapped onto the training quantiles).")
 @click.option(
     "--min-category-count", type=click.IntRange(min=1), default=5, show_default=True,
     help="Categories seen fewer times are pooled into 'Other', so a rare value cannot single out a patient.",
@@ -139,7 +143,7 @@ def main(verbose: bool) -> None:
 def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
-        dp_statistics_share: float, dp_unit_column: str | None, dp_secure: bool, quiet: bool,
+        dp_statistics_share: float, dp_unit_column: str | None, dp_secure: bool, quiet: bool, no_calibrate: bool,
         **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
 
@@ -155,8 +159,8 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
     """
     if _is_image_input(data):
-        if metadata_path or dp_epsilon is not None or min_category_count != 5:
-            raise InvalidArgumentError("--metadata, --min-category-count and --dp-* apply to tables, not images")
+        if metadata_path or dp_epsilon is not None or min_category_count != 5 or no_calibrate:
+            raise InvalidArgumentError("--metadata, --min-category-count, --no-calibrate and --dp-* apply to tables, not images")
         images, reading = _read_images(data, image_options)
         synthesizer = ImageSynthesizer(seed=seed, steps=steps, batch_size=batch_size, device=device,
                                        progress=not quiet).fit(images, holdout=holdout, reading=reading)
@@ -183,7 +187,7 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     metadata = Metadata.load(metadata_path) if metadata_path else None
     synthesizer = TabularSynthesizer(
         metadata, seed=seed, steps=steps, batch_size=batch_size,
-        min_category_count=min_category_count, device=device, progress=not quiet, dp=dp,
+        min_category_count=min_category_count, device=device, progress=not quiet, dp=dp, calibrate=not no_calibrate,
     ).fit(table, holdout=holdout)
     synthesizer.save(output)
     summary = synthesizer.training_
@@ -276,6 +280,8 @@ def info(model: Path, as_json: bool) -> None:
     else:
         click.echo("no differential privacy (trained without --dp-epsilon)")
     click.echo(f"conditional columns: {', '.join(details['conditional_columns']) or 'none'}")
+    if details.get("calibrated_columns"):
+        click.echo(f"marginals calibrated onto the training quantiles: {', '.join(details['calibrated_columns'])}")
     click.echo("columns:")
     for name, spec in details["metadata"]["columns"].items():
         extras = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")

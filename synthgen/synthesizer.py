@@ -19,6 +19,7 @@ import torch
 
 from synthgen import __version__
 from synthgen.bundle import write_bundle
+from synthgen.data.calibration import ValueCalibration
 from synthgen.data.table import TableTransformer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
 from synthgen.metadata import Metadata
@@ -29,11 +30,18 @@ from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record
 from synthgen.dp.release import Release, release_rounds, release_statistics
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
-from synthgen.train import default_steps, effective_batch_size, select_device, train_gan, train_gan_private
+from synthgen.train import (
+    LARGE_BATCH, LARGE_BATCH_LEARNING_RATE, default_private_steps, effective_batch_size, resolve_config, select_device,
+    train_gan, train_gan_private, use_bfloat16,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 100_000
+#: Rows per generator pass when sampling: small enough for its activations to stay in cache.
+NETWORK_ROWS = 16_384
+#: Rows drawn after training to measure the generator's marginals for the calibration.
+CALIBRATION_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ class TabularSynthesizer:
 
     Parameters are stored as given; everything learned ends with ``_``. ``seed`` makes ``fit``
     reproducible (the same seed on the same CPU gives byte-identical samples); ``None`` draws one
-    and records it, so ``info`` can always tell how to repeat a run.
+    and records it, so ``info`` can always tell how to repeat a run. ``calibrate`` maps each decoded
+    numeric column onto the training column's quantiles (see ``synthgen.data.calibration``).
     """
 
     kind = "tabular"
@@ -67,6 +76,7 @@ class TabularSynthesizer:
         config: GANConfig | None = None,
         progress: bool = True,
         dp: DPSettings | None = None,
+        calibrate: bool = True,
     ) -> None:
         self.metadata = metadata
         self.seed = seed
@@ -77,6 +87,7 @@ class TabularSynthesizer:
         self.config = config
         self.progress = progress
         self.dp = dp
+        self.calibrate = calibrate
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: pd.DataFrame, *, holdout: float = 0.0) -> "TabularSynthesizer":
@@ -109,6 +120,7 @@ class TabularSynthesizer:
         encoded = table.transform(data, rng)
 
         device = select_device(self.device)
+        config = resolve_config(config, len(data))
         layout, generator_net = _networks(table, config)
         critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, config.pac, config.dropout)
         init_rng = torch.Generator().manual_seed(seed)
@@ -122,7 +134,13 @@ class TabularSynthesizer:
         )
         training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
+        self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
+        numeric = [name for name, spec in metadata.columns.items() if spec.get("sdtype") == "numerical"]
+        if self.calibrate and numeric:
+            # Drawn before the calibration exists, so these are the generator's own marginals.
+            drawn = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
+            self.value_calibration_ = ValueCalibration.fit(drawn, data, numeric)
+        return self
 
     def _fit_private(self, data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed: int,
                      rng: np.random.Generator, holdout_rows: np.ndarray, table_rows: int) -> "TabularSynthesizer":
@@ -138,9 +156,12 @@ class TabularSynthesizer:
             unit = (f"one patient = one value of {settings.unit_column!r}; one row per patient kept "
                     f"({len(kept)} of {len(data)} rows)")
             data = kept
-        config = replace(config, pac=1)
+        # DP-SGD's defaults: large batches (a higher sample rate buys less noise per step) at 2e-4.
+        config = replace(config, pac=1, batch_size=config.batch_size or LARGE_BATCH,
+                         learning_rate=config.learning_rate or LARGE_BATCH_LEARNING_RATE)
         batch = effective_batch_size(config, len(data))
-        steps = config.steps or default_steps(len(data), batch)
+        steps = config.steps or default_private_steps(len(data), batch)
+        config = replace(config, batch_size=batch, steps=steps)
         plan = plan_privacy(settings, len(data), batch, steps, release_rounds(metadata))
         # --dp-secure: the release noise is drawn from fresh OS entropy rather than the run's seed.
         noise_rng = np.random.default_rng(secrets.randbits(128)) if settings.secure else rng
@@ -198,6 +219,7 @@ class TabularSynthesizer:
         self.holdout_rows_ = holdout_rows
         self.created_ = created
         self.calibration_: MarginalCalibration | None = None
+        self.value_calibration_: ValueCalibration | None = None
         return self
 
     def _resolved_config(self) -> GANConfig:
@@ -344,23 +366,18 @@ class TabularSynthesizer:
         budget = 100 * num_rows + 10 * chunk_rows  # rows we are willing to generate for rare conditions
         remaining, generated = num_rows, 0
         while remaining > 0:
-            batch = chunk_rows if (discrete or exact) else min(chunk_rows, remaining)
+            # Native conditions are met by nearly every row; rejection on exact values needs room.
+            batch = chunk_rows if exact else min(chunk_rows, remaining + (remaining // 10 + 64) * bool(discrete))
             with torch.inference_mode():
-                noise = torch.randn(batch, self.config_.embedding_dim, generator=torch_rng, device=device)
-                cond = self.sampler_.fixed(batch, slots) if slots else self.sampler_.for_sampling(batch, torch_rng)
-                raw = self.generator_(noise, cond)
-                if self.calibration_ is None:
-                    encoded = self.layout_.activate(raw, self.config_.gumbel_tau, torch_rng, hard=True)
-                else:
-                    encoded = self.layout_.activate(raw, self.config_.gumbel_tau, torch_rng, hard=True,
-                                                    softmax_bias=calibration_bias)
-                    encoded[:, self.layout_.tanh_index] = self.calibration_.map_tanh(encoded[:, self.layout_.tanh_index])
+                encoded = self._encoded(batch, slots, calibration_bias, torch_rng)
                 keep = torch.ones(batch, dtype=torch.bool, device=device)
                 for condition in discrete:
                     keep &= encoded[:, condition.data_index.to(device)].argmax(1) == condition.category
                 encoded = encoded[keep]
             generated += batch
             frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng)
+            if self.value_calibration_ is not None:
+                frame = self.value_calibration_.apply(frame, numpy_rng)
             if exact:
                 frame = frame[self._exact_match(frame, exact)].reset_index(drop=True)
             if len(frame):
@@ -373,6 +390,25 @@ class TabularSynthesizer:
                     f"could not meet the conditions {self._describe(discrete, exact)}: {met} of {num_rows} rows after "
                     f"generating {generated}; the combination may be too rare in the training data"
                 )
+
+    def _encoded(self, rows: int, slots: list[int], calibration_bias: torch.Tensor | None,
+                 rng: torch.Generator) -> torch.Tensor:
+        """``rows`` generated rows, encoded (one-hot draws on softmax spans), in network-sized pieces."""
+        device = self.layout_.tanh_index.device
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                                  enabled=use_bfloat16(device, self.config_.mixed_precision))
+        pieces = []
+        for start in range(0, rows, NETWORK_ROWS):
+            size = min(NETWORK_ROWS, rows - start)
+            noise = torch.randn(size, self.config_.embedding_dim, generator=rng, device=device)
+            cond = self.sampler_.fixed(size, slots) if slots else self.sampler_.for_sampling(size, rng)
+            with autocast:
+                raw = self.generator_(noise, cond)
+            encoded = self.layout_.activate(raw, self.config_.gumbel_tau, rng, hard=True, softmax_bias=calibration_bias)
+            if self.calibration_ is not None:
+                encoded[:, self.layout_.tanh_index] = self.calibration_.map_tanh(encoded[:, self.layout_.tanh_index])
+            pieces.append(encoded)
+        return torch.cat(pieces)
 
     def _describe(self, discrete: list[_DiscreteCondition], exact: dict[str, Any]) -> str:
         names = [c.name for c in self.table_.conditional_columns_]
@@ -399,12 +435,15 @@ class TabularSynthesizer:
             "config": asdict(self.config_),
             "training": self.training_,
             "conditional_columns": [c.name for c in self.table_.conditional_columns_],
+            "calibrated_columns": sorted(self.value_calibration_.maps) if self.value_calibration_ is not None else [],
         }
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to ``path`` (weights + JSON; no pickle)."""
         self._check_fitted()
         manifest = {**self.describe(), "transformer": self.table_.get_state(), "min_category_count": self.min_category_count}
+        if self.value_calibration_ is not None:
+            manifest["value_calibration"] = self.value_calibration_.get_state()
         tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
         tensors["condition_counts"] = self.sampler_.counts
         tensors["holdout_rows"] = torch.from_numpy(self.holdout_rows_.astype(np.int64))
@@ -429,6 +468,7 @@ class TabularSynthesizer:
             sampler = ConditionSampler(layout, tensors["condition_counts"])
             holdout_rows = tensors["holdout_rows"].numpy()
             seed, training, created = manifest["seed"], manifest["training"], manifest["created"]
+            value_calibration = ValueCalibration.from_state(manifest["value_calibration"]) if "value_calibration" in manifest else None
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
         target = select_device(device)
@@ -436,6 +476,7 @@ class TabularSynthesizer:
             metadata, config, seed, table, layout.to(target), generator_net.to(target), sampler.to(target),
             training, holdout_rows, created,
         )
+        synthesizer.value_calibration_ = value_calibration
         if "calibration.softmax_bias" in tensors:
             synthesizer.calibration_ = MarginalCalibration(
                 tensors["calibration.tanh_quantiles"], tensors["calibration.tanh_targets"], tensors["calibration.softmax_bias"]

@@ -91,19 +91,7 @@ class QuantileTransformer(ColumnTransformer):
         values = _as_float(column)
         if np.isnan(values).any():
             raise InvalidDataError("the quantile transformer got missing values; wrap it in a MissingIndicator")
-        edges, cdf = self.edges_, self.cdf_
-        left = np.searchsorted(edges, values, side="left")
-        right = np.searchsorted(edges, values, side="right")
-        # Between two knots: linear interpolation (np.interp needs distinct knots, so do it by hand).
-        upper = np.clip(left, 1, len(edges) - 1)
-        x0, x1, p0, p1 = edges[upper - 1], edges[upper], cdf[upper - 1], cdf[upper]
-        width = np.where(x1 > x0, x1 - x0, 1.0)
-        probability = np.clip(p0 + (values - x0) / width * (p1 - p0), 0.0, 1.0)
-        # On knots: uniform over the probability the tied knots span.
-        tied = right > left
-        low, high = cdf[np.minimum(left, len(cdf) - 1)], cdf[np.maximum(right - 1, 0)]
-        spread = rng.random(values.size)
-        probability = np.where(tied, low + spread * (high - low), probability)
+        probability = piecewise_cdf(values, self.edges_, self.cdf_, rng)
         scores = ndtri(np.clip(probability, _CDF_MARGIN, 1 - _CDF_MARGIN)) / _SCORE_SCALE
         return np.clip(scores, -1.0, 1.0).astype(np.float32).reshape(-1, 1)
 
@@ -126,3 +114,23 @@ class QuantileTransformer(ColumnTransformer):
         transformer.cdf_ = np.array(state["cdf"], dtype=np.float64)
         transformer.integer_ = bool(state["integer"])
         return transformer
+
+
+def piecewise_cdf(values: np.ndarray, knots: np.ndarray, probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The CDF through ``(knots, probabilities)`` at ``values``, linear between knots.
+
+    ``knots`` may repeat (a point mass, as quantiles of a discrete or clipped column give): a value
+    on tied knots gets a uniform draw over the probability they span, so point masses are spread
+    rather than piled onto one probability. Values outside the knots get 0 or 1.
+    """
+    left = np.searchsorted(knots, values, side="left")
+    right = np.searchsorted(knots, values, side="right")
+    # np.interp needs distinct knots, so interpolate by hand.
+    upper = np.clip(left, 1, len(knots) - 1)
+    x0, x1, p0, p1 = knots[upper - 1], knots[upper], probabilities[upper - 1], probabilities[upper]
+    width = np.where(x1 > x0, x1 - x0, 1.0)
+    probability = np.clip(p0 + (values - x0) / width * (p1 - p0), 0.0, 1.0)
+    tied = right > left
+    low = probabilities[np.minimum(left, len(probabilities) - 1)]
+    high = probabilities[np.maximum(right - 1, 0)]
+    return np.where(tied, low + rng.random(values.size) * (high - low), probability)

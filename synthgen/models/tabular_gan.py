@@ -18,30 +18,31 @@ from synthgen.data.base import Span
 
 @dataclass(frozen=True)
 class GANConfig:
-    """Network sizes and optimiser settings.
+    """Network sizes and optimiser settings; ``None`` settings are chosen for the table by ``train.resolve_config``.
 
-    Widths, learning rate and loss follow CTGAN. Three defaults differ, measured on the
-    breast-cancer table (share of the Column Pair Trends gap closed between an independent
-    sampler and the real holdout, same 1,000-3,000 steps): critic dropout 0.5 -> 0 (0.16 -> 0.47),
-    PacGAN packs of 10 -> 1 (-> 0.73), and a linear learning-rate decay to 10% (-> 0.86 at 3,000
-    steps, Column Shapes 0.91 against the holdout's 0.91). See benchmarks/README.md.
+    Widths and loss follow CTGAN. Defaults that differ were measured on the benchmark tables (share
+    of the Column Pair Trends gap closed between an independent sampler and the real holdout; see
+    benchmarks/README.md): critic dropout 0.5 -> 0 (breast-cancer 0.16 -> 0.47), PacGAN packs of
+    10 -> 1 (-> 0.73), a linear learning-rate decay to 10% (-> 0.86 at 3,000 steps), and for tables
+    under ``train.SMALL_TABLE_ROWS`` rows batches of 128 at learning rate 5e-4, which reach at
+    1,500 steps what batches of the whole table at 2e-4 reached at 3,000, in a third of the time.
     """
 
     embedding_dim: int = 128
     generator_dims: tuple[int, ...] = (256, 256)
     discriminator_dims: tuple[int, ...] = (256, 256)
-    learning_rate: float = 2e-4
+    learning_rate: float | None = None
     #: Learning rate at the last step as a fraction of the first (linear decay); 1.0 keeps it flat.
     final_learning_rate_fraction: float = 0.1
     weight_decay: float = 1e-6
-    batch_size: int = 500
+    batch_size: int | None = None
     pac: int = 1
     gradient_penalty: float = 10.0
     dropout: float = 0.0
     gumbel_tau: float = 0.2
-    steps: int | None = None  # None: chosen from the table size, see train.default_steps
-    #: bfloat16 autocast for the networks; None means on CUDA only (on CPUs it changes results
-    #: from one machine to the next for a 1.3x gain with AMX, measured on breast-cancer).
+    steps: int | None = None
+    #: bfloat16 autocast for the networks; None: where the hardware computes in bfloat16 natively
+    #: (CUDA, CPUs with AVX512-BF16 or AMX), see ``train.use_bfloat16``.
     mixed_precision: bool | None = None
 
 
