@@ -209,7 +209,7 @@ def _rss_mb() -> float:
 
 # ---------------------------------------------------------------------------- workers (fresh processes)
 def fit_worker(table: str, method: str, seed: int, ctgan_epochs: int, synthgen_steps: int | None, n_draw: int,
-               n_big: int, sample_rows: int) -> dict[str, Any]:
+               n_big: int, sample_rows: int, sample_threads: int = 1) -> dict[str, Any]:
     """Fit one method in this (fresh) process; return draws, timings and this process's peak RSS."""
     import synthgen
 
@@ -240,6 +240,8 @@ def fit_worker(table: str, method: str, seed: int, ctgan_epochs: int, synthgen_s
     result["draws"] = [model.sample(n_draw, _draw_seed(seed, d)) for d in range(DRAWS)]
     result["big"] = model.sample(n_big, _draw_seed(seed, DRAWS))
     if sample_rows:
+        _limit_threads(sample_threads)  # the sampling target is per machine of 2 cores: every method gets them
+        model.sample(1_000, 6)  # warm-up: first-call allocations are not throughput
         started = time.perf_counter()
         rows = len(model.sample(sample_rows, 7))
         result["sample_rows_per_s"] = rows / (time.perf_counter() - started)
@@ -385,7 +387,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for i, seed in enumerate(args.seeds):
                 fitted = _in_fresh_process(fit_worker, table, method, seed, args.ctgan_epochs, args.synthgen_steps, n_draw, n_big,
                                            0 if i or args.no_sampling else
-                                           SAMPLE_ROWS if method in ("synthgen", "independent") else args.peer_sample_rows)
+                                           SAMPLE_ROWS if method in ("synthgen", "independent") else args.peer_sample_rows,
+                                           args.sample_threads)
                 row = score_fit(train, holdout, metadata, fitted)
                 add_gaps(row, reference, floor)
                 row["seed"] = seed
@@ -510,6 +513,7 @@ def main() -> None:
     parser.add_argument("--peer-sample-rows", type=int, default=200_000,
                         help="rows CTGAN and GaussianCopula sample to time sampling (synthgen, independent: 1M)")
     parser.add_argument("--no-sampling", action="store_true", help="skip timing the sampling of 1M rows")
+    parser.add_argument("--sample-threads", type=int, default=2, help="torch threads while timing sampling (every method alike)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--from-json", nargs="+", type=Path, help="render earlier --json results (merged) instead of running")
     parser.add_argument("--write-readme", action="store_true", help=f"write the table into {README.name} between markers")

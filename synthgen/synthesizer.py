@@ -24,9 +24,10 @@ from synthgen.data.table import TableTransformer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import (
-    ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, SpanLayout, init_weights,
+    ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, MarginalLoss, SpanLayout, init_weights,
 )
 from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record
+from synthgen.dp.pairs import PairRelease, column_cells, pair_bins, pair_rounds, release_pairs
 from synthgen.dp.release import Release, release_rounds, release_statistics
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
@@ -38,6 +39,8 @@ from synthgen.train import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 100_000
+#: Weight of the released tables' loss beside the DP critic's in the generator step.
+MARGINAL_WEIGHT = 10.0
 #: Rows per generator pass when sampling: small enough for its activations to stay in cache.
 NETWORK_ROWS = 16_384
 #: Rows drawn after training to measure the generator's marginals for the calibration.
@@ -162,7 +165,8 @@ class TabularSynthesizer:
         batch = effective_batch_size(config, len(data))
         steps = config.steps or default_private_steps(len(data), batch)
         config = replace(config, batch_size=batch, steps=steps)
-        plan = plan_privacy(settings, len(data), batch, steps, release_rounds(metadata))
+        rounds = release_rounds(metadata) + (pair_rounds(metadata) if settings.pairs else 0)
+        plan = plan_privacy(settings, len(data), batch, steps, rounds)
         # --dp-secure: the release noise is drawn from fresh OS entropy rather than the run's seed.
         noise_rng = np.random.default_rng(secrets.randbits(128)) if settings.secure else rng
         release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta, noise_rng)
@@ -171,6 +175,14 @@ class TabularSynthesizer:
         if table.width_ == 0:
             raise InvalidDataError("every column is an identifier: there is nothing to learn")
         encoded = table.transform(data, rng)
+        marginal_loss, pairs = None, None
+        if settings.pairs and pair_rounds(metadata):
+            columns = column_cells(table, release.category_counts, pair_bins(len(data)))
+            pairs = release_pairs(encoded, columns, plan.release_noise, noise_rng)
+            release.record["pairs"] = pairs.record
+            marginal_loss = MarginalLoss([c.to_dict() for c in columns],
+                                         [torch.as_tensor(pairs.one_way(i)) for i in range(len(columns))],
+                                         pairs.pairs, [torch.as_tensor(t) for t in pairs.tables])
         device = select_device(self.device)
         layout, generator_net = _networks(table, config)
         critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, 1, config.dropout)
@@ -187,8 +199,9 @@ class TabularSynthesizer:
         summary = train_gan_private(
             generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
             secure=settings.secure, progress=self.progress,
+            marginal_loss=marginal_loss.to(device) if marginal_loss is not None else None, marginal_weight=MARGINAL_WEIGHT,
         )
-        calibration = _calibrate(generator_net, layout, sampler, table, release, config, train_rng)
+        calibration = _calibrate(generator_net, layout, sampler, table, release, config, train_rng, pairs)
         privacy = privacy_record(plan, summary.steps, settings, release.record, unit)
         logger.info("trained with (%.3g, %.2g)-DP (%s accountant)", privacy["epsilon"], privacy["delta"], privacy["accountant"])
         training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
@@ -485,13 +498,17 @@ class TabularSynthesizer:
 
 
 def _calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionSampler, table: TableTransformer,
-               release: Release, config: GANConfig, rng: torch.Generator, draws: int = 20_000,
-               levels: int = 256) -> MarginalCalibration:
+               release: Release, config: GANConfig, rng: torch.Generator, pairs: PairRelease | None = None,
+               draws: int = 20_000, levels: int = 256) -> MarginalCalibration:
     """Marginal calibration of a DP generator onto the released statistics (post-processing only).
 
     Under DP every tanh output is a quantile transformer's score, whose target distribution is
-    known; softmax spans of categories and missing indicators have released frequencies.
+    known; softmax spans of categories and missing indicators have released frequencies. Where
+    two-way tables were released, a column's cell shares come from their margins (what the
+    generator was trained toward): a tanh output then follows the released CDF inside each cell,
+    with each cell's mass as the tables measured it.
     """
+    shares = {c.name: pairs.one_way(i) for i, c in enumerate(pairs.columns)} if pairs is not None else {}
     softmax_targets = torch.full(layout.softmax_mask.shape, float("nan"))
     row = 0
     for name, transformer in table.column_transformers_.items():
@@ -499,21 +516,35 @@ def _calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionS
             if span.activation != "softmax":
                 continue
             if span.conditional:
-                counts = torch.as_tensor(release.category_counts[name], dtype=torch.float32)
+                counts = shares.get(name, release.category_counts[name])
+                counts = torch.as_tensor(counts, dtype=torch.float32)
                 softmax_targets[row, : span.width] = counts / counts.sum()
             elif isinstance(transformer, MissingIndicator) and position == len(transformer.spans) - 1:
-                rate = float(transformer.missing_rate_)
+                rate = float(shares[name][-1]) if name in shares else float(transformer.missing_rate_)
                 softmax_targets[row, :2] = torch.tensor([1.0 - rate, rate])
             row += 1
     grid = (np.arange(levels) + 0.5) / levels
-    tanh_targets = torch.as_tensor(QuantileTransformer.encoded_quantiles(grid), dtype=torch.float32)
+    probabilities = np.tile(grid, (len(layout.tanh_index), 1))
+    tanh_rows = {int(position): index for index, position in enumerate(layout.tanh_index.tolist())}
+    for column in (pairs.columns if pairs is not None else []):
+        if column.kind == "bins":
+            cells = shares[column.name][: len(column.thresholds) + 1]
+            probabilities[tanh_rows[column.positions[0]]] = _within_cells(grid, cells / cells.sum())
+    tanh_targets = torch.as_tensor(QuantileTransformer.encoded_quantiles(probabilities), dtype=torch.float32)
     device = layout.tanh_index.device
-    tanh_targets = tanh_targets.expand(len(layout.tanh_index), -1).contiguous().to(device)
+    tanh_targets = tanh_targets.contiguous().to(device)
     noise = torch.randn(draws, config.embedding_dim, generator=rng, device=device)
     with torch.inference_mode():
         cond = sampler.for_sampling(draws, rng)
     return MarginalCalibration.fit(generator_net, layout, cond, noise, config.gumbel_tau, rng, tanh_targets,
                                    softmax_targets.to(device))
+
+
+def _within_cells(levels: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Released-CDF probabilities at quantile ``levels`` of a distribution whose k-th of B equal-probability
+    cells holds ``shares[k]``: a piecewise-linear map from cumulative shares to k/B."""
+    bins = len(shares)
+    return np.interp(levels, np.concatenate([[0.0], np.cumsum(shares)]), np.arange(bins + 1) / bins)
 
 
 def _networks(table: TableTransformer, config: GANConfig) -> tuple[SpanLayout, Generator]:

@@ -29,7 +29,7 @@ from synthgen.models.image_gan import (
     generator_hinge_loss,
     update_ema,
 )
-from synthgen.models.tabular_gan import ConditionSampler, Discriminator, GANConfig, Generator, SpanLayout
+from synthgen.models.tabular_gan import ConditionSampler, Discriminator, GANConfig, Generator, MarginalLoss, SpanLayout
 
 if TYPE_CHECKING:
     from synthgen.dp.accounting import PrivacyPlan
@@ -292,6 +292,8 @@ def train_gan_private(
     *,
     secure: bool = False,
     progress: bool = True,
+    marginal_loss: MarginalLoss | None = None,
+    marginal_weight: float = 1.0,
 ) -> TrainingSummary:
     """DP-SGD on the critic, the only network that reads real rows, for ``plan.steps`` steps.
 
@@ -303,7 +305,8 @@ def train_gan_private(
     backward pass that per-sample clipping does not account for (Opacus #31). The generator is
     trained only through the critic's scores: post-processing of a DP output. The critic's hooks
     are off during the generator step and its gradients are cleared before every private update,
-    so generator-step gradients never enter it.
+    so generator-step gradients never enter it. ``marginal_loss`` (weighted ``marginal_weight``)
+    pulls the generator toward released one- and two-way tables: post-processing too.
     """
     if config.pac != 1:
         raise ValueError("DP training scores rows one at a time (pac=1): one sample is one row")
@@ -347,6 +350,8 @@ def train_gan_private(
         loss = F.softplus(-private_critic(torch.cat([fake, cond], dim=1), rng)).mean()
         if column is not None:
             loss = loss + layout.condition_loss(raw, column, category)
+        if marginal_loss is not None:
+            loss = loss + marginal_weight * marginal_loss(raw)
         g_optimiser.zero_grad(set_to_none=True)
         loss.backward()
         g_optimiser.step()

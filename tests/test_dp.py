@@ -18,11 +18,13 @@ from synthgen import TabularSynthesizer, load
 from synthgen.cli import main
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.dp.accounting import DPSettings, plan_privacy, spent_epsilon
+from synthgen.data.table import TableTransformer
+from synthgen.dp.pairs import ColumnCells, column_cells, release_pairs
 from synthgen.dp.release import release_rounds, release_statistics
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.metadata import Metadata
-from synthgen.models.tabular_gan import Discriminator
+from synthgen.models.tabular_gan import Discriminator, MarginalLoss
 from synthgen.train import make_private_critic
 
 
@@ -69,7 +71,8 @@ def test_fixed_noise_stops_training_when_the_budget_is_spent():
     assert privacy["steps_requested"] == 5_000
     assert privacy["epsilon"] <= 2.0
     # One more step would have gone over the budget.
-    history = [(privacy["plan"]["release_noise"], 1.0, 2), (2.0, privacy["sample_rate"], privacy["steps"] + 1)]
+    history = [(privacy["plan"]["release_noise"], 1.0, privacy["plan"]["release_rounds"]),
+               (2.0, privacy["sample_rate"], privacy["steps"] + 1)]
     assert _opacus_epsilon(RDPAccountant, history, privacy["plan"]["delta"] - privacy["plan"]["threshold_delta"]) > 2.0
 
 
@@ -348,3 +351,85 @@ def test_unreleased_gaps_are_filled_at_the_released_frequencies():
     filled = release.fill_unreleased_gaps(pd.concat([table] * 100, ignore_index=True), np.random.default_rng(0))
     gap_rows = pd.concat([table] * 100, ignore_index=True)["stage"].isna()
     assert (filled.loc[gap_rows, "stage"] == "I").mean() > 0.8  # "I" holds 90% of the rows, not a third
+
+
+# ------------------------------------------------------------------ two-way tables
+def _dependent_table(n: int, seed: int) -> pd.DataFrame:
+    """a and b depend on each other (b mostly missing when a is 'x'); c and d are noise."""
+    rng = np.random.default_rng(seed)
+    a = rng.choice(["x", "y", "z"], n, p=[0.3, 0.4, 0.3])
+    b = np.where(a == "x", np.nan, rng.normal(0, 1, n) + (a == "z") * 2.0)
+    return pd.DataFrame({"a": a, "b": b, "c": rng.normal(5, 2, n), "d": rng.choice(["p", "q"], n)})
+
+
+def test_cells_follow_the_encoding_bins_missing_and_categories():
+    table = _dependent_table(2_000, 0)
+    metadata = Metadata.detect(table)
+    release = _release(table, metadata)
+    encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)
+    encoded = encoder.transform(release.fill_unreleased_gaps(table, np.random.default_rng(0)), np.random.default_rng(0))
+    cells = {c.name: c for c in column_cells(encoder, release.category_counts, bins=4)}
+    assert cells["b"].kind == "bins" and cells["b"].size == 5 and len(cells["b"].positions) == 3
+    assert cells["c"].size == 4 and cells["a"].kind == "categories"
+    b_codes = cells["b"].codes(encoded)
+    assert np.array_equal(b_codes == 4, table["b"].isna().to_numpy())  # the missing cell
+    c_codes = cells["c"].codes(encoded)
+    shares = np.bincount(c_codes, minlength=4) / len(c_codes)
+    assert np.abs(shares - 0.25).max() < 0.08  # equal-probability bins of the released CDF
+    assert np.all(np.diff([table["c"][c_codes == k].median() for k in range(4)]) > 0)
+    a_codes = cells["a"].codes(encoded)
+    assert np.array_equal(np.asarray(encoder.transformer("a").categories)[a_codes], table["a"].to_numpy())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dependent_pairs_are_released_and_independent_ones_are_not(seed):
+    table = _dependent_table(3_000, seed)
+    metadata = Metadata.detect(table)
+    release = _release(table, metadata)
+    encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)
+    encoded = encoder.transform(release.fill_unreleased_gaps(table, np.random.default_rng(0)), np.random.default_rng(0))
+    columns = column_cells(encoder, release.category_counts, bins=4)
+    pairs = release_pairs(encoded, columns, noise=2.0, rng=np.random.default_rng(seed))
+    assert pairs.record["pairs released"] == [["a", "b"]]
+    (table_ab,) = pairs.tables
+    assert table_ab.shape == (columns[0].size, columns[1].size) and table_ab.sum() == pytest.approx(1.0)
+    x_row = encoder.transformer("a").categories.index("x")
+    assert table_ab[x_row, -1] > 0.25  # "x" rows are the missing-b rows (0.3 of all)
+
+
+def test_a_column_whose_marginal_misfits_is_not_paired_with_everything():
+    rng = np.random.default_rng(0)
+    noise_columns = {f"n{i}": rng.normal(0, 1, 2_000) for i in range(5)}
+    table = pd.DataFrame(noise_columns)
+    columns = [ColumnCells(name, "bins", (i,), (-0.1, 0.0, 0.1), np.full(4, 0.25)) for i, name in enumerate(table)]
+    encoded = np.stack([np.clip(table[c] / 6.5, -1, 1) for c in table], axis=1)
+    encoded[:, 0] = np.abs(encoded[:, 0])  # n0's real cells hold 0/0/50/50 % where 25% each was released
+    pairs = release_pairs(encoded, columns, noise=1.0, rng=np.random.default_rng(1))
+    assert pairs.pairs == []
+
+
+def test_marginal_loss_is_zero_at_the_targets_and_pulls_toward_them():
+    columns = [{"kind": "categories", "positions": [0, 1], "thresholds": []},
+               {"kind": "bins", "positions": [2, 3, 4], "thresholds": [0.0]}]
+    one_way = [torch.tensor([0.5, 0.5]), torch.tensor([0.25, 0.25, 0.5])]
+    joint = torch.tensor([[0.25, 0.25, 0.0], [0.0, 0.0, 0.5]])  # category 0: present; 1: missing
+    loss = MarginalLoss(columns, one_way, [(0, 1)], [joint], softness=0.01)
+    rows = torch.tensor([[1, 0, 0.5, 1, 0], [1, 0, -0.5, 1, 0], [0, 1, 0.0, 0, 1], [0, 1, 0.3, 0, 1]], dtype=torch.float32)
+    assert loss(rows).item() == pytest.approx(0.0, abs=1e-6)
+    wrong = rows.clone()
+    wrong[:2, 2] = 0.01  # both present values just inside the upper bin, where one belongs below
+    wrong.requires_grad_(True)
+    value = loss(wrong)
+    value.backward()
+    assert value.item() > 0.01
+    assert wrong.grad[0, 2] > 0 and wrong.grad[1, 2] > 0  # the loss falls as either value moves down
+
+
+def test_dp_fit_releases_pairs_inside_the_same_budget():
+    table = _dependent_table(1_500, 0)
+    with_pairs = TabularSynthesizer(steps=30, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
+    without = TabularSynthesizer(steps=30, seed=0, progress=False, dp=DPSettings(epsilon=3.0, pairs=False)).fit(table)
+    record = with_pairs.privacy_
+    assert record["epsilon"] <= 3.0 and record["plan"]["release_rounds"] == without.privacy_["plan"]["release_rounds"] + 2
+    assert ["a", "b"] in record["release"]["pairs"]["pairs released"]
+    assert "pairs" not in without.privacy_["release"]

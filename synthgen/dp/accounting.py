@@ -43,7 +43,8 @@ class DPSettings:
     them (see ``MarginalCalibration``); measured on pbc at ε = 3, Column Shapes 0.71 at 0.2 and
     0.84 at 0.5, with the same gap closed. ``noise_multiplier`` set by hand instead of derived: training
     then stops when the budget is spent. ``unit_column``: rows sharing its value belong to one
-    patient; one row per patient is kept so that one row is one patient.
+    patient; one row per patient is kept so that one row is one patient. ``pairs``: also release
+    the dependent pairs' two-way tables (``synthgen.dp.pairs``) from the statistics' share.
     """
 
     epsilon: float
@@ -53,6 +54,7 @@ class DPSettings:
     noise_multiplier: float | None = None
     secure: bool = False
     unit_column: str | None = None
+    pairs: bool = True
 
     def resolved_delta(self, n_rows: int) -> float:
         if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0):

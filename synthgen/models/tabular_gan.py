@@ -213,6 +213,60 @@ class MarginalCalibration(nn.Module):
         return cls(quantiles, tanh_targets, bias)
 
 
+class MarginalLoss(nn.Module):
+    """Squared distance between a batch's cell frequencies and target one- and two-way tables.
+
+    Columns are described by plain dicts (``kind`` "categories" with one-hot ``positions``, or "bins"
+    with ``positions`` (tanh,) or (tanh, present, missing) and ``thresholds`` on the tanh output).
+    It reads the generator's raw outputs, as GEM does: a row's category probabilities are the
+    softmax of its logits, not a Gumbel draw, since a draw's noise is independent from one span to
+    the next and hides from each logit what a dependence asks of it (measured on flchain: with
+    draws the pair tables stayed at independence). Bins are differences of sigmoid steps of width
+    ``softness`` at the thresholds of the tanh output. Training a generator toward tables released
+    under DP is post-processing (see ``synthgen.dp.pairs``).
+    """
+
+    def __init__(self, columns: list[dict], one_way: list[torch.Tensor], pairs: list[tuple[int, int]],
+                 two_way: list[torch.Tensor], softness: float = 0.01) -> None:
+        super().__init__()
+        self.columns = columns
+        self.pairs = pairs
+        self.softness = softness
+        for index, column in enumerate(columns):
+            self.register_buffer(f"_positions{index}", torch.tensor(column["positions"], dtype=torch.long), persistent=False)
+            self.register_buffer(f"_thresholds{index}", torch.tensor(column["thresholds"], dtype=torch.float32), persistent=False)
+            self.register_buffer(f"_one_way{index}", one_way[index].float(), persistent=False)
+        for index, table in enumerate(two_way):
+            self.register_buffer(f"_two_way{index}", table.float(), persistent=False)
+
+    def cells(self, raw: torch.Tensor) -> list[torch.Tensor]:
+        """Each column's cell probabilities for every row of raw generator output, (batch, cells)."""
+        out = []
+        for index, column in enumerate(self.columns):
+            block = raw.index_select(1, getattr(self, f"_positions{index}"))
+            if column["kind"] == "categories":
+                out.append(torch.softmax(block, dim=1))
+                continue
+            value = torch.tanh(block[:, :1])
+            above = torch.sigmoid((value - getattr(self, f"_thresholds{index}")) / self.softness)
+            ones, zeros = torch.ones_like(value), torch.zeros_like(value)
+            steps = torch.cat([ones, above, zeros], dim=1)
+            bins = steps[:, :-1] - steps[:, 1:]
+            if block.shape[1] == 3:
+                present_missing = torch.softmax(block[:, 1:], dim=1)
+                bins = torch.cat([bins * present_missing[:, :1], present_missing[:, 1:]], dim=1)
+            out.append(bins)
+        return out
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        cells = self.cells(raw.float())
+        loss = sum(((c.mean(0) - getattr(self, f"_one_way{i}")) ** 2).sum() for i, c in enumerate(cells))
+        for index, (a, b) in enumerate(self.pairs):
+            joint = cells[a].T @ cells[b] / raw.shape[0]
+            loss = loss + ((joint - getattr(self, f"_two_way{index}")) ** 2).sum()
+        return loss
+
+
 class Generator(nn.Module):
     """noise ⊕ condition → raw encoded row (activations are applied by :class:`SpanLayout`)."""
 
