@@ -84,8 +84,9 @@ def synthgen_worker(table: str, epsilon: float, seed: int, options: dict[str, An
     if math.isfinite(epsilon):
         config = GANConfig(discriminator_dims=tuple(options["critic_dims"])) if options.get("critic_dims") else None
         params = dict(metadata=dp_metadata(table, train), steps=options.get("steps"), batch_size=options.get("batch_size"),
-                      config=config, dp=DPSettings(epsilon=epsilon, preprocessing_share=options["statistics_share"],
-                                                   max_grad_norm=options.get("clip") or 1.0))
+                      config=config, dp=DPSettings(epsilon=epsilon, max_grad_norm=options.get("clip") or 1.0,
+                                                   **({"preprocessing_share": options["statistics_share"]}
+                                                      if options.get("statistics_share") is not None else {})))
     else:
         params = dict(metadata=synthgen.Metadata.detect(train))
     model = bench.SynthgenWrapper(seed, **params)
@@ -321,8 +322,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--steps", type=int, help="synthgen DP: optimiser steps [default: synthgen's default_steps]")
     parser.add_argument("--batch-size", type=int, help="synthgen DP: expected batch of real rows [default: 500, at most n]")
-    parser.add_argument("--statistics-share", type=float, default=0.5,
-                        help="synthgen DP: share of ε for the column statistics [default: synthgen's, 0.5]")
+    parser.add_argument("--statistics-share", type=float,
+                        help="synthgen DP: share of ε for the column statistics and pair tables [default: synthgen's]")
     parser.add_argument("--smartnoise-share", type=float, default=0.2,
                         help="share of ε for smartnoise's DP bounds (its preprocessor_eps)")
     parser.add_argument("--critic-dims", nargs="+", type=int, help="synthgen DP: critic hidden widths [default: 256 256]")

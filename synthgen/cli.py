@@ -133,9 +133,11 @@ def main(verbose: bool) -> None:
 @click.option("--dp-clip", type=float, default=1.0, show_default=True, help="DP per-row gradient clipping norm.")
 @click.option("--dp-noise", type=float,
               help="Fix the DP noise multiplier instead of deriving it; training then stops when epsilon is spent.")
-@click.option("--dp-statistics-share", type=float, default=0.5, show_default=True,
-              help="Share of epsilon for the column statistics (ranges, histograms, category names).")
+@click.option("--dp-statistics-share", type=float,
+              help="Share of epsilon for the column statistics and two-way tables. [default: 0.9 below 2,500 rows, else 0.7]")
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
+@click.option("--dp-no-pairs", is_flag=True,
+              help="Do not release the dependent column pairs' two-way tables (their share of epsilon then goes to the rest).")
 @click.option("--dp-secure", is_flag=True, help="Draw DP noise from fresh OS entropy (for releases; not reproducible).")
 @_image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -143,7 +145,8 @@ def main(verbose: bool) -> None:
 def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
-        dp_statistics_share: float, dp_unit_column: str | None, dp_secure: bool, quiet: bool, no_calibrate: bool,
+        dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, dp_secure: bool, quiet: bool,
+        no_calibrate: bool,
         **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
 
@@ -176,13 +179,16 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         return
     if any(value is not None for value in image_options.values()):
         raise InvalidArgumentError("--labels, --label-column, --label-tag, --image-size, --window and --reader apply to images")
-    dp_given = dp_delta is not None or dp_noise is not None or dp_unit_column or dp_secure
+    dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_secure or dp_no_pairs
+                or dp_statistics_share is not None)
     if dp_epsilon is None and dp_given:
-        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-unit-column and --dp-secure need --dp-epsilon")
+        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-statistics-share, --dp-unit-column, --dp-no-pairs and "
+                                   "--dp-secure need --dp-epsilon")
     dp = None
     if dp_epsilon is not None:
+        share = {"preprocessing_share": dp_statistics_share} if dp_statistics_share is not None else {}
         dp = DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise,
-                        preprocessing_share=dp_statistics_share, unit_column=dp_unit_column, secure=dp_secure)
+                        unit_column=dp_unit_column, secure=dp_secure, pairs=not dp_no_pairs, **share)
     table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
     synthesizer = TabularSynthesizer(

@@ -414,14 +414,17 @@ def test_marginal_loss_is_zero_at_the_targets_and_pulls_toward_them():
     one_way = [torch.tensor([0.5, 0.5]), torch.tensor([0.25, 0.25, 0.5])]
     joint = torch.tensor([[0.25, 0.25, 0.0], [0.0, 0.0, 0.5]])  # category 0: present; 1: missing
     loss = MarginalLoss(columns, one_way, [(0, 1)], [joint], softness=0.01)
-    rows = torch.tensor([[1, 0, 0.5, 1, 0], [1, 0, -0.5, 1, 0], [0, 1, 0.0, 0, 1], [0, 1, 0.3, 0, 1]], dtype=torch.float32)
-    assert loss(rows).item() == pytest.approx(0.0, abs=1e-6)
-    wrong = rows.clone()
-    wrong[:2, 2] = 0.01  # both present values just inside the upper bin, where one belongs below
+    sure = 20.0  # logits this far apart give probabilities of 0 and 1
+    value = lambda v: float(np.arctanh(v))  # noqa: E731 (the raw output whose tanh is v)
+    raw = torch.tensor([[sure, -sure, value(0.5), sure, -sure], [sure, -sure, value(-0.5), sure, -sure],
+                        [-sure, sure, 0.0, -sure, sure], [-sure, sure, 0.3, -sure, sure]])
+    assert loss(raw).item() == pytest.approx(0.0, abs=1e-6)
+    wrong = raw.clone()
+    wrong[:2, 2] = value(0.01)  # both present values just inside the upper bin, where one belongs below
     wrong.requires_grad_(True)
-    value = loss(wrong)
-    value.backward()
-    assert value.item() > 0.01
+    distance = loss(wrong)
+    distance.backward()
+    assert distance.item() > 0.01
     assert wrong.grad[0, 2] > 0 and wrong.grad[1, 2] > 0  # the loss falls as either value moves down
 
 
