@@ -335,13 +335,14 @@ def main() -> None:
                         help="run smartnoise's fits beside synthgen's (two processes, one thread each)")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per worker")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--from-json", type=Path, help="render earlier --json results instead of running")
+    parser.add_argument("--from-json", nargs="+", type=Path,
+                        help="render earlier --json results instead of running (several: their runs merged per table)")
     parser.add_argument("--write-readme", action="store_true", help="write the table into README.md between the DP markers")
     args = parser.parse_args()
     os.environ["BENCH_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     bench.THREADS = args.threads
     if args.from_json:
-        results = json.loads(args.from_json.read_text())
+        results = _merged([json.loads(path.read_text()) for path in args.from_json])
     else:
         started = datetime.now(timezone.utc)
         results = run(args)
@@ -355,9 +356,24 @@ def main() -> None:
     table = render(results)
     print(table)
     if args.write_readme:
-        run_ = results["run"]
-        bench.write_readme(f"Produced by:\n\n- `{run_['command']}` — {run_['date']}, {run_['minutes']} min; "
-                           f"{run_['environment']}\n\n{table}", BEGIN, END)
+        header = "\n".join(f"- `{r['command']}` — {r['date']}, {r['minutes']} min; {r['environment']}"
+                           for r in results.get("runs", [results["run"]]))
+        bench.write_readme(f"Produced by:\n\n{header}\n\n{table}", BEGIN, END)
+
+
+def _merged(loaded: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' results as one: each table's fits pooled; the split and references of its first run."""
+    merged: dict[str, Any] = {"tables": {}, "runs": []}
+    for results in loaded:
+        merged["runs"].append(results["run"])
+        for name, entry in results["tables"].items():
+            if name not in merged["tables"]:
+                merged["tables"][name] = entry
+                continue
+            kept = merged["tables"][name]
+            kept["runs"] += entry["runs"]
+            kept["seeds"] = sorted(set(kept["seeds"]) | set(entry["seeds"]))
+    return merged
 
 
 if __name__ == "__main__":
