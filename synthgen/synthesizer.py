@@ -160,6 +160,7 @@ class TabularSynthesizer:
             unit = (f"one patient = one value of {settings.unit_column!r}; one row per patient kept "
                     f"({len(kept)} of {len(data)} rows)")
             data = kept
+        config_steps = config.steps
         # DP-SGD's defaults: large batches (a higher sample rate buys less noise per step) at 2e-4.
         config = replace(config, pac=1, batch_size=config.batch_size or LARGE_BATCH,
                          learning_rate=config.learning_rate or LARGE_BATCH_LEARNING_RATE)
@@ -167,7 +168,8 @@ class TabularSynthesizer:
         steps = config.steps or default_private_steps(len(data), batch)
         config = replace(config, batch_size=batch, steps=steps)
         rounds = release_rounds(metadata) + (pair_rounds(metadata) if settings.pairs else 0)
-        plan = plan_privacy(settings, len(data), batch, steps, rounds)
+        plan = plan_privacy(settings, len(data), batch, steps, rounds, shorten=config_steps is None)
+        config = replace(config, steps=plan.steps)
         # --dp-secure: the release noise is drawn from fresh OS entropy rather than the run's seed.
         noise_rng = np.random.default_rng(secrets.randbits(128)) if settings.secure else rng
         release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta, noise_rng)

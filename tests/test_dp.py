@@ -24,7 +24,7 @@ from synthgen.dp.release import release_rounds, release_statistics
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.metadata import Metadata
-from synthgen.models.tabular_gan import Discriminator, MarginalLoss
+from synthgen.models.tabular_gan import Discriminator, GANConfig, MarginalLoss
 from synthgen.train import make_private_critic
 
 
@@ -436,3 +436,14 @@ def test_dp_fit_releases_pairs_inside_the_same_budget():
     assert record["epsilon"] <= 3.0 and record["plan"]["release_rounds"] == without.privacy_["plan"]["release_rounds"] + 2
     assert ["a", "b"] in record["release"]["pairs"]["pairs released"]
     assert "pairs" not in without.privacy_["release"]
+
+
+def test_a_default_training_length_the_budget_cannot_pay_for_is_shortened_not_refused():
+    table = make_patients(300, 0)
+    small = GANConfig(generator_dims=(32,), discriminator_dims=(32,), embedding_dim=16)  # a fast test
+    synthesizer = TabularSynthesizer(seed=0, progress=False, config=small, dp=DPSettings(epsilon=0.2)).fit(table)
+    privacy = synthesizer.privacy_
+    assert privacy["epsilon"] <= 0.2 and privacy["noise_multiplier"] <= 1_000
+    assert privacy["steps"] < privacy["steps_requested"] == 3_000
+    with pytest.raises(InvalidArgumentError, match="what would work"):  # asked for explicitly: refused
+        TabularSynthesizer(seed=0, steps=3_000, progress=False, config=small, dp=DPSettings(epsilon=0.2)).fit(table)

@@ -164,8 +164,13 @@ def _smallest_noise(target: float, prefix: list[tuple[float, float, int]], sampl
     return high
 
 
-def plan_privacy(settings: DPSettings, n_rows: int, batch_size: int, steps: int, release_rounds: int) -> PrivacyPlan:
-    """Noise for the release and for DP-SGD so that the composed ε is at most ``settings.epsilon``."""
+def plan_privacy(settings: DPSettings, n_rows: int, batch_size: int, steps: int, release_rounds: int,
+                 *, shorten: bool = False) -> PrivacyPlan:
+    """Noise for the release and for DP-SGD so that the composed ε is at most ``settings.epsilon``.
+
+    ``shorten`` (for a default training length): when what is left of the budget cannot pay for
+    ``steps`` at any useful noise, halve them until it can, rather than refuse.
+    """
     delta = settings.resolved_delta(n_rows)
     threshold_delta = delta * THRESHOLD_DELTA_SHARE
     accountant_delta = delta - threshold_delta
@@ -187,8 +192,11 @@ def plan_privacy(settings: DPSettings, n_rows: int, batch_size: int, steps: int,
     requested = steps
     if settings.noise_multiplier is None:
         noise = _smallest_noise(settings.epsilon, prefix, sample_rate, steps, accountant_delta)
+        while noise is None and shorten and steps > 1:
+            steps //= 2
+            noise = _smallest_noise(settings.epsilon, prefix, sample_rate, steps, accountant_delta)
         if noise is None:
-            raise InvalidArgumentError(_too_small(settings, n_rows, batch_size, steps, prefix, accountant_delta))
+            raise InvalidArgumentError(_too_small(settings, n_rows, batch_size, requested, prefix, accountant_delta))
     else:
         noise = settings.noise_multiplier
         planned = steps
