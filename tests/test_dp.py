@@ -190,7 +190,7 @@ def test_dp_fit_samples_every_column_and_saves_the_guarantee(tmp_path):
     privacy = synthesizer.privacy_
     assert 0 < privacy["epsilon"] <= 3.0 and privacy["delta"] == pytest.approx(1e-5)
     assert privacy["accountant"] in {"PRV", "RDP"} and privacy["opacus_version"]
-    assert privacy["spent_by"]["column statistics (Gaussian histograms)"] < privacy["epsilon"]
+    assert privacy["spent_by"]["column statistics and two-way tables (Gaussian releases)"] < privacy["epsilon"]
     path = synthesizer.save(tmp_path / "dp.sgz")
     reloaded = load(path, device="cpu")
     assert reloaded.privacy_ == privacy

@@ -264,7 +264,7 @@ def privacy_record(plan: PrivacyPlan, steps_taken: int, settings: DPSettings, re
         "secure_rng": settings.secure,
         "privacy_unit": unit,
         "spent_by": {
-            "column statistics (Gaussian histograms)": round(release_alone, 4),
+            "column statistics and two-way tables (Gaussian releases)": round(release_alone, 4),
             "discriminator DP-SGD": round(sgd_alone, 4),
             "category names (thresholding delta)": plan.threshold_delta,
         },
@@ -279,7 +279,7 @@ def statement(record: dict[str, Any]) -> str:
     return (
         f"trained with (ε={record['epsilon']:.3g}, δ={record['delta']:.2g})-DP (target ε={record['epsilon_target']:g}), "
         f"accountant: {record['accountant']} (Opacus {record['opacus_version']}); "
-        f"spent by: column statistics ε={spent['column statistics (Gaussian histograms)']:.3g} alone, "
+        f"spent by: column statistics and two-way tables ε={_released(spent):.3g} alone, "
         f"discriminator DP-SGD ε={spent['discriminator DP-SGD']:.3g} alone (composed, not added), "
         f"category names released above a noisy threshold (δ share {spent['category names (thresholding delta)']:.2g}); "
         f"noise multiplier {record['noise_multiplier']:.3g}, sample rate {record['sample_rate']:.3g}, "
@@ -288,6 +288,11 @@ def statement(record: dict[str, Any]) -> str:
         f"Privacy unit: {record['privacy_unit']}. The generator only sees the discriminator's scores "
         "(post-processing), so the guarantee covers the model file and every sample drawn from it."
     )
+
+
+def _released(spent: dict[str, float]) -> float:
+    """ε of the releases alone; files from before the two-way tables name it differently."""
+    return spent.get("column statistics and two-way tables (Gaussian releases)", spent.get("column statistics (Gaussian histograms)"))
 
 
 def _stopped(record: dict[str, Any]) -> str:
