@@ -8,8 +8,11 @@ dependencies are released directly, after the column statistics, in two more Gau
    over its cells and the counts independent columns with the released marginals would give, less
    that distance's expected size under independence. One row moves one count of each pair by one,
    so the round's L2 sensitivity is √(pairs).
-4. noisy counts over the cells of the pairs on a maximum spanning forest of those scores (only
-   pairs scoring clearly above the noise). Sensitivity √(pairs kept).
+4. noisy counts over the cells of the pairs on a maximum spanning forest of those scores, among
+   the pairs whose score clears twice its spread (DP noise and sampling spread under independence).
+   Before that, an additive effect per column is removed from the noisy scores: a column whose
+   real cells misfit its released marginal would otherwise look dependent on every other column.
+   Both are post-processing. Sensitivity √(pairs kept).
 
 A column's cells come from its released statistics alone: equal-probability bins of a numeric
 column's released CDF (which its quantile encoding maps to fixed thresholds) plus a missing cell,
@@ -30,7 +33,7 @@ from synthgen.data.quantile import QuantileTransformer
 from synthgen.data.table import TableTransformer
 from synthgen.metadata import Metadata
 
-#: A pair is kept only when its noisy score clears this many noise standard deviations.
+#: A pair is kept only when its noisy score clears this many standard deviations of its spread.
 _KEEP_SIGMAS = 2.0
 
 
