@@ -228,8 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     record("synthgen", epsilon, seed, fitted)
         for job in pending:
             job.result() if args.parallel else job()
-        entry["holdout"]["detection_auc"] = float(np.mean([r["holdout_detection_auc"] for r in entry["runs"]
-                                                           if "holdout_detection_auc" in r] or [float("nan")]))
+        entry["holdout"]["detection_auc"] = _holdout_detection(entry["runs"])
         entry["wall_s"] = time.perf_counter() - started
         results["tables"][table] = entry
         print(f"{table}: done in {entry['wall_s']:.0f} s", file=sys.stderr, flush=True)
@@ -357,8 +356,13 @@ def main() -> None:
     print(table)
     if args.write_readme:
         header = "\n".join(f"- `{r['command']}` — {r['date']}, {r['minutes']} min; {r['environment']}"
-                           for r in results.get("runs", [results["run"]]))
+                           for r in (results["runs"] if "runs" in results else [results["run"]]))
         bench.write_readme(f"Produced by:\n\n{header}\n\n{table}", BEGIN, END)
+
+
+def _holdout_detection(runs: list[dict[str, Any]]) -> float:
+    """Detection AUC of the holdout against the training rows (the same for every fit that was scored)."""
+    return float(np.mean([r["holdout_detection_auc"] for r in runs if "holdout_detection_auc" in r] or [float("nan")]))
 
 
 def _merged(loaded: list[dict[str, Any]]) -> dict[str, Any]:
@@ -373,6 +377,7 @@ def _merged(loaded: list[dict[str, Any]]) -> dict[str, Any]:
             kept = merged["tables"][name]
             kept["runs"] += entry["runs"]
             kept["seeds"] = sorted(set(kept["seeds"]) | set(entry["seeds"]))
+            kept["holdout"]["detection_auc"] = _holdout_detection(kept["runs"])
     return merged
 
 
