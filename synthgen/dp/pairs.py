@@ -31,6 +31,7 @@ import numpy as np
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.data.table import TableTransformer
+from synthgen.dp.release import RELEASED_SDTYPES
 from synthgen.metadata import Metadata
 
 #: A pair is kept only when its noisy score clears this many standard deviations of its spread.
@@ -114,8 +115,7 @@ class PairRelease:
 
 def pair_rounds(metadata: Metadata) -> int:
     """Gaussian rounds the pair release takes: 2 when two or more columns can have cells, else 0."""
-    kinds = [spec.get("sdtype") for spec in metadata.columns.values()]
-    return 2 if sum(kind in ("numerical", "datetime", "categorical", "boolean") for kind in kinds) >= 2 else 0
+    return 2 if sum(spec.get("sdtype") in RELEASED_SDTYPES for spec in metadata.columns.values()) >= 2 else 0
 
 
 def pair_bins(n_rows: int) -> int:

@@ -56,6 +56,8 @@ _MIN_FINE_BINS = 5
 #: Released as a histogram over numbers (datetimes as epoch seconds).
 _NUMERIC = ("numerical", "datetime")
 _CATEGORICAL = ("categorical", "boolean")
+#: Every sdtype the release has statistics for (identifiers get none).
+RELEASED_SDTYPES = _NUMERIC + _CATEGORICAL
 
 
 def _coarse_edges(top: int) -> np.ndarray:
@@ -68,7 +70,7 @@ def release_rounds(metadata: Metadata) -> int:
     kinds = [spec.get("sdtype") for spec in metadata.columns.values()]
     if any(kind in _NUMERIC and "public_bounds" not in spec for kind, spec in zip(kinds, metadata.columns.values())):
         return 2
-    return 1 if any(kind in _NUMERIC or kind in _CATEGORICAL for kind in kinds) else 0
+    return 1 if any(kind in RELEASED_SDTYPES for kind in kinds) else 0
 
 
 @dataclass
