@@ -57,3 +57,33 @@ def test_fit_calibrates_numeric_columns_and_can_be_turned_off(patients: pd.DataF
     gap = {name: ks_2samp(model.sample(3_000, seed=1)["bilirubin"].dropna(), patients["bilirubin"].dropna()).statistic
            for name, model in (("raw", raw), ("calibrated", calibrated))}
     assert gap["calibrated"] < 0.06 and gap["calibrated"] < gap["raw"]
+
+
+def test_no_training_extreme_held_by_fewer_than_k_rows_is_emitted() -> None:
+    """An attacker reading the sample's minimum and maximum must not recover one patient's exact value."""
+    rng = np.random.default_rng(4)
+    real = pd.DataFrame({"x": np.r_[rng.gamma(2.0, 3.0, 1_000), 250.0],  # one patient far out
+                         "n": np.r_[np.zeros(6, dtype=np.int64), rng.integers(1, 60, 995)]})  # 0 held by 6 rows
+    generated = pd.DataFrame({"x": rng.normal(6.0, 30.0, 20_000), "n": rng.integers(-40, 100, 20_000)})
+    k = 5
+    calibration = ValueCalibration.fit(generated, real, ["x", "n"], min_count=k)
+    mapped = calibration.apply(generated, np.random.default_rng(5))
+    for name in ("x", "n"):
+        counts = real[name].value_counts()
+        for extreme in (real[name].min(), real[name].max()):
+            emitted = int((mapped[name] == extreme).sum())
+            assert emitted == 0 or counts[extreme] >= k, (name, extreme, emitted)
+        ordered = np.sort(real[name].to_numpy())
+        assert mapped[name].min() >= ordered[k - 1] and mapped[name].max() <= ordered[-k]
+    assert (mapped["n"] == 0).sum() > 0  # the shared minimum (6 >= k rows) is still reachable
+    assert mapped["x"].max() < 250.0 and mapped["x"].min() > real["x"].min()
+
+
+def test_a_fitted_model_does_not_reproduce_unique_training_extremes(patients: pd.DataFrame) -> None:
+    model = TabularSynthesizer(seed=3, steps=100, progress=False).fit(patients)
+    sample = model.sample(5_000, seed=2)
+    for name in model.value_calibration_.maps:
+        counts = patients[name].value_counts()
+        for extreme in (patients[name].min(), patients[name].max()):
+            if counts[extreme] < model.min_category_count:
+                assert not (sample[name] == extreme).any(), (name, extreme)

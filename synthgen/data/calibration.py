@@ -9,7 +9,12 @@ the generator learned stay as they were (Column Pair Trends unchanged in the sam
 the marginals come out right (0.92 and 0.91). Missing values are left alone.
 
 The stored training quantiles (100 levels by default) are column summaries like the encoders'
-ranges: they hold no row. Differentially private models use ``MarginalCalibration`` instead, whose
+ranges: they hold no row. Their ends would be the training minimum and maximum, a real patient's
+exact value and the one that singles a patient out most easily, so the target knots are clipped
+onto [k-th smallest, k-th largest] training value (k = ``min_count``, the model's
+``min_category_count``): a calibrated column reaches its training extreme only when that value
+is shared by at least k training rows, and a column with fewer than 2k observed values is not
+calibrated. Differentially private models use ``MarginalCalibration`` instead, whose
 targets come from released statistics only.
 """
 from __future__ import annotations
@@ -33,18 +38,23 @@ class ValueCalibration:
 
     @classmethod
     def fit(cls, generated: pd.DataFrame, real: pd.DataFrame, columns: list[str],
-            levels: int = DEFAULT_LEVELS) -> "ValueCalibration":
-        """Maps for ``columns`` from a large generator draw and the training rows."""
+            levels: int = DEFAULT_LEVELS, min_count: int = 5) -> "ValueCalibration":
+        """Maps for ``columns`` from a large generator draw and the training rows.
+
+        Targets stay within the ``min_count``-th smallest and largest training values (see the
+        module doc), so no output equals a training extreme held by fewer than ``min_count`` rows.
+        """
         grid = np.linspace(0.0, 1.0, levels + 1)
         maps = {}
         for name in columns:
             drawn = _present(generated[name])
-            observed = _present(real[name])
-            if drawn.size < 2 or observed.size == 0:
+            observed = np.sort(_present(real[name]))
+            if drawn.size < 2 or observed.size < 2 * min_count:
                 continue
             # Point masses (values clipped onto the observed range) repeat knots; piecewise_cdf
             # spreads them over the probability they hold.
-            maps[name] = (np.quantile(drawn, grid), np.quantile(observed, grid))
+            target = np.clip(np.quantile(observed, grid), observed[min_count - 1], observed[-min_count])
+            maps[name] = (np.quantile(drawn, grid), target)
         return cls(maps)
 
     def apply(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
