@@ -37,9 +37,14 @@ sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402  (run.py: split, draws, scoring, rendering helpers)
 from tables import split  # noqa: E402
 
-METHODS = ("synthgen", "smartnoise")
+METHODS = ("synthgen", "aim", "mst", "smartnoise")
+#: smartnoise-synth's synthesizer behind each method that runs in its venv.
+SMARTNOISE_NAMES = {"smartnoise": "dpctgan", "aim": "aim", "mst": "mst"}
+LABELS = {"synthgen": "synthgen", "aim": "AIM (smartnoise)", "mst": "MST (smartnoise)", "smartnoise": "smartnoise DP-CTGAN"}
 BEGIN, END = "<!-- dp-results:begin -->", "<!-- dp-results:end -->"
 SMARTNOISE_WORKER = HERE / "dp_smartnoise_worker.py"
+#: AIM/MST: share of ε for releasing the names of categorical columns without documented values.
+MARGINAL_NAMES_SHARE = 0.1
 #: Categorical codes whose whole domain the dataset's documentation (R survival's help pages) lists.
 #: Declared as ``public_values`` they cost no ε; every other name and every numeric bound is DP.
 PUBLIC_VALUES: dict[str, dict[str, list[Any]]] = {
@@ -59,6 +64,46 @@ PUBLIC_VALUES: dict[str, dict[str, list[Any]]] = {
         "death": [0, 1],  # "0=alive at last contact date, 1=dead"
     },
 }
+
+
+#: Bounds of the numeric columns for AIM and MST, which model discrete columns only: chosen from the
+#: units and study design that R survival's help pages state (quoted), never from the rows, and cut
+#: into 20 bins — of equal ratio ("log") for positive lab values whose range spans decades. Values
+#: outside are clipped onto them. synthgen declares none of these: it pays ε for its bounds.
+NUMERIC_BINS = 20
+PUBLIC_BOUNDS: dict[str, dict[str, dict[str, Any]]] = {
+    "pbc": {
+        "time": dict(low=0, high=5000, integer=True),  # days from registration (1974-84) to July 1986 at most
+        "age": dict(low=0, high=100),  # "in years"
+        "bili": dict(low=0.1, high=50, log=True),  # "serum bilirubin (mg/dl)"
+        "chol": dict(low=50, high=2000, log=True, integer=True),  # "serum cholesterol (mg/dl)"
+        "albumin": dict(low=1, high=6),  # "serum albumin (g/dl)"
+        "copper": dict(low=1, high=1000, log=True, integer=True),  # "urine copper (ug/day)"
+        "alk.phos": dict(low=10, high=20000, log=True),  # "alkaline phosphotase (U/liter)"
+        "ast": dict(low=5, high=1000, log=True),  # "aspartate aminotransferase, once called SGOT (U/ml)"
+        "trig": dict(low=10, high=1000, log=True, integer=True),  # "triglycerides (mg/dl)"
+        "platelet": dict(low=10, high=1000, log=True, integer=True),  # "platelet count"
+        "protime": dict(low=8, high=20),  # "standardised blood clotting time" (seconds)
+    },
+    "flchain": {
+        "age": dict(low=50, high=110, integer=True),  # "residents of Olmsted County aged 50 or greater"
+        "kappa": dict(low=0.01, high=100, log=True),  # "serum free light chain, kappa portion" (mg/dl)
+        "lambda": dict(low=0.01, high=100, log=True),  # "serum free light chain, lambda portion" (mg/dl)
+        "creatinine": dict(low=0.1, high=20, log=True),  # "serum creatinine" (mg/dl)
+        "futime": dict(low=0, high=7300, integer=True),  # "days from enrollment until death" (20 years)
+    },
+}
+
+
+def marginal_domains(table: str, columns: dict[str, Any], kept: list[str]) -> dict[str, dict[str, Any]]:
+    """AIM/MST's coding of each kept column: public bounds, public values, or names released with DP."""
+    domains: dict[str, dict[str, Any]] = {}
+    for name in kept:
+        if columns[name]["sdtype"] == "numerical":
+            domains[name] = {"bins": NUMERIC_BINS, "log": False, "integer": False, **PUBLIC_BOUNDS[table][name]}
+        else:
+            domains[name] = {"values": PUBLIC_VALUES.get(table, {}).get(name)}
+    return domains
 
 
 def dp_metadata(table: str, train: pd.DataFrame):
@@ -109,23 +154,27 @@ def synthgen_worker(table: str, epsilon: float, seed: int, options: dict[str, An
 
 # ---------------------------------------------------------------------------- smartnoise (its own venv)
 def smartnoise_fit(python: str, table: str, epsilon: float, seed: int, share: float, n_draw: int, n_big: int,
-                   timeout: float, workdir: Path) -> dict[str, Any]:
+                   timeout: float, workdir: Path, method: str = "smartnoise") -> dict[str, Any]:
     """Run dp_smartnoise_worker.py under ``python``; its sample split into DRAWS + 1 frames."""
     import synthgen
 
     train, _ = split(table)
     columns = synthgen.Metadata.detect(train).to_dict()["columns"]
     kept = [c for c in train if columns[c]["sdtype"] != "id"]  # ids are regenerated, as for ctgan in run.py
-    stem = workdir / f"{table}-{epsilon}-{seed}"
+    stem = workdir / f"{table}-{method}-{epsilon}-{seed}"
     train[kept].to_csv(f"{stem}.train.csv", index=False)
     job = {"train": f"{stem}.train.csv", "out": f"{stem}.out.csv", "result": f"{stem}.result.json",
-           "epsilon": "inf" if math.isinf(epsilon) else epsilon, "seed": seed,
+           "epsilon": "inf" if math.isinf(epsilon) else epsilon, "seed": seed, "synthesizer": SMARTNOISE_NAMES[method],
            "categorical": [c for c in kept if columns[c]["sdtype"] != "numerical"],
            "continuous": [c for c in kept if columns[c]["sdtype"] == "numerical"],
            "preprocessor_share": share, "rows": bench.DRAWS * n_draw + n_big, "threads": bench.THREADS}
+    if method != "smartnoise":  # AIM / MST: discrete domains declared here, δ as synthgen's default
+        job.update(domains=marginal_domains(table, columns, kept), delta=min(1e-5, 1 / (10 * len(train))),
+                   names_share=MARGINAL_NAMES_SHARE)
     Path(f"{stem}.job.json").write_text(json.dumps(job))
     started = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": str(bench.THREADS), "MKL_NUM_THREADS": str(bench.THREADS)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(bench.THREADS), "MKL_NUM_THREADS": str(bench.THREADS),
+           "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}  # mbi's JAX: one thread, like the others
     try:
         process = subprocess.run([python, str(SMARTNOISE_WORKER), f"{stem}.job.json"], capture_output=True, text=True,
                                  timeout=timeout, env=env)
@@ -213,13 +262,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _log(table, row)
 
         pending = []
-        if "smartnoise" in args.methods:
-            for epsilon in [e for e in args.epsilons if math.isfinite(e) or args.smartnoise_inf]:
+        for method in [m for m in ("aim", "mst", "smartnoise") if m in args.methods]:
+            # AIM and MST have no non-private mode: finite ε only.
+            for epsilon in [e for e in args.epsilons if math.isfinite(e) or (method == "smartnoise" and args.smartnoise_inf)]:
                 for seed in seeds:
-                    def job(epsilon=epsilon, seed=seed):
+                    def job(method=method, epsilon=epsilon, seed=seed):
                         fitted = smartnoise_fit(args.smartnoise_python, table, epsilon, seed, args.smartnoise_share,
-                                                n_draw, n_big, args.smartnoise_timeout, workdir)
-                        record("smartnoise", epsilon, seed, fitted)
+                                                n_draw, n_big, args.smartnoise_timeout, workdir, method)
+                        record(method, epsilon, seed, fitted)
                     pending.append(pool.submit(job) if args.parallel else job)
         if "synthgen" in args.methods:
             for epsilon in args.epsilons:
@@ -274,7 +324,7 @@ def render(results: dict[str, Any]) -> str:
                 runs = [r for r in entry["runs"] if r["epsilon"] == epsilon and r["method"] == method]
                 if not runs:
                     continue
-                name = method if method == "synthgen" else "smartnoise DP-CTGAN"
+                name = LABELS[method]
                 if math.isinf(epsilon):
                     name += " (no DP)" if method == "synthgen" else " (disabled_dp)"
                 ok = sorted((r for r in runs if r["status"] == "ok"), key=lambda r: r["seed"])
