@@ -6,7 +6,6 @@ sample: noise + condition vectors → generator → span activations → TableTr
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -21,14 +20,17 @@ from synthgen import __version__
 from synthgen.bundle import write_bundle
 from synthgen.data.calibration import ValueCalibration
 from synthgen.data.table import TableTransformer
-from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
+from synthgen.errors import (
+    ConditionError, InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError, NotFittedError,
+)
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import (
     ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, MarginalLoss, SpanLayout, init_weights,
 )
-from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record
+from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record, row_count_noise
+from synthgen.dp.entropy import PrivateRandom
 from synthgen.dp.pairs import PairRelease, column_cells, pair_bins, pair_rounds, release_pairs
-from synthgen.dp.release import Release, release_rounds, release_statistics
+from synthgen.dp.release import Release, release_row_count, release_rounds, release_statistics
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.train import (
@@ -110,16 +112,27 @@ class TabularSynthesizer:
             raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
         if not 0.0 <= holdout <= 0.5:
             raise InvalidArgumentError(f"holdout must be a fraction between 0 and 0.5, got {holdout}")
+        if self.dp is not None and self.metadata is None:
+            raise MetadataError(
+                "differentially private training takes its schema only from metadata you declare: detecting "
+                "kinds, integer/float types, identifiers and date formats would read the rows outside the budget. "
+                "Write a draft with `synthgen metadata DATA -o metadata.json`, review it (sdtype, "
+                "computer_representation, datetime_format, public_values/public_bounds where the domain is public) "
+                "and pass it with --metadata"
+            )
         metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
         config = self._resolved_config()
         seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         rng = np.random.default_rng(seed)
+        if self.dp is not None:
+            # Each row's membership follows from (seed, its position) alone, so the model file need
+            # not store the row count or the held-out positions, which would reveal n.
+            held_out = _holdout_draws(seed, len(data)) < holdout
+            return self._fit_private(data[~held_out], metadata, config, seed, rng, holdout)
         holdout_rows = np.sort(rng.permutation(len(data))[: round(holdout * len(data))])
         table_rows = len(data)
         if len(holdout_rows):
             data = data.drop(index=data.index[holdout_rows])
-        if self.dp is not None:
-            return self._fit_private(data, metadata, config, seed, rng, holdout_rows, table_rows)
         table = TableTransformer(metadata, {"min_category_count": self.min_category_count}).fit(data, rng)
         if table.width_ == 0:
             raise InvalidDataError("every column is an identifier: there is nothing to learn")
@@ -149,41 +162,45 @@ class TabularSynthesizer:
         return self
 
     def _fit_private(self, data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed: int,
-                     rng: np.random.Generator, holdout_rows: np.ndarray, table_rows: int) -> "TabularSynthesizer":
-        """Fit under (ε, δ)-DP: transformers from released statistics, then DP-SGD on the critic."""
+                     rng: np.random.Generator, holdout: float) -> "TabularSynthesizer":
+        """Fit under (ε, δ)-DP: transformers from released statistics, then DP-SGD on the critic.
+
+        Nothing below reads the rows except through a DP release, and every privacy-protecting draw
+        comes from ``private`` (OS entropy); ``rng`` and ``seed`` drive only the public randomness.
+        """
         settings = self.dp
+        private = PrivateRandom()
         unit = "one row = one patient (assumed; declare a patient column if a patient can have several rows)"
         if settings.unit_column is not None:
             if settings.unit_column not in data.columns:
                 raise InvalidArgumentError(f"the DP unit column {settings.unit_column!r} is not in the table")
             # Contribution bounding: one random row per patient, so one row is one patient.
             shuffled = data.iloc[rng.permutation(len(data))]
-            kept = shuffled[~shuffled[settings.unit_column].duplicated()].sort_index()
-            unit = (f"one patient = one value of {settings.unit_column!r}; one row per patient kept "
-                    f"({len(kept)} of {len(data)} rows)")
-            data = kept
+            data = shuffled[~shuffled[settings.unit_column].duplicated()].sort_index()
+            unit = f"one patient = one value of {settings.unit_column!r}; one row per patient kept"
+        # The plan (batch rate, length, bins) is sized by a coarse released count, never by n itself.
+        rows_hint = release_row_count(len(data), row_count_noise(settings), private)
         config_steps = config.steps
         # DP-SGD's defaults: large batches (a higher sample rate buys less noise per step) at 2e-4.
         config = replace(config, pac=1, batch_size=config.batch_size or LARGE_BATCH,
                          learning_rate=config.learning_rate or LARGE_BATCH_LEARNING_RATE)
-        batch = effective_batch_size(config, len(data))
-        steps = config.steps or default_private_steps(len(data), batch)
+        batch = effective_batch_size(config, round(rows_hint))
+        steps = config.steps or default_private_steps(round(rows_hint), batch)
         config = replace(config, batch_size=batch, steps=steps)
         rounds = release_rounds(metadata) + (pair_rounds(metadata) if settings.pairs else 0)
-        plan = plan_privacy(settings, len(data), batch, steps, rounds, shorten=config_steps is None)
+        plan = plan_privacy(settings, rows_hint, batch, steps, rounds, shorten=config_steps is None)
         config = replace(config, steps=plan.steps)
-        # --dp-secure: the release noise is drawn from fresh OS entropy rather than the run's seed.
-        noise_rng = np.random.default_rng(secrets.randbits(128)) if settings.secure else rng
-        release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta, noise_rng)
+        release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta,
+                                     rows_hint=rows_hint, private=private)
         table = TableTransformer.from_fitted(metadata, {"min_category_count": 1}, release.transformers)
         data = release.fill_unreleased_gaps(data, rng)
         if table.width_ == 0:
             raise InvalidDataError("every column is an identifier: there is nothing to learn")
-        encoded = table.transform(data, rng)
+        encoded = release.fill_encoded_gaps(data, table.transform(data, rng), table.slices_, rng)
         marginal_loss, pairs = None, None
         if settings.pairs and pair_rounds(metadata):
-            columns = column_cells(table, release.category_counts, pair_bins(len(data)))
-            pairs = release_pairs(encoded, columns, plan.release_noise, noise_rng)
+            columns = column_cells(table, release.category_counts, pair_bins(round(rows_hint)))
+            pairs = release_pairs(encoded, columns, plan.release_noise, rows=release.rows, private=private)
             release.record["pairs"] = pairs.record
             marginal_loss = MarginalLoss([c.to_dict() for c in columns],
                                          [torch.as_tensor(pairs.one_way(i)) for i in range(len(columns))],
@@ -197,22 +214,21 @@ class TabularSynthesizer:
         counts = [torch.as_tensor(release.category_counts[c.name], dtype=torch.float32) for c in table.conditional_columns_]
         sampler = ConditionSampler(layout, torch.cat(counts) if counts else torch.zeros(0))
         layout, generator_net, critic, sampler = layout.to(device), generator_net.to(device), critic.to(device), sampler.to(device)
-        if settings.secure:
-            train_rng = torch.Generator(device).manual_seed(secrets.randbits(63))
-        else:
-            train_rng = torch.Generator(device).manual_seed(seed)
+        train_rng = torch.Generator(device).manual_seed(seed)
         summary = train_gan_private(
             generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
-            secure=settings.secure, progress=self.progress,
+            progress=self.progress,
             marginal_loss=marginal_loss.to(device) if marginal_loss is not None else None, marginal_weight=MARGINAL_WEIGHT,
         )
         calibration = _calibrate(generator_net, layout, sampler, table, release, config, train_rng, pairs)
         privacy = privacy_record(plan, summary.steps, settings, release.record, unit)
         logger.info("trained with (%.3g, %.2g)-DP (%s accountant)", privacy["epsilon"], privacy["delta"], privacy["accountant"])
-        training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
-                    "privacy": privacy}
+        # Only released counts go into the record: the true row count is private.
+        training = {**summary.to_dict(), "rows": round(release.rows), "columns": data.shape[1],
+                    "holdout_fraction": holdout, "privacy": privacy}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
+        self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training,
+                         np.zeros(0, dtype=np.int64), created)
         self.calibration_ = calibration
         return self
 
@@ -266,6 +282,11 @@ class TabularSynthesizer:
         row order; a different row count is refused rather than silently mis-split.
         """
         self._check_fitted()
+        if "holdout_fraction" in self.training_:  # a DP fit: membership from (seed, position), see fit
+            if not self.training_["holdout_fraction"]:
+                return data, None
+            held_out = _holdout_draws(self.seed_, len(data)) < self.training_["holdout_fraction"]
+            return data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
         expected = self.training_.get("table_rows", self.training_["rows"])
         if len(data) != expected:
             raise InvalidDataError(
@@ -532,8 +553,8 @@ def _calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionS
     probabilities = np.tile(grid, (len(layout.tanh_index), 1))
     tanh_rows = {int(position): index for index, position in enumerate(layout.tanh_index.tolist())}
     for column in (pairs.columns if pairs is not None else []):
-        if column.kind == "bins":
-            cells = shares[column.name][: len(column.thresholds) + 1]
+        cells = shares[column.name][: len(column.thresholds) + 1] if column.kind == "bins" else None
+        if cells is not None and cells.sum() > 0:  # all-zero cells (noise drowned them): keep the released CDF
             probabilities[tanh_rows[column.positions[0]]] = _within_cells(grid, cells / cells.sum())
     tanh_targets = torch.as_tensor(QuantileTransformer.encoded_quantiles(probabilities), dtype=torch.float32)
     device = layout.tanh_index.device
@@ -543,6 +564,11 @@ def _calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionS
         cond = sampler.for_sampling(draws, rng)
     return MarginalCalibration.fit(generator_net, layout, cond, noise, config.gumbel_tau, rng, tanh_targets,
                                    softmax_targets.to(device))
+
+
+def _holdout_draws(seed: int, n_rows: int) -> np.ndarray:
+    """One uniform draw per row position; row i's draw does not depend on how many rows follow it."""
+    return np.random.default_rng([seed, 0x401D]).random(n_rows)
 
 
 def _within_cells(levels: np.ndarray, shares: np.ndarray) -> np.ndarray:

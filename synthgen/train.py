@@ -31,6 +31,8 @@ from synthgen.models.image_gan import (
 )
 from synthgen.models.tabular_gan import ConditionSampler, Discriminator, GANConfig, Generator, MarginalLoss, SpanLayout
 
+from synthgen.dp.entropy import PrivateRandom
+
 if TYPE_CHECKING:
     from synthgen.dp.accounting import PrivacyPlan
 
@@ -249,14 +251,15 @@ def train_gan(
                                     result.discriminator_loss, bfloat16)
 
 
-def make_private_critic(critic: Discriminator, plan: "PrivacyPlan", learning_rate: float, rng: torch.Generator,
-                        *, secure: bool = False) -> tuple[Any, Any, Any]:
+def make_private_critic(critic: Discriminator, plan: "PrivacyPlan", learning_rate: float,
+                        private_rng: torch.Generator) -> tuple[Any, Any, Any]:
     """(critic wrapped for per-sample clipping, its DP optimiser, the per-sample loss) for DP-SGD.
 
     Ghost clipping computes per-sample gradient norms without materialising per-sample
     gradients, then a second backward pass weighted by the clipping factors (about 2x a plain
     step; materialising them was 15x). The loss is the logistic GAN loss per row: target 1 for real
-    rows, 0 for fakes. Weight decay is left out: it would add a term after clipping.
+    rows, 0 for fakes. Weight decay is left out: it would add a term after clipping. The noise comes
+    from ``private_rng`` (re-keyed from OS entropy every step) in Opacus' secure mode.
     """
     from opacus.grad_sample import GradSampleModuleFastGradientClipping
     from opacus.optimizers import DPOptimizerFastGradientClipping
@@ -271,8 +274,8 @@ def make_private_critic(critic: Discriminator, plan: "PrivacyPlan", learning_rat
         max_grad_norm=plan.max_grad_norm,
         expected_batch_size=2 * plan.expected_batch_size,  # real rows (expected) + as many fakes
         loss_reduction="mean",
-        generator=rng,
-        secure_mode=secure,
+        generator=private_rng,
+        secure_mode=True,
     )
     criterion = DPLossFastGradientClipping(
         private_critic, optimiser, torch.nn.BCEWithLogitsLoss(reduction="mean"), loss_reduction="mean"
@@ -290,12 +293,15 @@ def train_gan_private(
     sampler: ConditionSampler,
     plan: "PrivacyPlan",
     *,
-    secure: bool = False,
     progress: bool = True,
     marginal_loss: MarginalLoss | None = None,
     marginal_weight: float = 1.0,
 ) -> TrainingSummary:
     """DP-SGD on the critic, the only network that reads real rows, for ``plan.steps`` steps.
+
+    ``rng`` (seeded) drives what protects nobody: fakes, dropout, condition draws. The Poisson
+    sample and the gradient noise come from a generator re-keyed with fresh OS entropy before every
+    step (``synthgen.dp.entropy``), so nothing in the model file can replay them.
 
     Real rows are Poisson-sampled at ``plan.sample_rate`` and each row's gradient is clipped to
     ``plan.max_grad_norm`` (Opacus per-sample gradients), with Gaussian noise of
@@ -315,7 +321,8 @@ def train_gan_private(
     batch = plan.expected_batch_size
     adam = dict(lr=config.learning_rate, betas=(0.5, 0.9))
     g_optimiser = torch.optim.Adam(generator_net.parameters(), **adam, weight_decay=config.weight_decay)
-    private_critic, d_optimiser, criterion = make_private_critic(critic, plan, config.learning_rate, rng, secure=secure)
+    private_rng = torch.Generator(device)
+    private_critic, d_optimiser, criterion = make_private_critic(critic, plan, config.learning_rate, private_rng)
     decay = lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / plan.steps  # noqa: E731
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimiser, d_optimiser.original_optimizer)]
     generator_net.train()
@@ -329,7 +336,8 @@ def train_gan_private(
     def private_step() -> torch.Tensor:
         # Poisson sampling: each row joins with probability q; the batch size is itself random
         # (reading it back is the one host sync per step; Opacus's own loader does this on the host).
-        rows = torch.nonzero(torch.rand(n_rows, generator=rng, device=device) < plan.sample_rate).squeeze(1)
+        private_rng.manual_seed(PrivateRandom.key())
+        rows = torch.nonzero(torch.rand(n_rows, generator=private_rng, device=device) < plan.sample_rate).squeeze(1)
         real = data[rows]
         real = torch.cat([real, sampler.of_rows(real, rng)], dim=1)
         with torch.no_grad():

@@ -21,7 +21,7 @@ from synthgen.dp.accounting import DPSettings, plan_privacy, spent_epsilon
 from synthgen.data.table import TableTransformer
 from synthgen.dp.pairs import ColumnCells, column_cells, release_pairs
 from synthgen.dp.release import release_rounds, release_statistics
-from synthgen.errors import InvalidArgumentError, InvalidDataError
+from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import Discriminator, GANConfig, MarginalLoss
@@ -40,15 +40,16 @@ def _opacus_epsilon(accountant_class: type, history: list[tuple[float, float, in
 @pytest.mark.parametrize("epsilon, n_rows, batch, steps", [(1.0, 6_000, 500, 2_000), (3.0, 334, 334, 300), (10.0, 2_000, 100, 3_000)])
 def test_planned_noise_matches_opacus_and_stays_within_the_budget(epsilon, n_rows, batch, steps):
     plan = plan_privacy(DPSettings(epsilon=epsilon), n_rows, batch, steps, release_rounds=0)
-    opacus_noise = get_noise_multiplier(target_epsilon=epsilon, target_delta=plan.accountant_delta,
+    target = epsilon - plan.row_count_epsilon  # the coarse row count takes its share first
+    opacus_noise = get_noise_multiplier(target_epsilon=target, target_delta=plan.accountant_delta,
                                         sample_rate=batch / n_rows, steps=steps, accountant="rdp")
     assert plan.noise_multiplier == pytest.approx(opacus_noise, rel=0.03)
     spent, accountant = spent_epsilon(plan.history(), plan.accountant_delta)
     assert accountant == "PRV"
     assert spent == pytest.approx(_opacus_epsilon(PRVAccountant, plan.history(), plan.accountant_delta), rel=1e-9)
-    assert spent <= epsilon
+    assert spent <= target
     # Planned with the (looser) RDP bound, so RDP itself says the plan is within budget too.
-    assert _opacus_epsilon(RDPAccountant, plan.history(), plan.accountant_delta) <= epsilon * 1.001
+    assert _opacus_epsilon(RDPAccountant, plan.history(), plan.accountant_delta) <= target * 1.001
 
 
 def test_statistics_and_training_compose_within_the_budget():
@@ -57,14 +58,27 @@ def test_statistics_and_training_compose_within_the_budget():
     release_only = spent_epsilon(plan.history(steps=0), plan.accountant_delta)[0]
     training_only = spent_epsilon([(plan.noise_multiplier, plan.sample_rate, plan.steps)], plan.accountant_delta)[0]
     total = spent_epsilon(plan.history(), plan.accountant_delta)[0]
-    assert release_only <= 0.2 * 3.0 + 1e-9
-    assert max(release_only, training_only) < total <= 3.0
-    assert plan.delta == pytest.approx(1e-5) and plan.threshold_delta + plan.accountant_delta == pytest.approx(plan.delta)
+    assert release_only <= 0.2 * (3.0 - plan.row_count_epsilon) + 1e-9
+    assert max(release_only, training_only) < total <= 3.0 - plan.row_count_epsilon
+    assert plan.delta == pytest.approx(1e-5)
+    assert plan.threshold_delta + plan.row_count_delta + plan.accountant_delta == pytest.approx(plan.delta)
+
+
+def test_the_row_count_noise_meets_its_share_of_the_budget_exactly():
+    from synthgen.dp.accounting import ROW_COUNT_DELTA_SHARE, ROW_COUNT_SHARE, _gaussian_delta, row_count_noise
+
+    settings = DPSettings(epsilon=2.0, delta=1e-6)
+    noise = row_count_noise(settings)
+    assert _gaussian_delta(noise, 2.0 * ROW_COUNT_SHARE) <= 1e-6 * ROW_COUNT_DELTA_SHARE
+    assert _gaussian_delta(noise * 0.99, 2.0 * ROW_COUNT_SHARE) > 1e-6 * ROW_COUNT_DELTA_SHARE  # and no more
+    # The exact analytic figure is at most what Opacus' (upper-bounding) accountants say of the same step.
+    opacus = spent_epsilon([(noise, 1.0, 1)], 1e-6 * ROW_COUNT_DELTA_SHARE)[0]
+    assert 2.0 * ROW_COUNT_SHARE <= opacus <= 1.15 * 2.0 * ROW_COUNT_SHARE
 
 
 def test_fixed_noise_stops_training_when_the_budget_is_spent():
     table = make_patients(300, 0)
-    synthesizer = TabularSynthesizer(steps=5_000, batch_size=30, seed=0, progress=False,
+    synthesizer = TabularSynthesizer(_declared(table), steps=5_000, batch_size=30, seed=0, progress=False,
                                      dp=DPSettings(epsilon=2.0, noise_multiplier=2.0)).fit(table)
     privacy = synthesizer.privacy_
     assert privacy["steps"] == synthesizer.training_["steps"] < 5_000
@@ -73,7 +87,9 @@ def test_fixed_noise_stops_training_when_the_budget_is_spent():
     # One more step would have gone over the budget.
     history = [(privacy["plan"]["release_noise"], 1.0, privacy["plan"]["release_rounds"]),
                (2.0, privacy["sample_rate"], privacy["steps"] + 1)]
-    assert _opacus_epsilon(RDPAccountant, history, privacy["plan"]["delta"] - privacy["plan"]["threshold_delta"]) > 2.0
+    plan = privacy["plan"]
+    accountant_delta = plan["delta"] - plan["threshold_delta"] - plan["row_count_delta"]
+    assert _opacus_epsilon(RDPAccountant, history, accountant_delta) > 2.0 - plan["row_count_epsilon"]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +98,7 @@ def test_fixed_noise_stops_training_when_the_budget_is_spent():
         (DPSettings(epsilon=0.0), "positive number"),
         (DPSettings(epsilon=-1.0), "positive number"),
         (DPSettings(epsilon=3.0, delta=1 / 100), "below 1/n"),
-        (DPSettings(epsilon=3.0, delta=0.0), "below 1/n"),
+        (DPSettings(epsilon=3.0, delta=0.0), "between 0 and 1"),
         (DPSettings(epsilon=1e-4), "too small to release even the column statistics"),
         (DPSettings(epsilon=0.5, noise_multiplier=0.3), "cannot pay for even one DP-SGD step"),
     ],
@@ -98,17 +114,22 @@ def test_a_budget_too_small_for_the_steps_says_which_settings_would_work():
 
 
 # ------------------------------------------------------------------ release of column statistics
-def _release(table: pd.DataFrame, metadata: Metadata | None = None, noise: float = 2.0, seed: int = 0):
+def _declared(table: pd.DataFrame) -> Metadata:
+    """The metadata a user would declare for ``table`` (DP fits refuse to detect it from the rows)."""
+    return Metadata.detect(table)
+
+
+def _release(table: pd.DataFrame, metadata: Metadata | None = None, noise: float = 2.0):
     metadata = metadata or Metadata.detect(table)
-    return release_statistics(table, metadata, noise, release_rounds(metadata), 1e-6, np.random.default_rng(seed))
+    return release_statistics(table, metadata, noise, release_rounds(metadata), 1e-6, rows_hint=len(table))
 
 
 def test_a_category_held_by_one_row_is_never_released():
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"diagnosis": rng.choice(["asthma", "copd"], 2_000), "age": rng.normal(60, 10, 2_000)})
     table.loc[7, "diagnosis"] = "kuru"  # one patient's rare diagnosis
-    for seed in range(20):
-        levels = _release(table, seed=seed).transformers["diagnosis"].categories
+    for _ in range(20):
+        levels = _release(table).transformers["diagnosis"].categories
         assert "kuru" not in levels
         assert {"asthma", "copd"} <= set(levels) and "Other" in levels
 
@@ -162,7 +183,7 @@ def test_gaps_in_a_numeric_coded_column_can_be_filled_with_the_rare_label():
     table = pd.DataFrame({"code": code, "x": rng.normal(0, 1, 300)})
     metadata = Metadata.from_dict({"columns": {"code": {"sdtype": "categorical"},
                                                "x": {"sdtype": "numerical", "computer_representation": "Float"}}})
-    release = release_statistics(table, metadata, 40.0, 2, 1e-6, np.random.default_rng(0))
+    release = release_statistics(table, metadata, 40.0, 2, 1e-6, rows_hint=300)
     assert release.transformers["code"].categories == ["Other"]
     filled = release.fill_unreleased_gaps(table, np.random.default_rng(0))
     assert filled["code"].notna().all() and (filled["code"][:5] == "Other").all()
@@ -183,7 +204,7 @@ def test_quantile_transformer_round_trips_through_its_cdf():
 # ------------------------------------------------------------------ training
 def test_dp_fit_samples_every_column_and_saves_the_guarantee(tmp_path):
     table = make_patients(400, 0)
-    synthesizer = TabularSynthesizer(steps=60, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
+    synthesizer = TabularSynthesizer(_declared(table), steps=60, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
     sample = synthesizer.sample(300, seed=1)
     assert list(sample.columns) == list(table.columns) and len(sample) == 300
     assert synthesizer.config_.pac == 1
@@ -197,28 +218,68 @@ def test_dp_fit_samples_every_column_and_saves_the_guarantee(tmp_path):
     pd.testing.assert_frame_equal(reloaded.sample(50, seed=4), synthesizer.sample(50, seed=4))
 
 
-def test_dp_fit_is_reproducible_with_a_seed_and_not_with_secure_noise():
+def test_the_same_seed_does_not_repeat_the_dp_noise_and_the_record_says_so():
     table = make_patients(200, 0)
-    fit = lambda secure: TabularSynthesizer(steps=20, seed=5, progress=False,  # noqa: E731
-                                            dp=DPSettings(epsilon=5.0, secure=secure)).fit(table).sample(100, seed=0)
-    pd.testing.assert_frame_equal(fit(False), fit(False))
-    assert not fit(True).equals(fit(True))
+    fits = [TabularSynthesizer(_declared(table), steps=5, seed=5, progress=False, calibrate=False,
+                               dp=DPSettings(epsilon=5.0)).fit(table) for _ in range(2)]
+    # Released statistics (the condition sampler's noisy counts) differ between two fits with one seed.
+    assert not torch.equal(fits[0].sampler_.counts, fits[1].sampler_.counts)
+    assert "not byte-reproducible" in fits[0].privacy_["reproducible"]
+
+
+def test_a_dp_fit_refuses_to_detect_its_schema_from_the_rows():
+    table = make_patients(100, 0)
+    with pytest.raises(MetadataError, match="synthgen metadata"):
+        TabularSynthesizer(steps=5, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
+
+
+def test_one_planted_row_does_not_change_what_a_dp_fit_outputs_for_a_declared_column():
+    """Under DP the output type comes from the declared metadata, never from the rows (a planted
+    age of 37.5 used to turn an Int64 column into Float)."""
+    table = make_patients(200, 0)
+    table["age"] = table["age"].round().astype("int64")
+    metadata = Metadata.detect(table)
+    metadata.columns["age"] = {"sdtype": "numerical", "computer_representation": "Int64"}
+    planted = pd.concat([table, table.iloc[:1].assign(age=37.5)], ignore_index=True)
+    dtypes = []
+    for frame in (table, planted):
+        model = TabularSynthesizer(metadata, steps=3, seed=0, progress=False, calibrate=False,
+                                   dp=DPSettings(epsilon=5.0)).fit(frame)
+        dtypes.append({name: str(dtype) for name, dtype in model.sample(50, seed=0).dtypes.items()})
+    assert dtypes[0] == dtypes[1]
+    assert dtypes[0]["age"] in {"int64", "Int64"}
+
+
+def test_gaps_are_filled_from_the_released_distribution_not_with_other_patients_values():
+    rng = np.random.default_rng(5)
+    values = pd.Series(rng.normal(50, 10, 2_000))
+    values[:600] = np.nan
+    table = pd.DataFrame({"lab": values})
+    metadata = Metadata.from_dict({"columns": {"lab": {"sdtype": "numerical", "computer_representation": "Float",
+                                                       "public_bounds": [0, 100]}}})
+    release = _release(table, metadata)
+    encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)
+    encoded = release.fill_encoded_gaps(table, encoder.transform(table, rng), encoder.slices_, rng)
+    present, gaps = encoded[600:, 0], encoded[:600, 0]
+    # No gap carries a value that a present row holds.
+    assert not np.isin(gaps, present).any()
 
 
 def test_one_row_per_patient_is_kept_when_a_unit_column_is_declared():
     table = make_patients(300, 0)
     table["patient_id"] = [f"p{i // 3}" for i in range(300)]  # three visits per patient
-    synthesizer = TabularSynthesizer(steps=10, seed=0, progress=False,
+    synthesizer = TabularSynthesizer(_declared(table), steps=10, seed=0, progress=False,
                                      dp=DPSettings(epsilon=5.0, unit_column="patient_id")).fit(table)
-    assert synthesizer.training_["rows"] == 100
-    assert "one row per patient kept (100 of 300 rows)" in synthesizer.privacy_["privacy_unit"]
+    sigma = synthesizer.privacy_["release"]["noise_std_per_count"]
+    assert abs(synthesizer.training_["rows"] - 100) < 5 * sigma  # the released (noisy) count of patients
+    assert "one row per patient kept" in synthesizer.privacy_["privacy_unit"]
     with pytest.raises(InvalidArgumentError, match="'nobody' is not in the table"):
-        TabularSynthesizer(steps=10, progress=False, dp=DPSettings(epsilon=5.0, unit_column="nobody")).fit(table)
+        TabularSynthesizer(_declared(table), steps=10, progress=False, dp=DPSettings(epsilon=5.0, unit_column="nobody")).fit(table)
 
 
 def test_empty_poisson_batches_still_train_and_count():
     table = make_patients(400, 0)
-    synthesizer = TabularSynthesizer(steps=30, batch_size=2, seed=0, progress=False,
+    synthesizer = TabularSynthesizer(_declared(table), steps=30, batch_size=2, seed=0, progress=False,
                                      dp=DPSettings(epsilon=8.0)).fit(table)
     assert synthesizer.privacy_["steps"] == 30  # at q = 0.5%, about one batch in seven holds no real row
     assert np.isfinite(synthesizer.training_["discriminator_loss"])
@@ -228,7 +289,8 @@ def _mia_auc(dp: DPSettings | None, seed: int) -> float:
     """Distance-attack AUC on a 30-row table trained long enough to memorise it without DP."""
     rows = make_patients(60, seed)
     train, holdout = rows.iloc[:30].reset_index(drop=True), rows.iloc[30:].reset_index(drop=True)
-    synthesizer = TabularSynthesizer(steps=1_500, batch_size=30, seed=seed, progress=False, dp=dp).fit(train)
+    synthesizer = TabularSynthesizer(Metadata.detect(rows), steps=1_500, batch_size=30, seed=seed, progress=False,
+                                     dp=dp).fit(train)
     synthetic = synthesizer.sample(1_000, seed=seed)
     section = privacy_section(train, synthetic, holdout, Metadata.detect(rows), rng=np.random.default_rng(seed))
     return next(s.value for s in section.scores if s.metric == "MIA AUC (distance)")
@@ -244,16 +306,21 @@ def test_membership_inference_is_closer_to_chance_with_dp():
 
 # ------------------------------------------------------------------ CLI
 def test_cli_fit_info_and_evaluate_state_the_guarantee(tmp_path):
-    data = tmp_path / "patients.csv"
+    data, declared = tmp_path / "patients.csv", tmp_path / "metadata.json"
     make_patients(300, 0).to_csv(data, index=False)
     model, synthetic = tmp_path / "dp.sgz", tmp_path / "s.csv"
     runner = CliRunner()
+    refused = runner.invoke(main, ["fit", str(data), "-o", str(model), "--dp-epsilon", "3", "--quiet"])
+    assert refused.exit_code == 1 and "--metadata" in refused.output and not model.exists()
+    assert runner.invoke(main, ["metadata", str(data), "-o", str(declared)]).exit_code == 0
     fitted = runner.invoke(main, ["fit", str(data), "-o", str(model), "--dp-epsilon", "3", "--dp-delta", "1e-6",
-                                  "--steps", "20", "--seed", "0", "--quiet", "--holdout", "0.3"])
+                                  "--metadata", str(declared), "--steps", "20", "--seed", "0", "--quiet",
+                                  "--holdout", "0.3"])
     assert fitted.exit_code == 0, fitted.output
     assert "-DP (target ε=3)" in fitted.output and "δ=1e-06" in fitted.output
     shown = runner.invoke(main, ["info", str(model)])
     assert "trained with (ε=" in shown.output and "accountant: PRV" in shown.output
+    assert "add/remove one patient" in shown.output and "not byte-reproducible" in shown.output
     assert json.loads(runner.invoke(main, ["info", str(model), "--json"]).output)["training"]["privacy"]["delta"] == 1e-6
     runner.invoke(main, ["sample", str(model), "-n", "200", "-o", str(synthetic), "--quiet"])
     report = tmp_path / "r.json"
@@ -273,10 +340,12 @@ def test_cli_fit_info_and_evaluate_state_the_guarantee(tmp_path):
     ],
 )
 def test_cli_refuses_bad_dp_settings_and_writes_nothing(tmp_path, arguments, message):
-    data = tmp_path / "patients.csv"
+    data, declared = tmp_path / "patients.csv", tmp_path / "metadata.json"
     make_patients(100, 0).to_csv(data, index=False)
+    Metadata.detect(make_patients(100, 0)).save(declared)
     model = tmp_path / "dp.sgz"
-    result = CliRunner().invoke(main, ["fit", str(data), "-o", str(model), "--steps", "10", "--quiet", *arguments])
+    result = CliRunner().invoke(main, ["fit", str(data), "-o", str(model), "--steps", "10", "--quiet",
+                                       "--metadata", str(declared), *arguments])
     assert result.exit_code == 1 and message in result.output
     assert not model.exists()
 
@@ -314,8 +383,8 @@ def test_dates_stay_representable_even_when_noise_drowns_their_counts():
     table = pd.DataFrame({"visit": dates, "age": np.arange(30.0)})
     metadata = Metadata.detect(table)
     metadata.columns["visit"] = {"sdtype": "datetime", "datetime_format": "%Y-%m-%d"}
-    for seed in range(10):
-        release = _release(table, metadata, noise=1_000.0, seed=seed)
+    for _ in range(10):
+        release = _release(table, metadata, noise=1_000.0)
         seconds = release.transformers["visit"].inner_.edges_
         assert -(2.0**33) <= seconds[0] < seconds[-1] <= 2.0**33  # inside pandas' timestamp range
         filled = release.transformers["visit"].inverse(np.zeros((5, 1), np.float32), np.random.default_rng(0))
@@ -326,7 +395,7 @@ def test_calibration_puts_the_released_marginals_on_a_barely_trained_dp_generato
     from scipy.stats import ks_2samp
 
     table = make_patients(1_000, 0)
-    synthesizer = TabularSynthesizer(steps=20, seed=0, progress=False, dp=DPSettings(epsilon=5.0)).fit(table)
+    synthesizer = TabularSynthesizer(_declared(table), steps=20, seed=0, progress=False, dp=DPSettings(epsilon=5.0)).fit(table)
     assert synthesizer.calibration_ is not None
     calibrated = synthesizer.sample(3_000, seed=1)
     calibration, synthesizer.calibration_ = synthesizer.calibration_, None
@@ -346,8 +415,8 @@ def test_calibration_puts_the_released_marginals_on_a_barely_trained_dp_generato
 
 def test_unreleased_gaps_are_filled_at_the_released_frequencies():
     table = pd.DataFrame({"stage": ["I"] * 900 + ["II"] * 97 + [None] * 3, "age": np.linspace(20, 90, 1_000)})
-    release = _release(table, noise=1.0)
-    assert not release.transformers["stage"].has_missing_  # 3 gaps do not clear the noise
+    # 3 gaps seldom clear the noise; the noise is not seedable, so take the first release where they do not.
+    release = next(r for r in (_release(table, noise=1.0) for _ in range(100)) if not r.transformers["stage"].has_missing_)
     filled = release.fill_unreleased_gaps(pd.concat([table] * 100, ignore_index=True), np.random.default_rng(0))
     gap_rows = pd.concat([table] * 100, ignore_index=True)["stage"].isna()
     assert (filled.loc[gap_rows, "stage"] == "I").mean() > 0.8  # "I" holds 90% of the rows, not a third
@@ -389,7 +458,7 @@ def test_dependent_pairs_are_released_and_independent_ones_are_not(seed):
     encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)
     encoded = encoder.transform(release.fill_unreleased_gaps(table, np.random.default_rng(0)), np.random.default_rng(0))
     columns = column_cells(encoder, release.category_counts, bins=4)
-    pairs = release_pairs(encoded, columns, noise=2.0, rng=np.random.default_rng(seed))
+    pairs = release_pairs(encoded, columns, noise=2.0, rows=release.rows)
     assert pairs.record["pairs released"] == [["a", "b"]]
     (table_ab,) = pairs.tables
     assert table_ab.shape == (columns[0].size, columns[1].size) and table_ab.sum() == pytest.approx(1.0)
@@ -404,7 +473,7 @@ def test_a_column_whose_marginal_misfits_is_not_paired_with_everything():
     columns = [ColumnCells(name, "bins", (i,), (-0.1, 0.0, 0.1), np.full(4, 0.25)) for i, name in enumerate(table)]
     encoded = np.stack([np.clip(table[c] / 6.5, -1, 1) for c in table], axis=1)
     encoded[:, 0] = np.abs(encoded[:, 0])  # n0's real cells hold 0/0/50/50 % where 25% each was released
-    pairs = release_pairs(encoded, columns, noise=1.0, rng=np.random.default_rng(1))
+    pairs = release_pairs(encoded, columns, noise=1.0, rows=2_000.0)
     assert pairs.pairs == []
 
 
@@ -430,8 +499,8 @@ def test_marginal_loss_is_zero_at_the_targets_and_pulls_toward_them():
 
 def test_dp_fit_releases_pairs_inside_the_same_budget():
     table = _dependent_table(1_500, 0)
-    with_pairs = TabularSynthesizer(steps=30, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
-    without = TabularSynthesizer(steps=30, seed=0, progress=False, dp=DPSettings(epsilon=3.0, pairs=False)).fit(table)
+    with_pairs = TabularSynthesizer(_declared(table), steps=30, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
+    without = TabularSynthesizer(_declared(table), steps=30, seed=0, progress=False, dp=DPSettings(epsilon=3.0, pairs=False)).fit(table)
     record = with_pairs.privacy_
     assert record["epsilon"] <= 3.0 and record["plan"]["release_rounds"] == without.privacy_["plan"]["release_rounds"] + 2
     assert ["a", "b"] in record["release"]["pairs"]["pairs released"]
@@ -439,11 +508,15 @@ def test_dp_fit_releases_pairs_inside_the_same_budget():
 
 
 def test_a_default_training_length_the_budget_cannot_pay_for_is_shortened_not_refused():
+    settings = DPSettings(epsilon=0.2)
+    shortened = plan_privacy(settings, 300, 300, 3_000, release_rounds=4, shorten=True)
+    assert shortened.steps < shortened.steps_requested == 3_000 and shortened.noise_multiplier <= 1_000
+    with pytest.raises(InvalidArgumentError, match="what would work"):  # asked for explicitly: refused
+        plan_privacy(settings, 300, 300, 3_000, release_rounds=4)
+    # A whole fit at that budget stays within it, whatever its noisy row count made of the plan.
     table = make_patients(300, 0)
     small = GANConfig(generator_dims=(32,), discriminator_dims=(32,), embedding_dim=16)  # a fast test
-    synthesizer = TabularSynthesizer(seed=0, progress=False, config=small, dp=DPSettings(epsilon=0.2)).fit(table)
-    privacy = synthesizer.privacy_
+    privacy = TabularSynthesizer(_declared(table), seed=0, progress=False, config=small,
+                                 dp=settings).fit(table).privacy_
     assert privacy["epsilon"] <= 0.2 and privacy["noise_multiplier"] <= 1_000
-    assert privacy["steps"] < privacy["steps_requested"] == 3_000
-    with pytest.raises(InvalidArgumentError, match="what would work"):  # asked for explicitly: refused
-        TabularSynthesizer(seed=0, steps=3_000, progress=False, config=small, dp=DPSettings(epsilon=0.2)).fit(table)
+    assert privacy["steps"] <= privacy["steps_requested"]

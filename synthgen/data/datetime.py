@@ -127,20 +127,19 @@ class DatetimeTransformer(ColumnTransformer):
         }
 
     @classmethod
-    def from_seconds_transformer(cls, column: pd.Series, datetime_format: str | None,
-                                 inner: ColumnTransformer) -> DatetimeTransformer:
+    def from_seconds_transformer(cls, datetime_format: str | None, inner: ColumnTransformer, *,
+                                 integer: bool = False) -> DatetimeTransformer:
         """A fitted transformer over an already fitted ``inner`` on epoch seconds (used by DP training).
 
-        Only the schema is read from ``column`` (its dtype); the resolution follows the declared
-        format: whole days when it has no time fields, else seconds.
+        Nothing is read from the rows: with a declared format the dates come back as text in it (as
+        integers such as 20210304 when ``integer``), without one as datetimes. The resolution follows
+        the format: whole days when it has no time fields, else seconds.
         """
         transformer = cls(datetime_format)
-        transformer.kind_ = _representation(column.dtype)
-        if transformer.kind_ != "datetime" and datetime_format is None:
-            raise InvalidDataError("a text or integer datetime column needs a datetime_format in its metadata under DP")
+        transformer.kind_ = "datetime" if datetime_format is None else "integer" if integer else "string"
         dated_only = datetime_format is not None and not any(f in datetime_format for f in ("%H", "%I", "%M", "%S", "%f"))
         transformer.unit_ = "D" if dated_only else "s"
-        transformer.dtype_ = str(column.dtype) if transformer.kind_ == "datetime" else "datetime64[ns]"
+        transformer.dtype_ = "datetime64[ns]"
         transformer.inner_ = inner
         return transformer
 

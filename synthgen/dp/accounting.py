@@ -1,11 +1,17 @@
 """The privacy budget: noise from a target (ε, δ), the ε actually spent, and the record of both.
 
-Everything that reads real rows is one Gaussian mechanism in Opacus' accountant history, so the
-composition is exact rather than a sum of separate ε's:
+The privacy unit is one patient added or removed; the number of rows is private too. First a
+coarse noisy row count (:func:`row_count_noise`, a small fixed share of ε and δ) sizes the plan
+(batch rate, training length, histogram bins) without reading n itself. Everything after it that
+reads real rows is one Gaussian mechanism in Opacus' accountant history, so that composition is
+exact rather than a sum of separate ε's:
 
 - the release of the transformers' statistics (``synthgen.dp.release``): ``rounds`` Gaussian
   histograms, each an entry ``(release_noise, sample_rate=1, 1 step)``;
-- DP-SGD on the discriminator: ``(noise_multiplier, batch/n, steps)``.
+- DP-SGD on the discriminator: ``(noise_multiplier, batch/n̂, steps)``.
+
+The plan depends on the released row count, so it is composed with it by basic (adaptive)
+composition: the guarantee is ε_count + ε_rest at δ_count + δ_rest.
 
 Noise is planned with the RDP accountant (fast, slightly conservative); the ε spent is then
 computed with the PRV accountant (tighter), falling back to RDP where PRV fails.
@@ -19,6 +25,9 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from typing import Any
 
+import numpy as np
+from scipy.stats import norm
+
 from synthgen.errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
@@ -28,6 +37,10 @@ SMALL_TABLE_ROWS = 2_500
 SMALL_TABLE_SHARE, LARGE_TABLE_SHARE = 0.9, 0.7
 #: Share of δ reserved for releasing category names (a key seen in one row must stay hidden).
 THRESHOLD_DELTA_SHARE = 0.1
+#: Shares of ε and δ for the coarse row count that sizes the plan before anything else is released.
+ROW_COUNT_SHARE, ROW_COUNT_DELTA_SHARE = 0.03, 0.05
+#: δ when none is given. It cannot follow n (1/(10 n) would read the rows before any budget is spent).
+DEFAULT_DELTA = 1e-5
 #: Above this, a noise multiplier buys nothing useful: the budget is too small for the plan.
 MAX_NOISE = 1_000.0
 #: PRV's discretisation grows with ε; beyond this the RDP figure is reported instead.
@@ -57,7 +70,6 @@ class DPSettings:
     max_grad_norm: float = 1.0
     preprocessing_share: float | None = None
     noise_multiplier: float | None = None
-    secure: bool = False
     unit_column: str | None = None
     pairs: bool = True
 
@@ -67,7 +79,8 @@ class DPSettings:
             return self.preprocessing_share
         return SMALL_TABLE_SHARE if n_rows < SMALL_TABLE_ROWS else LARGE_TABLE_SHARE
 
-    def resolved_delta(self, n_rows: int) -> float:
+    def resolved_delta(self) -> float:
+        """δ as given, else :data:`DEFAULT_DELTA`; checked against the released row count by :func:`plan_privacy`."""
         if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and self.epsilon > 0):
             raise InvalidArgumentError(f"the DP epsilon must be a positive number, got {self.epsilon!r}")
         if self.preprocessing_share is not None and not 0.0 < self.preprocessing_share < 1.0:
@@ -76,14 +89,27 @@ class DPSettings:
             raise InvalidArgumentError(f"the DP clipping norm must be positive, got {self.max_grad_norm}")
         if self.noise_multiplier is not None and self.noise_multiplier <= 0:
             raise InvalidArgumentError(f"the DP noise multiplier must be positive, got {self.noise_multiplier}")
-        delta = self.delta if self.delta is not None else min(1e-5, 1.0 / (10 * n_rows))
-        if not 0.0 < delta < 1.0 / n_rows:
-            raise InvalidArgumentError(
-                f"the DP delta must be above 0 and below 1/n = {1.0 / n_rows:.3g} for {n_rows} rows "
-                f"(a delta of 1/n lets a mechanism publish one whole row); got {delta!r}. "
-                f"A usual choice is {min(1e-5, 1.0 / (10 * n_rows)):.2g}"
-            )
+        delta = self.delta if self.delta is not None else DEFAULT_DELTA
+        if not 0.0 < delta < 1.0:
+            raise InvalidArgumentError(f"the DP delta must be between 0 and 1, got {delta!r}")
         return float(delta)
+
+
+def _gaussian_delta(noise: float, epsilon: float) -> float:
+    """Exact δ(ε) of one Gaussian mechanism with sensitivity 1 (Balle & Wang 2018, Theorem 8)."""
+    return float(norm.cdf(-epsilon * noise + 0.5 / noise) - np.exp(epsilon) * norm.cdf(-epsilon * noise - 0.5 / noise))
+
+
+def row_count_noise(settings: DPSettings) -> float:
+    """Noise of the coarse row count: the smallest (to 0.1%) that keeps it within its shares of ε and δ."""
+    epsilon, delta = settings.epsilon * ROW_COUNT_SHARE, settings.resolved_delta() * ROW_COUNT_DELTA_SHARE
+    low, high = 1e-3, 1.0
+    while _gaussian_delta(high, epsilon) > delta:
+        low, high = high, 2 * high
+    while high - low > 1e-3 * high:
+        middle = (low + high) / 2
+        low, high = (middle, high) if _gaussian_delta(middle, epsilon) > delta else (low, middle)
+    return high
 
 
 @dataclass(frozen=True)
@@ -93,6 +119,10 @@ class PrivacyPlan:
     epsilon: float
     delta: float
     threshold_delta: float
+    #: The coarse row count's noise, ε and δ (composed with the rest by basic composition).
+    row_count_noise: float
+    row_count_epsilon: float
+    row_count_delta: float
     release_noise: float
     release_rounds: int
     noise_multiplier: float
@@ -105,7 +135,7 @@ class PrivacyPlan:
 
     @property
     def accountant_delta(self) -> float:
-        return self.delta - self.threshold_delta
+        return self.delta - self.threshold_delta - self.row_count_delta
 
     def history(self, steps: int | None = None) -> list[tuple[float, float, int]]:
         entries = [(self.release_noise, 1.0, self.release_rounds)] if self.release_rounds else []
@@ -164,22 +194,31 @@ def _smallest_noise(target: float, prefix: list[tuple[float, float, int]], sampl
     return high
 
 
-def plan_privacy(settings: DPSettings, n_rows: int, batch_size: int, steps: int, release_rounds: int,
+def plan_privacy(settings: DPSettings, n_rows: float, batch_size: int, steps: int, release_rounds: int,
                  *, shorten: bool = False) -> PrivacyPlan:
     """Noise for the release and for DP-SGD so that the composed ε is at most ``settings.epsilon``.
 
-    ``shorten`` (for a default training length): when what is left of the budget cannot pay for
-    ``steps`` at any useful noise, halve them until it can, rather than refuse.
+    ``n_rows`` is the released (noisy) row count, never the true one. ``shorten`` (for a default
+    training length): when what is left of the budget cannot pay for ``steps`` at any useful
+    noise, halve them until it can, rather than refuse.
     """
-    delta = settings.resolved_delta(n_rows)
+    delta = settings.resolved_delta()
+    if delta >= 1.0 / n_rows:
+        raise InvalidArgumentError(
+            f"the DP delta {delta:g} is not below 1/n for a table of about {n_rows:.0f} rows (a delta of 1/n "
+            f"lets a mechanism publish one whole row); use --dp-delta {1.0 / (10 * n_rows):.2g} or smaller"
+        )
     threshold_delta = delta * THRESHOLD_DELTA_SHARE
-    accountant_delta = delta - threshold_delta
+    row_delta = delta * ROW_COUNT_DELTA_SHARE
+    accountant_delta = delta - threshold_delta - row_delta
+    row_epsilon = settings.epsilon * ROW_COUNT_SHARE
+    target = settings.epsilon - row_epsilon
     sample_rate = min(1.0, batch_size / n_rows)
     release_noise = 0.0
     prefix: list[tuple[float, float, int]] = []
     if release_rounds:
         share = settings.resolved_share(n_rows)
-        found = _smallest_noise(settings.epsilon * share, [], 1.0, release_rounds, accountant_delta)
+        found = _smallest_noise(target * share, [], 1.0, release_rounds, accountant_delta)
         if found is None:
             enough = spent_epsilon([(MAX_NOISE, 1.0, release_rounds)], accountant_delta)[0] / share
             raise InvalidArgumentError(
@@ -191,25 +230,26 @@ def plan_privacy(settings: DPSettings, n_rows: int, batch_size: int, steps: int,
         prefix = [(release_noise, 1.0, release_rounds)]
     requested = steps
     if settings.noise_multiplier is None:
-        noise = _smallest_noise(settings.epsilon, prefix, sample_rate, steps, accountant_delta)
+        noise = _smallest_noise(target, prefix, sample_rate, steps, accountant_delta)
         while noise is None and shorten and steps > 1:
             steps //= 2
-            noise = _smallest_noise(settings.epsilon, prefix, sample_rate, steps, accountant_delta)
+            noise = _smallest_noise(target, prefix, sample_rate, steps, accountant_delta)
         if noise is None:
-            raise InvalidArgumentError(_too_small(settings, n_rows, batch_size, requested, prefix, accountant_delta))
+            raise InvalidArgumentError(_too_small(settings, target, n_rows, batch_size, requested, prefix, accountant_delta))
     else:
         noise = settings.noise_multiplier
         planned = steps
-        steps = _affordable_steps(settings.epsilon, prefix, noise, sample_rate, steps, accountant_delta)
+        steps = _affordable_steps(target, prefix, noise, sample_rate, steps, accountant_delta)
         if steps < 1:
-            needed = _smallest_noise(settings.epsilon, prefix, sample_rate, planned, accountant_delta)
+            needed = _smallest_noise(target, prefix, sample_rate, planned, accountant_delta)
             hint = f"--dp-noise {needed:.3g} pays for all {planned} steps" if needed else "raise epsilon"
             raise InvalidArgumentError(
                 f"epsilon {settings.epsilon} cannot pay for even one DP-SGD step with noise multiplier {noise:g} "
-                f"and batches of {batch_size} of {n_rows} rows; {hint}"
+                f"and batches of {batch_size} of about {n_rows:.0f} rows; {hint}"
             )
-    return PrivacyPlan(settings.epsilon, delta, threshold_delta, release_noise, release_rounds, noise,
-                       sample_rate, steps, max(1, round(sample_rate * n_rows)), settings.max_grad_norm, requested)
+    return PrivacyPlan(settings.epsilon, delta, threshold_delta, row_count_noise(settings), row_epsilon, row_delta,
+                       release_noise, release_rounds, noise, sample_rate, steps, max(1, round(sample_rate * n_rows)),
+                       settings.max_grad_norm, requested)
 
 
 def _affordable_steps(target: float, prefix: list, noise: float, sample_rate: float, planned: int, delta: float) -> int:
@@ -226,25 +266,27 @@ def _affordable_steps(target: float, prefix: list, noise: float, sample_rate: fl
     return low
 
 
-def _too_small(settings: DPSettings, n_rows: int, batch_size: int, steps: int, prefix: list, delta: float) -> str:
+def _too_small(settings: DPSettings, target: float, n_rows: float, batch_size: int, steps: int, prefix: list,
+               delta: float) -> str:
     """The error for a budget that cannot pay for the plan, with settings that would work."""
     advice = []
     for fewer in (steps // 10, steps // 100, 1):
-        if fewer >= 1 and _smallest_noise(settings.epsilon, prefix, min(1.0, batch_size / n_rows), fewer, delta):
+        if fewer >= 1 and _smallest_noise(target, prefix, min(1.0, batch_size / n_rows), fewer, delta):
             advice.append(f"--steps {fewer}")
             break
     smaller = max(1, batch_size // 10)
-    if _smallest_noise(settings.epsilon, prefix, min(1.0, smaller / n_rows), steps, delta):
+    if _smallest_noise(target, prefix, min(1.0, smaller / n_rows), steps, delta):
         advice.append(f"--batch-size {smaller}")
     hint = f"; what would work: {' or '.join(advice)}" if advice else "; raise epsilon"
     return (f"epsilon {settings.epsilon} cannot pay for {steps} DP-SGD steps with batches of {batch_size} "
-            f"of {n_rows} rows (noise multiplier would exceed {MAX_NOISE:g}){hint}")
+            f"of about {n_rows:.0f} rows (noise multiplier would exceed {MAX_NOISE:g}){hint}")
 
 
 def privacy_record(plan: PrivacyPlan, steps_taken: int, settings: DPSettings, release: dict[str, Any],
                    unit: str) -> dict[str, Any]:
     """What the model file stores and ``info``/the report show: the guarantee and how it was spent."""
-    epsilon, accountant = spent_epsilon(plan.history(steps_taken), plan.accountant_delta)
+    rest, accountant = spent_epsilon(plan.history(steps_taken), plan.accountant_delta)
+    epsilon = plan.row_count_epsilon + rest
     release_alone, _ = spent_epsilon(plan.history(0), plan.accountant_delta)
     sgd_alone, _ = spent_epsilon([(plan.noise_multiplier, plan.sample_rate, steps_taken)] if steps_taken else [],
                                  plan.accountant_delta)
@@ -261,9 +303,12 @@ def privacy_record(plan: PrivacyPlan, steps_taken: int, settings: DPSettings, re
         "steps_planned": plan.steps,
         "steps_requested": plan.steps_requested,
         "max_grad_norm": plan.max_grad_norm,
-        "secure_rng": settings.secure,
+        "secure_rng": True,
         "privacy_unit": unit,
+        "neighbouring": NEIGHBOURING,
+        "reproducible": REPRODUCIBILITY,
         "spent_by": {
+            "row count (coarse, sizes the plan; basic composition)": round(plan.row_count_epsilon, 4),
             "column statistics and two-way tables (Gaussian releases)": round(release_alone, 4),
             "discriminator DP-SGD": round(sgd_alone, 4),
             "category names (thresholding delta)": plan.threshold_delta,
@@ -271,6 +316,14 @@ def privacy_record(plan: PrivacyPlan, steps_taken: int, settings: DPSettings, re
         "release": release,
         "plan": asdict(plan),
     }
+
+
+#: What "neighbouring datasets" means for every guarantee this module states.
+NEIGHBOURING = ("add/remove one patient: the guarantee holds between any table and the same table with one "
+                "patient added or removed; the row count is not assumed public (it is released with noise)")
+#: Why a DP fit cannot be repeated byte for byte, for ``info`` and the report.
+REPRODUCIBILITY = ("not byte-reproducible: DP noise and Poisson sampling come from fresh OS entropy, never from "
+                   "--seed, so nobody can replay them from the model file; --seed fixes everything else")
 
 
 def statement(record: dict[str, Any]) -> str:
@@ -285,8 +338,10 @@ def statement(record: dict[str, Any]) -> str:
         f"noise multiplier {record['noise_multiplier']:.3g}, sample rate {record['sample_rate']:.3g}, "
         f"{record['steps']} steps{_stopped(record)}, expected batch {record['expected_batch_size']}, "
         f"clipping norm {record['max_grad_norm']:g}, secure RNG: {'yes' if record['secure_rng'] else 'no'}. "
-        f"Privacy unit: {record['privacy_unit']}. The generator only sees the discriminator's scores "
-        "(post-processing), so the guarantee covers the model file and every sample drawn from it."
+        f"Privacy unit: {record['privacy_unit']}; neighbouring tables: {record.get('neighbouring', 'add/remove one row, n public')}. "
+        "The generator only sees the discriminator's scores "
+        "(post-processing), so the guarantee covers the model file and every sample drawn from it. "
+        f"The fit is {record.get('reproducible', 'seeded')}."
     )
 
 

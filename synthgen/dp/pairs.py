@@ -5,9 +5,11 @@ Under DP at a few units of ε, DP-SGD on a small table teaches the generator no 
 dependencies are released directly, after the column statistics, in two more Gaussian rounds:
 
 3. a noisy dependence score for every pair of columns: the L1 distance between the pair's counts
-   over its cells and the counts independent columns with the released marginals would give, less
-   that distance's expected size under independence. One row moves one count of each pair by one,
-   so the round's L2 sensitivity is √(pairs).
+   over its cells and the counts independent columns with the released marginals and the released
+   row count would give, less that distance's expected size under independence. Sensitivity: the
+   expected counts are released values, so one added (or removed) row moves one count of each pair
+   by one and each score by at most one; the round's L2 sensitivity is √(pairs). (Expected counts
+   from the true n would move too, by one in total over the cells: sensitivity 2 per score.)
 4. noisy counts over the cells of the pairs on a maximum spanning forest of those scores, among
    the pairs whose score clears twice its spread (DP noise and sampling spread under independence).
    Before that, an additive effect per column is removed from the noisy scores: a column whose
@@ -31,6 +33,7 @@ import numpy as np
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.data.table import TableTransformer
+from synthgen.dp.entropy import PrivateRandom
 from synthgen.dp.release import RELEASED_SDTYPES
 from synthgen.metadata import Metadata
 
@@ -100,6 +103,8 @@ class PairRelease:
     columns: list[ColumnCells]
     pairs: list[tuple[int, int]]
     tables: list[np.ndarray]
+    #: Round 3's output: the noisy dependence score of every candidate pair (kept out of the model file).
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     record: dict[str, Any] = field(default_factory=dict)
 
     def one_way(self, index: int) -> np.ndarray:
@@ -123,14 +128,16 @@ def pair_bins(n_rows: int) -> int:
     return int(np.clip(round(np.sqrt(n_rows) / 10), 4, 8))
 
 
-def release_pairs(encoded: np.ndarray, columns: list[ColumnCells], noise: float, rng: np.random.Generator) -> PairRelease:
-    """Rounds 3 and 4 with Gaussian noise multiplier ``noise`` (row count public, as everywhere here)."""
-    n_rows = encoded.shape[0]
+def release_pairs(encoded: np.ndarray, columns: list[ColumnCells], noise: float, *, rows: float,
+                  private: PrivateRandom | None = None) -> PairRelease:
+    """Rounds 3 and 4 with Gaussian noise multiplier ``noise``; ``rows`` is the released row count."""
+    rng = private or PrivateRandom()
+    n_rows = rows
     codes = [column.codes(encoded) for column in columns]
     candidates = list(itertools.combinations(range(len(columns)), 2))
     record: dict[str, Any] = {"noise_multiplier": noise, "pairs scored": len(candidates)}
     if not candidates:
-        return PairRelease(columns, [], [], record | {"pairs released": []})
+        return PairRelease(columns, [], [], record=record | {"pairs released": []})
     counts = {pair: _counts(codes, columns, pair) for pair in candidates}
     sigma_score = noise * np.sqrt(len(candidates))
     scores = np.array([_excess(counts[pair], columns, pair, n_rows) for pair in candidates])
@@ -139,6 +146,7 @@ def release_pairs(encoded: np.ndarray, columns: list[ColumnCells], noise: float,
     # A pair is kept when its dependence clears both the DP noise and the score's own spread under independence.
     spread = np.sqrt(sigma_score**2 + np.array([_null_variance(columns, pair, n_rows) for pair in candidates]))
     kept = _spanning_forest(dependence, dependence > _KEEP_SIGMAS * spread, candidates, len(columns))
+    # Round 4: a row adds one to one cell of every kept pair's table: sensitivity √(pairs kept).
     sigma_table = noise * np.sqrt(max(len(kept), 1))
     tables = []
     for pair in kept:
@@ -146,7 +154,7 @@ def release_pairs(encoded: np.ndarray, columns: list[ColumnCells], noise: float,
         tables.append(table / table.sum() if table.sum() > 0 else np.outer(columns[pair[0]].marginal, columns[pair[1]].marginal))
     record |= {"noise_std_per_score": float(sigma_score), "noise_std_per_count": float(sigma_table),
                "pairs released": [[columns[a].name, columns[b].name] for a, b in kept]}
-    return PairRelease(columns, kept, tables, record)
+    return PairRelease(columns, kept, tables, noisy, record=record)
 
 
 def _counts(codes: list[np.ndarray], columns: list[ColumnCells], pair: tuple[int, int]) -> np.ndarray:
@@ -155,7 +163,7 @@ def _counts(codes: list[np.ndarray], columns: list[ColumnCells], pair: tuple[int
     return np.bincount(flat, minlength=columns[a].size * columns[b].size).reshape(columns[a].size, columns[b].size).astype(float)
 
 
-def _excess(counts: np.ndarray, columns: list[ColumnCells], pair: tuple[int, int], n_rows: int) -> float:
+def _excess(counts: np.ndarray, columns: list[ColumnCells], pair: tuple[int, int], n_rows: float) -> float:
     """L1 distance from independence (released marginals, public n), less its expectation under independence."""
     expected = n_rows * np.outer(columns[pair[0]].marginal, columns[pair[1]].marginal)
     share = expected / max(n_rows, 1)
@@ -163,7 +171,7 @@ def _excess(counts: np.ndarray, columns: list[ColumnCells], pair: tuple[int, int
     return float(np.abs(counts - expected).sum() - null)
 
 
-def _null_variance(columns: list[ColumnCells], pair: tuple[int, int], n_rows: int) -> float:
+def _null_variance(columns: list[ColumnCells], pair: tuple[int, int], n_rows: float) -> float:
     """Variance of the L1 distance when the pair is independent (each cell a |normal|: σ²(1 - 2/π))."""
     share = np.outer(columns[pair[0]].marginal, columns[pair[1]].marginal)
     return float(np.sum(n_rows * share * (1.0 - share) * (1.0 - 2.0 / np.pi)))

@@ -5,17 +5,23 @@ DP they are built only from what this module releases, with Gaussian noise:
 
 - round 1 (numeric columns without public bounds): counts over fixed power-of-two bins
   (±2⁻¹⁰ … ±2⁴⁰, dates ±2³² s); the outermost bins whose noisy count clears 4σ give the bounds.
-- round 2: a histogram of each numeric column inside its bounds (plus a missing-value bin), and
-  counts of each categorical column's values (plus missing). Category *names* come from the data,
-  so a name is released only when its noisy count clears a threshold set so that a name held by one
-  row leaks with probability below ``threshold_delta`` (stability-based histogram); unreleased names
-  are pooled into the rare label.
+- round 2: a histogram of each numeric column inside its bounds (plus a missing-value bin), counts
+  of each categorical column's values (plus missing), and the number of rows. Category *names* come
+  from the data, so a name is released only when its noisy count clears a threshold set so that a
+  name held by one row leaks with probability below ``threshold_delta`` (stability-based
+  histogram); unreleased names are pooled into the rare label, whose weight is the released row
+  count less the released counts (post-processing: nothing unreleased is summed).
 
-Each row adds one to one bin of every histogram of a round, so a round is one Gaussian mechanism
-with L2 sensitivity √(histograms); ``synthgen.dp.accounting`` composes it with DP-SGD. Values the
-metadata declares public (``"public_bounds": [low, high]`` on a numerical column,
-``"public_values": [...]`` on a categorical one) skip round 1 or the threshold. The schema (column
-names, kinds, dtypes) and the row count are treated as public, as in every DP-SGD tool.
+The privacy unit is one row (one patient) added or removed, and the row count is private too: it
+is released in round 2, and before any release as a coarse count of its own
+(:func:`release_row_count`) that sizes the plan. Sensitivity: a row adds one to exactly one bin of
+every histogram of a round (its value's bin, or the missing bin) and one to the row count, and
+changes nothing else, so a round of k histograms (plus the count) is one Gaussian mechanism with L2
+sensitivity √k (√(k + 1)); ``synthgen.dp.accounting`` composes it with DP-SGD. Values the metadata
+declares public (``"public_bounds": [low, high]`` on a numerical column, ``"public_values": [...]``
+on a categorical one) skip round 1 or the threshold. The schema (column names, kinds, the declared
+``computer_representation`` and ``datetime_format``) comes from the declared metadata alone: no
+dtype, kind or format is read from the rows. Every draw comes from :class:`PrivateRandom`.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from synthgen.data.datetime import DatetimeTransformer
 from synthgen.data.identifier import IdentifierTransformer
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
+from synthgen.dp.entropy import PrivateRandom
 from synthgen.errors import InvalidDataError, MetadataError
 from synthgen.metadata import Metadata
 
@@ -65,6 +72,11 @@ def _coarse_edges(top: int) -> np.ndarray:
     return np.concatenate([-positive[::-1], positive])  # the bin between ±2⁻¹⁰ holds zero
 
 
+def release_row_count(n_rows: int, noise: float, private: PrivateRandom) -> float:
+    """The row count plus Gaussian noise of ``noise`` (sensitivity 1: a row adds one), at least 1."""
+    return max(1.0, n_rows + private.normal(0.0, noise))
+
+
 def release_rounds(metadata: Metadata) -> int:
     """How many Gaussian rounds the release of this table's statistics takes (0, 1 or 2)."""
     kinds = [spec.get("sdtype") for spec in metadata.columns.values()]
@@ -80,6 +92,8 @@ class Release:
     transformers: dict[str, ColumnTransformer]
     #: Noisy frequencies of every conditional column's categories, in ``categories`` order.
     category_counts: dict[str, np.ndarray]
+    #: The released (noisy) row count, for everything downstream that needs n.
+    rows: float
     record: dict[str, Any] = field(default_factory=dict)
 
     def fill_unreleased_gaps(self, data: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -107,10 +121,28 @@ class Release:
                 filled[name] = column
         return filled
 
+    def fill_encoded_gaps(self, data: pd.DataFrame, encoded: np.ndarray, slices: dict[str, slice],
+                          rng: np.random.Generator) -> np.ndarray:
+        """Give gaps under a missing indicator an inner encoding drawn from the released distribution.
+
+        A missing indicator fills a gap with a copy of another row's value, which would put one
+        patient's value into other examples of DP-SGD, beyond what per-example clipping bounds.
+        """
+        for name, transformer in self.transformers.items():
+            gaps = data[name].isna().to_numpy()
+            if isinstance(transformer, MissingIndicator) and gaps.any():
+                inner = slice(slices[name].start, slices[name].stop - 2)
+                encoded[gaps, inner] = _random_encoding(transformer.inner, int(gaps.sum()), rng)
+        return encoded
+
 
 def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rounds: int,
-                       threshold_delta: float, rng: np.random.Generator) -> Release:
-    """Build every column's transformer from Gaussian-noised statistics with noise multiplier ``noise``."""
+                       threshold_delta: float, *, rows_hint: float, private: PrivateRandom | None = None) -> Release:
+    """Build every column's transformer from Gaussian-noised statistics with noise multiplier ``noise``.
+
+    ``rows_hint`` is an already released row count; it sizes the histograms (never the true n).
+    """
+    rng = private or PrivateRandom()
     metadata.validate(data)
     specs = metadata.columns
     numeric = [name for name, spec in specs.items() if spec.get("sdtype") in _NUMERIC]
@@ -120,7 +152,7 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
 
     bounds: dict[str, tuple[float, float]] = {}
     if needs_bounds:
-        sigma = noise * np.sqrt(len(needs_bounds))
+        sigma = noise * np.sqrt(len(needs_bounds))  # one bin per histogram: sensitivity √histograms
         for name in needs_bounds:
             edges = _coarse_edges(_TOP_EXPONENT[specs[name]["sdtype"]])
             values = _numbers(data[name], name, specs[name])
@@ -135,14 +167,14 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
 
     private_levels = [name for name in levelled if specs[name].get("sdtype") == "categorical" and "public_values" not in specs[name]]
     second_round = numeric + levelled
-    sigma = noise * np.sqrt(max(1, len(second_round)))
+    sigma = noise * np.sqrt(len(second_round) + 1)  # one bin per histogram, and the row count
     # A name held by one row is released only if 1 + noise clears this: probability ≤ threshold_delta
     # summed over the columns whose names are private (one row holds one name per column).
     threshold = 1.0 + sigma * float(ndtri(1.0 - threshold_delta / max(1, len(private_levels))))
     record["noise_std_per_count"] = float(sigma)
     record["category_threshold"] = float(threshold)
-    n_rows = len(data)
-    fine_bins = int(np.clip(n_rows / (10 * sigma), _MIN_FINE_BINS, _MAX_FINE_BINS))
+    rows = max(1.0, len(data) + rng.normal(0.0, sigma))
+    fine_bins = int(np.clip(rows_hint / (10 * sigma), _MIN_FINE_BINS, _MAX_FINE_BINS))
 
     transformers: dict[str, ColumnTransformer] = {}
     category_counts: dict[str, np.ndarray] = {}
@@ -150,22 +182,22 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
         column = data[name]
         kind = spec.get("sdtype")
         if kind in _NUMERIC:
-            transformers[name] = _numeric(column, name, spec, bounds[name], fine_bins, sigma, rng)
+            transformers[name] = _numeric(column, name, spec, bounds[name], fine_bins, sigma, rows, rng)
             record["columns"].setdefault(name, {})["histogram bins"] = fine_bins
         elif kind == "boolean":
             transformer, counts = _boolean(column, sigma, rng)
             transformers[name], category_counts[name] = transformer, counts
         elif kind == "categorical":
-            transformer, counts, shown = _categorical(column, name, spec, sigma, threshold, rng)
+            transformer, counts, shown = _categorical(column, name, spec, sigma, threshold, rows, rng)
             transformers[name], category_counts[name] = transformer, counts
             record["columns"][name] = shown
         elif kind == "id":
-            identifier = IdentifierTransformer()
-            integral = pd.api.types.is_integer_dtype(column.dtype)
-            transformers[name] = identifier.from_state({"kind": "integer" if integral else "string"})
+            integral = is_integer_representation(spec.get("computer_representation"))
+            transformers[name] = IdentifierTransformer.from_state({"kind": "integer" if integral else "string"})
         else:
             raise MetadataError(f"column {name!r}: differentially private training has no release for sdtype {kind!r}")
-    return Release(transformers, category_counts, record)
+    record["rows"] = "DP (noisy count)"
+    return Release(transformers, category_counts, rows, record)
 
 
 def _encodes_gaps(transformer: ColumnTransformer) -> bool:
@@ -225,7 +257,7 @@ def _bounds_from_coarse(noisy: np.ndarray, edges: np.ndarray, sigma: float) -> t
 
 
 def _numeric(column: pd.Series, name: str, spec: dict[str, Any], bounds: tuple[float, float], bins: int,
-             sigma: float, rng: np.random.Generator) -> ColumnTransformer:
+             sigma: float, rows: float, rng: PrivateRandom) -> ColumnTransformer:
     """Quantile transformer from a noisy histogram inside ``bounds``; a missing indicator if gaps show."""
     values = _numbers(column, name, spec)
     missing = np.isnan(values)
@@ -236,31 +268,30 @@ def _numeric(column: pd.Series, name: str, spec: dict[str, Any], bounds: tuple[f
         edges = np.linspace(low, high, bins + 1)
     # Values outside the bounds are clipped into the end bins, as DP-SGD will see them too.
     counts = np.histogram(np.clip(values[~missing], low, high), bins=edges)[0] + rng.normal(0.0, sigma, bins)
-    integer = is_integer_representation(spec.get("computer_representation")) or pd.api.types.is_integer_dtype(column.dtype)
+    integer = is_integer_representation(spec.get("computer_representation"))
     transformer: ColumnTransformer = QuantileTransformer.from_histogram(edges, counts, integer=integer)
     if spec.get("sdtype") == "datetime":
-        transformer = DatetimeTransformer.from_seconds_transformer(column, spec.get("datetime_format"), transformer)
+        transformer = DatetimeTransformer.from_seconds_transformer(spec.get("datetime_format"), transformer, integer=integer)
     noisy_missing = missing.sum() + rng.normal(0.0, sigma)
     if noisy_missing > _MISSING_SIGMAS * sigma:
         indicator = MissingIndicator(transformer)
-        indicator.missing_rate_ = float(np.clip(noisy_missing / max(len(values), 1), 0.0, 1.0))
+        indicator.missing_rate_ = float(np.clip(noisy_missing / rows, 0.0, 1.0))
         transformer = indicator
     return transformer
 
 
-def _boolean(column: pd.Series, sigma: float, rng: np.random.Generator) -> tuple[ColumnTransformer, np.ndarray]:
+def _boolean(column: pd.Series, sigma: float, rng: PrivateRandom) -> tuple[ColumnTransformer, np.ndarray]:
     present = column.dropna().astype(bool)
     counts = np.array([(~present).sum(), present.sum(), column.isna().sum()], dtype=np.float64)
     counts = counts + rng.normal(0.0, sigma, 3)
     has_missing = bool(counts[2] > _MISSING_SIGMAS * sigma)
-    transformer = BooleanTransformer.from_state(
-        {"has_missing": has_missing, "nullable": isinstance(column.dtype, pd.BooleanDtype)}
-    )
+    # The output dtype follows what was released (gaps or not), not the input column's dtype.
+    transformer = BooleanTransformer.from_state({"has_missing": has_missing, "nullable": has_missing})
     return transformer, _positive(counts[: 3 if has_missing else 2])
 
 
-def _categorical(column: pd.Series, name: str, spec: dict[str, Any], sigma: float, threshold: float,
-                 rng: np.random.Generator) -> tuple[ColumnTransformer, np.ndarray, dict[str, Any]]:
+def _categorical(column: pd.Series, name: str, spec: dict[str, Any], sigma: float, threshold: float, rows: float,
+                 rng: PrivateRandom) -> tuple[ColumnTransformer, np.ndarray, dict[str, Any]]:
     """Released levels (by noisy count) and their noisy counts, in the transformer's category order."""
     observed = column.value_counts(dropna=True, sort=False)
     observed = observed[observed > 0]
@@ -287,26 +318,37 @@ def _categorical(column: pd.Series, name: str, spec: dict[str, Any], sigma: floa
     noisy_missing = column.isna().sum() + rng.normal(0.0, sigma)
     has_missing = bool(noisy_missing > _MISSING_SIGMAS * sigma)
     # With private names the rare level always exists, so whether any name was withheld stays hidden.
+    # Its weight is what the released counts leave of the released row count: the noisy counts of
+    # withheld names are never summed (with none withheld that sum is exactly 0, and one added row
+    # with a new name would move it).
     rare = public is None
-    pooled = float(noisy[~released].sum()) if rare else 0.0
+    pooled = max(0.0, rows - float(level_counts.sum()) - float(noisy_missing)) if rare else 0.0
+    dtype = _released_dtype(levels, has_missing)
     state: dict[str, Any] = {
         "min_category_count": 1,
         "rare_label": "Other",
         "levels": levels,
         "has_missing": has_missing,
         "rare": rare,
-        "dtype": str(column.dtype),
-        "kind": _dtype_kind(column.dtype),
+        "dtype": dtype,
+        "kind": _dtype_kind(pd.Series([], dtype=dtype).dtype),
     }
-    if state["kind"] == "category":
-        kept = set(levels)
-        state |= {"category_order": [_native(v) for v in column.cat.categories if _native(v) in kept],
-                  "ordered": bool(column.cat.ordered)}
     transformer = CategoricalTransformer.from_state(state)
     counts = [*level_counts, *([noisy_missing] if has_missing else []), *([pooled] if rare else [])]
     shown = {"names": "public (metadata)" if public is not None else "DP (noisy count above threshold)",
              "released levels": len(levels)}
     return transformer, _positive(np.array(counts, dtype=np.float64)), shown
+
+
+def _released_dtype(levels: list[Any], has_missing: bool) -> str:
+    """The output dtype implied by the released names alone (the input column's dtype is not released)."""
+    if levels and all(isinstance(level, (bool, np.bool_)) for level in levels):
+        return "boolean" if has_missing else "bool"
+    if levels and all(isinstance(level, (int, np.integer)) and not isinstance(level, bool) for level in levels):
+        return "Int64" if has_missing else "int64"
+    if levels and all(isinstance(level, (int, float, np.integer, np.floating)) for level in levels):
+        return "float64"
+    return "object"
 
 
 def _positive(counts: np.ndarray) -> np.ndarray:

@@ -200,7 +200,10 @@ class MarginalCalibration(nn.Module):
             raw = generator_net(noise, cond).float()
             generated = torch.tanh(raw[:, layout.tanh_index])
             probabilities = (torch.arange(levels, device=raw.device) + 0.5) / levels
-            quantiles = torch.quantile(generated.T, probabilities, dim=1).T.contiguous()
+            if generated.shape[1]:
+                quantiles = torch.quantile(generated.T, probabilities, dim=1).T.contiguous()
+            else:  # no tanh output (every column categorical): nothing to map
+                quantiles = torch.zeros(0, levels, device=raw.device)
             # Strictly increasing grids, so the interpolation is defined even where draws tie.
             quantiles = quantiles + torch.arange(levels, device=raw.device) * 1e-7
             bias = torch.zeros_like(layout.softmax_mask, dtype=torch.float32)
