@@ -129,7 +129,7 @@ def main(verbose: bool) -> None:
 @click.option("--device", help="cuda, cuda:1, mps or cpu. [default: best available]")
 @click.option("--dp-epsilon", type=float,
               help="Train with differential privacy at this total epsilon (covers the column statistics and training).")
-@click.option("--dp-delta", type=float, help="DP delta; must be below 1/n. [default: 1e-5]")
+@click.option("--dp-delta", type=float, help="DP delta. [default: min(1e-5, 1/(10 n))]")
 @click.option("--dp-clip", type=float, default=1.0, show_default=True, help="DP per-row gradient clipping norm.")
 @click.option("--dp-noise", type=float,
               help="Fix the DP noise multiplier instead of deriving it; training then stops when epsilon is spent.")
@@ -138,13 +138,14 @@ def main(verbose: bool) -> None:
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
 @click.option("--dp-no-pairs", is_flag=True,
               help="Do not release the dependent column pairs' two-way tables (their share of epsilon then goes to the rest).")
+@click.option("--dp-secure", is_flag=True, help="Draw DP noise from fresh OS entropy (for releases; not reproducible).")
 @_image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
-        dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
+        dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, dp_secure: bool, quiet: bool,
         no_calibrate: bool,
         **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
@@ -153,11 +154,9 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     files (one sub-folder per class) or a MedMNIST-style .npz file.
 
     Tables: column kinds are detected unless --metadata is given; run `synthgen metadata` to get
-    an editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private
-    for adding or removing one patient (the row count is private too); it needs --metadata (nothing
-    about the schema is detected from the rows), and its noise comes from OS entropy, so a DP fit is
-    not byte-reproducible even with --seed. Declare public ranges/categories in the metadata
-    ("public_bounds", "public_values") to spend nothing on them.
+    an editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private;
+    declare public ranges/categories in the metadata ("public_bounds", "public_values") to spend
+    nothing on them.
 
     Images: labels come from --labels CSV + --label-column, or from a DICOM tag (--label-tag);
     CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
@@ -180,16 +179,16 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         return
     if any(value is not None for value in image_options.values()):
         raise InvalidArgumentError("--labels, --label-column, --label-tag, --image-size, --window and --reader apply to images")
-    dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
+    dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_secure or dp_no_pairs
                 or dp_statistics_share is not None)
     if dp_epsilon is None and dp_given:
-        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-statistics-share, --dp-unit-column and --dp-no-pairs "
-                                   "need --dp-epsilon")
+        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-statistics-share, --dp-unit-column, --dp-no-pairs and "
+                                   "--dp-secure need --dp-epsilon")
     dp = None
     if dp_epsilon is not None:
         share = {"preprocessing_share": dp_statistics_share} if dp_statistics_share is not None else {}
         dp = DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise,
-                        unit_column=dp_unit_column, pairs=not dp_no_pairs, **share)
+                        unit_column=dp_unit_column, secure=dp_secure, pairs=not dp_no_pairs, **share)
     table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
     synthesizer = TabularSynthesizer(
@@ -199,20 +198,13 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     synthesizer.save(output)
     summary = synthesizer.training_
     click.echo(
-        f"Trained on {'about ' if 'privacy' in summary else ''}{summary['rows']} rows x {summary['columns']} columns "
-        f"({_held_out(synthesizer)}): {summary['steps']} steps in "
+        f"Trained on {summary['rows']} rows x {summary['columns']} columns "
+        f"({len(synthesizer.holdout_rows_)} held out): {summary['steps']} steps in "
         f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
     )
     if synthesizer.privacy_ is not None:
         statement = dp_statement(synthesizer.privacy_)
         click.echo(statement[0].upper() + statement[1:])
-
-
-def _held_out(synthesizer: TabularSynthesizer) -> str:
-    """How many rows were held out; a DP model records only the fraction (a count would reveal n)."""
-    if "holdout_fraction" in synthesizer.training_:
-        return f"{synthesizer.training_['holdout_fraction']:.0%} held out"
-    return f"{len(synthesizer.holdout_rows_)} held out"
 
 
 @main.command()
@@ -304,6 +296,8 @@ def info(model: Path, as_json: bool) -> None:
 
 #: Exit code of `synthgen evaluate` when the report is written but a gate fails (1 = an error).
 GATE_FAILED_EXIT = 3
+#: Exit code of `synthgen evaluate` when no gate fails but one is inconclusive (too little evidence).
+GATE_INCONCLUSIVE_EXIT = 4
 
 
 @main.command("evaluate")
@@ -316,7 +310,12 @@ GATE_FAILED_EXIT = 3
 @click.option("--json", "json_path", type=_PATH, help="Write the report as JSON here.")
 @click.option("--target", help="Column to predict for the machine-learning utility test (needs a holdout).")
 @click.option("--gate", "gate_rules", multiple=True, metavar="RULE",
-              help="Pass/fail rule such as dcr_share<=0.52; replaces the default of that metric. Repeatable.")
+              help="Pass/fail rule such as dcr_share<=0.52, or a test against the null of fresh real rows such as "
+                   "dcr_share<=null+0.05@0.002 (fails when p < 0.002 and the excess over the null is above 0.05); "
+                   "replaces the default of that metric. Repeatable.")
+@click.option("--sensitive", "sensitive", multiple=True, metavar="COLUMN",
+              help="A column an attacker may want to infer (attribute inference tries only these; default: every "
+                   "column). Repeatable.")
 @click.option("--metadata", "metadata_path", type=_PATH, help="SDV metadata JSON (default: MODEL's, else detected).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and attacks.")
 @_image_options
@@ -324,7 +323,8 @@ GATE_FAILED_EXIT = 3
 @_friendly_errors
 def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, holdout_path: Path | None,
                      output: Path | None, json_path: Path | None, target: str | None, gate_rules: tuple[str, ...],
-                     metadata_path: Path | None, seed: int, quiet: bool, **image_options: Any) -> None:
+                     sensitive: tuple[str, ...], metadata_path: Path | None, seed: int, quiet: bool,
+                     **image_options: Any) -> None:
     """Score fidelity and privacy of SYNTHETIC against REAL, optionally for MODEL.
 
     Tables: REAL, SYNTHETIC and HOLDOUT are table files. Images: folders (or .npz); with an image
@@ -333,13 +333,16 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     images (no downloaded weights): Frechet distance, KID, precision/recall/density/coverage,
     label accuracy, train-on-synthetic accuracy, and nearest-neighbour memorisation checks.
 
-    Prints a summary, writes HTML/JSON when asked, and exits with status 3 when any pass/fail
-    gate fails (1 for errors), so it can guard a release in CI.
+    Prints a summary, writes HTML/JSON when asked, and exits with status 0 when every gate
+    passes, 3 when any gate fails, 4 when none fails but one is inconclusive (too little evidence,
+    e.g. no holdout: never a pass), and 1 for errors, so it can guard a release in CI. The default
+    privacy gates are one-sided tests at alpha 0.002 against what fresh real (holdout) rows score,
+    each with a tolerance.
     """
     synthesizer = load(model, device="cpu") if model is not None else None
     if isinstance(synthesizer, ImageSynthesizer) or (synthesizer is None and _is_image_input(real_path)):
-        if target or metadata_path:
-            raise InvalidArgumentError("--target and --metadata apply to tables, not images")
+        if target or metadata_path or sensitive:
+            raise InvalidArgumentError("--target, --metadata and --sensitive apply to tables, not images")
         report = _evaluate_images(synthesizer, real_path, synthetic_path, holdout_path, image_options,
                                   [Gate.parse(rule) for rule in gate_rules], seed, quiet)
         _finish_report(report, output, json_path)
@@ -364,7 +367,7 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     replaced = {gate.metric for gate in user_gates}
     gates = [gate for gate in DEFAULT_GATES if gate.metric not in replaced] + user_gates
     report = evaluate(real, read_table(synthetic_path), holdout=holdout, metadata=metadata, target=target,
-                      gates=gates, seed=seed, context=context, progress=not quiet)
+                      gates=gates, seed=seed, sensitive=list(sensitive) or None, context=context, progress=not quiet)
     _finish_report(report, output, json_path)
 
 
@@ -397,7 +400,7 @@ def _evaluate_images(synthesizer: ImageSynthesizer | None, real_path: Path, synt
 
 
 def _finish_report(report: Any, output: Path | None, json_path: Path | None) -> None:
-    """Print the summary, write the files asked for, and exit 3 when a gate fails."""
+    """Print the summary, write the files asked for, and exit 3 when a gate fails, 4 when one is inconclusive."""
     click.echo(report.summary())
     if output:
         report.to_html(output)
@@ -405,8 +408,10 @@ def _finish_report(report: Any, output: Path | None, json_path: Path | None) -> 
     if json_path:
         report.to_json(json_path)
         click.echo(f"Wrote {json_path}")
-    if not report.passed:
+    if report.verdict == "FAIL":
         raise SystemExit(GATE_FAILED_EXIT)
+    if report.verdict != "PASS":
+        raise SystemExit(GATE_INCONCLUSIVE_EXIT)
 
 
 @main.command("augment")

@@ -54,7 +54,7 @@ def test_a_copy_of_the_training_data_fails_the_privacy_gates(split) -> None:
     assert scores["Exact copies"] == 1.0
     assert scores["DCR share"] > 0.95 and scores["MIA AUC (distance)"] > 0.9
     failed = {r.gate.metric for r in report.gate_results if r.passed is False}
-    assert {"exact_copies", "dcr_share_lower", "mia_auc_distance"} <= failed
+    assert {"exact_copies", "dcr_share", "mia_auc_distance"} <= failed
 
 
 def test_an_independent_sampler_passes_privacy_and_scores_the_pair_floor(split) -> None:

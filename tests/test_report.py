@@ -55,18 +55,28 @@ def fidelity(evil: bool = False) -> SectionResult:
                          notes=["Rows sampled: 5,000 of 120,000 real records."] + ([EVIL] if evil else []))
 
 
-def privacy(dcr_low: float = 0.49, omit: tuple[str, ...] = (), dcr_figures: bool = True, big: bool = False) -> SectionResult:
-    """A privacy section: attack scores with CIs and holdout references, DCR distances, a risk table."""
+TEST = "one-sided test"
+
+
+def privacy(dcr_low: float = 0.49, omit: tuple[str, ...] = (), dcr_figures: bool = True, big: bool = False,
+            dcr_p: float = 0.3, singling_evidence: str = "") -> SectionResult:
+    """A privacy section: attack scores with CIs, holdout references and tests against a null, DCR distances, a risk table."""
     rng = np.random.default_rng(2)
     scores = [
-        Score("privacy", "Exact copies", 0.0, reference=0.0017, ideal="0", method="synthgen 0.1 exact match"),
+        Score("privacy", "Exact copies", 0.0, reference=0.0017, ideal="0", method="synthgen 0.1 exact match",
+              observed=0.0, null=0.0, p_value=1.0, test=TEST),
         Score("privacy", "DCR share", dcr_low + 0.02, dcr_low, dcr_low + 0.04, reference=0.5, ideal="0.5",
-              method="synthgen 0.1 Gower DCR, bootstrap CI"),
-        Score("privacy", "MIA AUC (distance)", 0.53, 0.50, 0.56, reference=0.5, ideal="0.5", method="synthgen 0.1 distance attack"),
-        Score("privacy", "MIA AUC (DOMIAS)", 0.55, 0.52, 0.58, reference=0.5, ideal="0.5", method="synthgen 0.1 DOMIAS (KDE)"),
-        Score("privacy", "Singling-out risk", 0.02, 0.0, 0.05, ideal="0", method=ANONYMETER),
-        Score("privacy", "Linkability risk", 0.01, 0.0, 0.03, ideal="0", method=ANONYMETER),
-        Score("privacy", "Attribute inference risk", 0.04, 0.01, 0.07, ideal="0", method=ANONYMETER),
+              method="synthgen 0.1 Gower DCR, bootstrap CI", observed=dcr_low + 0.02, null=0.5, p_value=dcr_p, test=TEST),
+        Score("privacy", "MIA AUC (distance)", 0.53, 0.50, 0.56, reference=0.5, ideal="0.5", method="synthgen 0.1 distance attack",
+              observed=0.53, null=0.5, p_value=0.04, test=TEST),
+        Score("privacy", "MIA AUC (DOMIAS)", 0.55, 0.52, 0.58, reference=0.5, ideal="0.5", method="synthgen 0.1 DOMIAS (KDE)",
+              observed=0.55, null=0.5, p_value=0.001, test=TEST),  # significant, but within the tolerance
+        Score("privacy", "Singling-out risk", 0.02, 0.0, 0.05, ideal="0", method=ANONYMETER,
+              observed=0.12, null=0.1, p_value=0.2, test=TEST, evidence=singling_evidence),
+        Score("privacy", "Linkability risk", 0.01, 0.0, 0.03, ideal="0", method=ANONYMETER,
+              observed=0.02, null=0.01, p_value=0.3, test=TEST),
+        Score("privacy", "Attribute inference risk", 0.04, 0.01, 0.07, ideal="0", method=ANONYMETER,
+              observed=0.3, null=0.27, p_value=0.1, test=TEST),
     ]
     scores = [score for score in scores if metric_key(score.metric) not in omit]
     figures = {}
@@ -100,16 +110,36 @@ def test_within_thresholds_passes() -> None:
     assert passing.summary().startswith("PASS: all 7 evaluated gates hold")
 
 
-def test_dcr_lower_bound_above_gate_fails_and_is_named() -> None:
-    failing = report(dcr_low=0.60)
+def test_dcr_share_significantly_beyond_its_null_fails_and_is_named() -> None:
+    failing = report(dcr_low=0.60, dcr_p=0.001)
     assert not failing.passed and failing.verdict == "FAIL"
     [failed] = [result for result in failing.gate_results if result.passed is False]
-    assert failed.gate == Gate("dcr_share_lower", "<=", 0.55) and failed.value == pytest.approx(0.60)
-    assert failed.text == "DCR share lower bound 0.6 <= 0.55: FAIL"
+    assert failed.gate == Gate("dcr_share", "<=", "null", 0.05, 0.002) and failed.value == pytest.approx(0.62)
+    assert failed.null == 0.5 and failed.p_value == 0.001 and failed.test == TEST
+    assert failed.text == "DCR share 0.62 vs null 0.5 (excess 0.12, tolerance 0.05), p = 0.001 < alpha 0.002: FAIL"
     verdict_line = failing.summary().splitlines()[0]
-    assert verdict_line.startswith("FAIL:") and "dcr_share_lower<=0.55" in verdict_line
+    assert verdict_line.startswith("FAIL:") and "dcr_share<=null+0.05@0.002" in verdict_line
     verdict_block = re.search(r"<div class='verdict fail' id='verdict'>.*?</div>", failing.to_html(), re.S)
-    assert verdict_block and "FAIL" in verdict_block[0] and "dcr_share_lower&lt;=0.55" in verdict_block[0]
+    assert verdict_block and "FAIL" in verdict_block[0] and "dcr_share&lt;=null+0.05@0.002" in verdict_block[0]
+    # The same excess without significance, or significance within the tolerance, passes.
+    assert report(dcr_low=0.60, dcr_p=0.003).verdict == "PASS"
+    assert report(dcr_low=0.52, dcr_p=0.0001).verdict == "PASS"
+
+
+def test_null_gate_parse_and_decision_rule() -> None:
+    gate = Gate.parse("mia_auc_distance <= null+0.1@0.05")
+    assert gate == Gate("mia_auc_distance", "<=", "null", 0.1, 0.05) and Gate.parse(str(gate)) == gate
+    assert Gate.parse("linkability_risk<=null") == Gate("linkability_risk", "<=", "null", 0.0, 0.002)
+    for malformed in ["dcr_share>=null+0.05", "dcr_share<=null+x", "dcr_share<=null@2", "dcr_share<=null+-0.1", "dcr_share<=nul"]:
+        with pytest.raises(InvalidArgumentError):
+            Gate.parse(malformed)
+    sections = report().sections
+    base = sections["privacy"].scores[2]  # MIA AUC (distance): observed 0.53, null 0.5
+    for p_value, observed, expected in [(0.01, 0.7, False), (0.06, 0.7, True), (0.01, 0.59, True), (float("nan"), 0.7, None)]:
+        sections["privacy"].scores[2] = dataclasses.replace(base, p_value=p_value, observed=observed)
+        [result] = Report(sections, CONTEXT, [gate]).gate_results
+        assert result.passed is expected, (p_value, observed)
+    assert result.status == "inconclusive" and "inconclusive" in result.text
 
 
 def test_gate_parse() -> None:
@@ -148,24 +178,34 @@ def test_exact_copies_compared_with_holdout_reference() -> None:
         sections["privacy"].scores[0] = dataclasses.replace(copies, value=value, reference=reference)
         [result] = Report(sections, CONTEXT, [gate]).gate_results
         assert result.passed is expected
-    assert result.text == "Exact copies: not evaluated (no holdout reference)"
+    assert result.text == "Exact copies: inconclusive (no holdout reference)"
     sections["privacy"].scores[0] = dataclasses.replace(copies, value=0.003, reference=0.0017)
     assert Report(sections, CONTEXT, [gate]).gate_results[0].text == "Exact copies 0.003 <= holdout 0.0017: FAIL"
 
 
-def test_missing_metric_is_not_evaluated_and_does_not_fail() -> None:
+def test_missing_metric_or_too_little_evidence_is_inconclusive_never_a_pass() -> None:
     partial = report(omit=("mia_auc_domias", "linkability_risk"))
     by_rule = {str(result.gate): result for result in partial.gate_results}
-    assert by_rule["mia_auc_domias<=0.6"].passed is None and "not evaluated" in by_rule["mia_auc_domias<=0.6"].text
-    assert partial.passed and partial.verdict == "PASS"
-    assert "not evaluated: mia_auc_domias<=0.6, linkability_risk<=0.1" in partial.summary()
+    assert by_rule["mia_auc_domias<=null+0.05@0.002"].passed is None
+    assert "inconclusive" in by_rule["mia_auc_domias<=null+0.05@0.002"].text
+    assert not partial.passed and partial.verdict == "INCONCLUSIVE"
+    assert "inconclusive (never a pass): mia_auc_domias<=null+0.05@0.002, linkability_risk<=null+0.05@0.002" in partial.summary()
+    html = partial.to_html()
+    assert "<div class='verdict inconclusive' id='verdict'>" in html and "class='inconclusive'" in html
+    # One singling-out predicate: the score exists, but the test says it has too little data.
+    thin = report(singling_evidence="1 predicates single out a synthetic row, fewer than 20")
+    [result] = [r for r in thin.gate_results if r.gate.metric == "singling_out_risk"]
+    assert result.passed is None and "fewer than 20" in result.text and thin.verdict == "INCONCLUSIVE"
+    # A failure still dominates.
+    assert report(dcr_low=0.6, dcr_p=0.001, omit=("linkability_risk",)).verdict == "FAIL"
     fidelity_only = Report({"fidelity": fidelity()}, CONTEXT)
-    assert fidelity_only.passed and fidelity_only.verdict == "NOT EVALUATED"
+    assert not fidelity_only.passed and fidelity_only.verdict == "NOT EVALUATED"
     assert "NOT EVALUATED" in fidelity_only.to_html()
 
 
 def test_to_json_round_trips(tmp_path: Path) -> None:
     full = Report({"fidelity": fidelity(), "privacy": privacy(big=True)}, dict(CONTEXT))
+    assert full.verdict == "PASS"
     text = full.to_json(tmp_path / "report.json")
     assert (tmp_path / "report.json").read_text(encoding="utf-8") == text
     assert "NaN" not in text and "Infinity" not in text
@@ -174,7 +214,10 @@ def test_to_json_round_trips(tmp_path: Path) -> None:
     scores = {score["key"]: score for score in document["scores"]}
     assert scores["dcr_share"]["low"] == pytest.approx(0.49) and scores["column_pair_trends_all_pairs"]["value"] is None
     assert {gate["rule"] for gate in document["gates"]} == {str(gate) for gate in DEFAULT_GATES}
-    assert document["gates"][0]["threshold"] == pytest.approx(0.0017)
+    dcr = next(gate for gate in document["gates"] if gate["metric"] == "dcr_share")
+    assert dcr["status"] == "pass" and dcr["null"] == 0.5 and dcr["synthetic"] == pytest.approx(0.51)
+    assert dcr["alpha"] == 0.002 and dcr["tolerance"] == 0.05 and dcr["p_value"] == 0.3 and dcr["test"] == TEST
+    assert scores["dcr_share"]["null"] == 0.5 and scores["dcr_share"]["p_value"] == 0.3
     figures = document["sections"]["privacy"]["figures"]
     assert sum(figures["dcr_synthetic_to_train"]["histogram"]["counts"]) == 20_000
     assert len(figures["dcr_holdout_to_train"]) == 300
@@ -187,7 +230,7 @@ def html_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A failing report with a hostile column and metric name, written once for the HTML checks."""
     context = {**CONTEXT, "data_source": EVIL, "sampling": ["Columns sampled: 40 of 60."]}
     path = tmp_path_factory.mktemp("html") / "report.html"
-    text = Report({"fidelity": fidelity(evil=True), "privacy": privacy(dcr_low=0.60)}, context).to_html(path)
+    text = Report({"fidelity": fidelity(evil=True), "privacy": privacy(dcr_low=0.60, dcr_p=0.001)}, context).to_html(path)
     return path, text
 
 
@@ -197,7 +240,8 @@ def test_to_html_content(html_report: tuple[Path, str]) -> None:
     assert "<h1>FAIL</h1>" in text
     for metric in HEADLINE:
         assert f"<td>{metric}</td>" in text
-    assert "holdout reference" in text and "dcr_share_lower&lt;=0.55 FAIL" in text
+    assert "holdout reference" in text and "dcr_share&lt;=null+0.05@0.002 FAIL" in text
+    assert "<th>null (fresh real rows)</th><th>p-value</th><th>alpha</th><th>tolerance</th><th>test</th>" in text
     assert "an attacker who holds the whole synthetic data set" in text and "some real records" in text and "holdout" in text
     assert "not a guarantee" in text and "no formal differential-privacy guarantee" in text
     assert "Columns sampled: 40 of 60." in text and "synthgen 0.1 DOMIAS (KDE)" in text

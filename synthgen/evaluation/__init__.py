@@ -31,6 +31,7 @@ def evaluate(
     gates: list[Gate] | None = None,
     seed: int = 0,
     rare_k: int = 5,
+    sensitive: list[str] | None = None,
     context: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> Report:
@@ -38,7 +39,9 @@ def evaluate(
 
     ``holdout`` (real rows the generator never saw) calibrates every score and is required for
     the DCR share, membership inference and anonymeter-style risks; it should be about the size
-    of ``real``. ``gates`` default to :data:`DEFAULT_GATES`.
+    of ``real``. ``gates`` default to :data:`DEFAULT_GATES`: each a one-sided test against the
+    null of fresh real rows (see :mod:`synthgen.evaluation.gates`). Attribute inference tries every
+    non-id column as the secret, or only the ``sensitive`` ones.
     """
     for name, frame in (("real", real), ("synthetic", synthetic), ("holdout", holdout)):
         if frame is not None and (not isinstance(frame, pd.DataFrame) or frame.empty):
@@ -52,7 +55,7 @@ def evaluate(
     with tqdm(total=2, desc="evaluating", unit="section", disable=not progress, leave=False) as bar:
         sections["fidelity"] = fidelity_section(real, synthetic, holdout, metadata, rng=rng, target=target)
         bar.update()
-        sections["privacy"] = privacy_section(real, synthetic, holdout, metadata, rng=rng, rare_k=rare_k)
+        sections["privacy"] = privacy_section(real, synthetic, holdout, metadata, rng=rng, rare_k=rare_k, sensitive=sensitive)
         bar.update()
     about = {
         "rows": {"real (training)": len(real), "holdout": None if holdout is None else len(holdout), "synthetic": len(synthetic)},
@@ -60,6 +63,7 @@ def evaluate(
         "privacy unit": "one row = one patient (assumed; the risks are per row)",
         "evaluation seed": seed,
         "rare category threshold": rare_k,
+        **({"sensitive columns": list(sensitive)} if sensitive else {}),
         "versions": {name: version(name) for name in ("synthgen", "sdmetrics", "scikit-learn", "pandas")},
         **(context or {}),
     }

@@ -26,10 +26,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from synthgen.evaluation.gates import DEFAULT_GATES, Gate, GateResult, check_known, format_number, metric_key
+from synthgen._files import write_atomic
+from synthgen.evaluation.gates import NULL, DEFAULT_GATES, Gate, GateResult, check_known, format_number, metric_key
 from synthgen.evaluation.scores import SectionResult
 
-SCORE_COLUMNS = ["section", "metric", "key", "value", "low", "high", "reference", "ideal", "method", "note"]
+SCORE_COLUMNS = ["section", "metric", "key", "value", "low", "high", "reference", "ideal", "method", "note",
+                 "observed", "null", "p_value", "test", "evidence"]
 MAX_FIGURE_VALUES = 10_000
 HISTOGRAM_BINS = 40
 
@@ -102,11 +104,11 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 aut
 h1{margin:.2rem 0}h2{border-bottom:1px solid #cbd2d9;padding-bottom:.2rem;margin-top:2.2rem}
 .verdict{padding:1rem 1.5rem;border-radius:6px;border:2px solid}
 .verdict.pass{background:#e3f9e5;border-color:#31a24c}.verdict.fail{background:#ffe3e3;border-color:#d64545}
-.verdict.none{background:#fff3c4;border-color:#cb6e17}
+.verdict.none{background:#fff3c4;border-color:#cb6e17}.verdict.inconclusive{background:#ede9fe;border-color:#6d28d9}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
 th,td{border-bottom:1px solid #e4e7eb;padding:.25rem .6rem;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-.pass{color:#207227}.fail{color:#b42318;font-weight:600}.none{color:#8d5a00}
+.pass{color:#207227}.fail{color:#b42318;font-weight:600}.none{color:#8d5a00}.inconclusive{color:#6d28d9;font-weight:600}
 img.grid-image{max-width:100%;image-rendering:pixelated;border:1px solid #cbd2d9}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:.5rem}
 .scroll{max-height:26rem;overflow:auto}.caption{color:#52606d;font-size:.9rem}
@@ -166,19 +168,22 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """True when no evaluated gate fails (gates that could not be evaluated do not fail)."""
-        return all(result.passed is not False for result in self.gate_results)
+        """True only when every gate passed: a failed or inconclusive gate is not a pass."""
+        return self.verdict == "PASS"
 
     @property
     def verdict(self) -> str:
-        """PASS, FAIL, or NOT EVALUATED when no gate could be evaluated (so nothing was checked)."""
+        """FAIL when a gate fails; else INCONCLUSIVE when one lacked evidence (NOT EVALUATED when
+        all did, or there is no gate); else PASS."""
         results = self.gate_results
         if any(result.passed is False for result in results):
             return "FAIL"
-        return "PASS" if any(result.passed for result in results) else "NOT EVALUATED"
+        if all(result.passed is None for result in results):
+            return "NOT EVALUATED"
+        return "INCONCLUSIVE" if any(result.passed is None for result in results) else "PASS"
 
     def verdict_detail(self) -> str:
-        """One line naming the failed gates and the ones that could not be evaluated."""
+        """One line naming the failed gates and the inconclusive ones."""
         results = self.gate_results
         failed = [result for result in results if result.passed is False]
         skipped = [str(result.gate) for result in results if result.passed is None]
@@ -190,7 +195,7 @@ class Report:
         else:
             detail = "no gate could be evaluated"
         if skipped:
-            detail += f"; not evaluated: {', '.join(skipped)}"
+            detail += f"; inconclusive (never a pass): {', '.join(skipped)}"
         return detail
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -208,7 +213,9 @@ class Report:
             "gates": [
                 {"rule": str(r.gate), "metric": r.gate.metric, "op": r.gate.op,
                  "threshold": r.gate.threshold if r.threshold is None else r.threshold,
-                 "value": r.value, "passed": r.passed, "text": r.text}
+                 "value": r.value, "passed": r.passed, "status": r.status, "text": r.text,
+                 **({"synthetic": r.value, "null": r.null, "test": r.test, "alpha": r.gate.alpha,
+                     "tolerance": r.gate.tolerance, "p_value": r.p_value} if r.gate.threshold == NULL else {})}
                 for r in self.gate_results
             ],
             "sections": {
@@ -222,7 +229,7 @@ class Report:
         }
         text = json.dumps(_jsonable(document), indent=2, allow_nan=False, ensure_ascii=False)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            write_atomic(path, text)
         return text
 
     def to_html(self, path: str | Path | None = None) -> str:
@@ -232,7 +239,7 @@ class Report:
         gates_by_key = _gates_by_key(results, scores)
         plots = _Plots()
         verdict = self.verdict
-        css_class = {"PASS": "pass", "FAIL": "fail"}.get(verdict, "none")
+        css_class = {"PASS": "pass", "FAIL": "fail", "INCONCLUSIVE": "inconclusive"}.get(verdict, "none")
         parts = [
             "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
             "<meta name='viewport' content='width=device-width,initial-scale=1'>",
@@ -254,7 +261,7 @@ class Report:
         parts += ["<h2>All scores</h2>", _score_table(scores, gates_by_key), self._about_html(scores), "</body></html>"]
         text = "\n".join(parts)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            write_atomic(path, text)
         return text
 
     def summary(self) -> str:
@@ -478,7 +485,7 @@ def _gates_by_key(results: list[GateResult], scores: pd.DataFrame) -> dict[str, 
 
 def _outcome(result: GateResult) -> tuple[str, str]:
     """(word, CSS class) for a gate result."""
-    return {True: ("pass", "pass"), False: ("FAIL", "fail"), None: ("not evaluated", "none")}[result.passed]
+    return {True: ("pass", "pass"), False: ("FAIL", "fail"), None: ("inconclusive", "inconclusive")}[result.passed]
 
 
 def _gate_cell(result: GateResult) -> str:
@@ -500,8 +507,20 @@ def _score_table(rows: pd.DataFrame, gates_by_key: dict[str, list[GateResult]]) 
 
 
 def _gate_table(results: list[GateResult]) -> str:
-    rows = "".join(f"<tr><td><code>{_e(str(r.gate))}</code></td><td class='{_outcome(r)[1]}'>{_e(r.text)}</td></tr>" for r in results)
-    return f"<table><tr><th>rule</th><th>result</th></tr>{rows}</table>"
+    """Per gate: rule, synthetic value, null value, test, alpha, tolerance and verdict (with its reasoning)."""
+    head = ("<tr><th>rule</th><th>synthetic</th><th>null (fresh real rows)</th><th>p-value</th><th>alpha</th>"
+            "<th>tolerance</th><th>test</th><th>verdict</th></tr>")
+    rows = []
+    for r in results:
+        null_gate = r.gate.threshold == NULL
+        numbers = (format_number(r.value), format_number(r.null if null_gate else r.threshold),
+                   format_number(r.p_value) if null_gate else "", format_number(r.gate.alpha) if null_gate else "",
+                   format_number(r.gate.tolerance) if null_gate else "")
+        word, css = _outcome(r)
+        rows.append(f"<tr><td><code>{_e(str(r.gate))}</code></td>" + "".join(f"<td class='num'>{_e(n)}</td>" for n in numbers)
+                    + f"<td class='caption'>{_e(r.test)}</td><td class='{css}' title='{_e(r.text)}'>{_e(word)}<br>"
+                    f"<span class='caption'>{_e(r.text)}</span></td></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
 
 
 def _table_html(table: pd.DataFrame) -> str:

@@ -16,6 +16,12 @@ class Score:
     confidence interval when the metric has one. ``ideal`` says which value is best (e.g. "1",
     "0.5", "0"); ``method`` names the implementation and version (e.g. "sdmetrics 0.32.0
     QualityReport").
+
+    A score that carries a statistical test against a null (what fresh real rows, never trained
+    on, would score) also holds ``observed`` (the tested statistic on the synthetic rows),
+    ``null`` (its value under the null), ``p_value`` (one-sided: the synthetic rows reveal more
+    than the null) and ``test`` (how the null and p-value were computed). ``evidence`` is empty
+    when the test had enough data, else the reason it did not (the gate is then inconclusive).
     """
 
     section: str
@@ -27,6 +33,11 @@ class Score:
     ideal: str = ""
     method: str = ""
     note: str = ""
+    observed: float | None = None
+    null: float | None = None
+    p_value: float | None = None
+    test: str = ""
+    evidence: str = ""
 
 
 @dataclass
