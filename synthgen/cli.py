@@ -129,7 +129,7 @@ def main(verbose: bool) -> None:
 @click.option("--device", help="cuda, cuda:1, mps or cpu. [default: best available]")
 @click.option("--dp-epsilon", type=float,
               help="Train with differential privacy at this total epsilon (covers the column statistics and training).")
-@click.option("--dp-delta", type=float, help="DP delta. [default: min(1e-5, 1/(10 n))]")
+@click.option("--dp-delta", type=float, help="DP delta; must be below 1/n. [default: 1e-5]")
 @click.option("--dp-clip", type=float, default=1.0, show_default=True, help="DP per-row gradient clipping norm.")
 @click.option("--dp-noise", type=float,
               help="Fix the DP noise multiplier instead of deriving it; training then stops when epsilon is spent.")
@@ -138,14 +138,13 @@ def main(verbose: bool) -> None:
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
 @click.option("--dp-no-pairs", is_flag=True,
               help="Do not release the dependent column pairs' two-way tables (their share of epsilon then goes to the rest).")
-@click.option("--dp-secure", is_flag=True, help="Draw DP noise from fresh OS entropy (for releases; not reproducible).")
 @_image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
-        dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, dp_secure: bool, quiet: bool,
+        dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
         no_calibrate: bool,
         **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
@@ -154,9 +153,11 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     files (one sub-folder per class) or a MedMNIST-style .npz file.
 
     Tables: column kinds are detected unless --metadata is given; run `synthgen metadata` to get
-    an editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private;
-    declare public ranges/categories in the metadata ("public_bounds", "public_values") to spend
-    nothing on them.
+    an editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private
+    for adding or removing one patient (the row count is private too); it needs --metadata (nothing
+    about the schema is detected from the rows), and its noise comes from OS entropy, so a DP fit is
+    not byte-reproducible even with --seed. Declare public ranges/categories in the metadata
+    ("public_bounds", "public_values") to spend nothing on them.
 
     Images: labels come from --labels CSV + --label-column, or from a DICOM tag (--label-tag);
     CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
@@ -179,16 +180,16 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         return
     if any(value is not None for value in image_options.values()):
         raise InvalidArgumentError("--labels, --label-column, --label-tag, --image-size, --window and --reader apply to images")
-    dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_secure or dp_no_pairs
+    dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
                 or dp_statistics_share is not None)
     if dp_epsilon is None and dp_given:
-        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-statistics-share, --dp-unit-column, --dp-no-pairs and "
-                                   "--dp-secure need --dp-epsilon")
+        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-statistics-share, --dp-unit-column and --dp-no-pairs "
+                                   "need --dp-epsilon")
     dp = None
     if dp_epsilon is not None:
         share = {"preprocessing_share": dp_statistics_share} if dp_statistics_share is not None else {}
         dp = DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise,
-                        unit_column=dp_unit_column, secure=dp_secure, pairs=not dp_no_pairs, **share)
+                        unit_column=dp_unit_column, pairs=not dp_no_pairs, **share)
     table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
     synthesizer = TabularSynthesizer(
@@ -198,13 +199,20 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     synthesizer.save(output)
     summary = synthesizer.training_
     click.echo(
-        f"Trained on {summary['rows']} rows x {summary['columns']} columns "
-        f"({len(synthesizer.holdout_rows_)} held out): {summary['steps']} steps in "
+        f"Trained on {'about ' if 'privacy' in summary else ''}{summary['rows']} rows x {summary['columns']} columns "
+        f"({_held_out(synthesizer)}): {summary['steps']} steps in "
         f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
     )
     if synthesizer.privacy_ is not None:
         statement = dp_statement(synthesizer.privacy_)
         click.echo(statement[0].upper() + statement[1:])
+
+
+def _held_out(synthesizer: TabularSynthesizer) -> str:
+    """How many rows were held out; a DP model records only the fraction (a count would reveal n)."""
+    if "holdout_fraction" in synthesizer.training_:
+        return f"{synthesizer.training_['holdout_fraction']:.0%} held out"
+    return f"{len(synthesizer.holdout_rows_)} held out"
 
 
 @main.command()
