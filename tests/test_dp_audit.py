@@ -83,6 +83,16 @@ def test_the_bound_finds_a_mechanism_that_adds_no_noise_and_clears_one_that_adds
     assert epsilon_lower_bound(null, alternative) < claimed_epsilon(1.0, 1)
 
 
+def test_the_coarse_row_count_does_not_reveal_a_patient():
+    from synthgen.dp.entropy import PrivateRandom
+    from synthgen.dp.release import release_row_count
+
+    private, noise = PrivateRandom(), 1.0
+    null = np.array([release_row_count(50, noise, private) for _ in range(8_000)])
+    alternative = np.array([release_row_count(51, noise, private) for _ in range(8_000)])
+    assert epsilon_lower_bound(null, alternative) < claimed_epsilon(noise, 1)
+
+
 def test_the_pooled_rare_names_count_does_not_reveal_a_rare_name():
     # Every name in D is common, so all are released; the crafted patient's name is unique and never
     # released. The weight of the pooled level must not tell whether that patient is in the table.
