@@ -94,28 +94,27 @@ def test_image_set_checks_its_shape_and_normalises_labels() -> None:
 # --- registry ----------------------------------------------------------------------------------
 
 
-def test_image_readers_register_in_the_transformer_group_and_stay_out_of_columns(monkeypatch) -> None:
+def test_image_readers_have_their_own_group_and_stay_out_of_columns(monkeypatch) -> None:
     assert registry.image_readers() == {"dicom": DicomFolderReader, "folder": ImageFolderReader, "npz": NpzReader}
-    assert {"image.dicom", "image.folder", "image.npz"} <= set(registry.transformers())
-    assert not any(name.startswith("image.") for name in registry.column_transformers())
-    with pytest.raises(MetadataError, match="'image.dicom' is an image reader"):
-        registry.transformer_for("scan", {"sdtype": "categorical", "transformer": "image.dicom"})
+    assert not set(registry.image_readers()) & set(registry.column_transformers())
+    with pytest.raises(MetadataError, match="no transformer named 'dicom'"):
+        registry.transformer_for("scan", {"sdtype": "categorical", "transformer": "dicom"})
 
-    def install(*entries: tuple[str, str]) -> None:
-        points = [EntryPoint(name=name, value=value, group=registry.TRANSFORMER_GROUP) for name, value in entries]
-        monkeypatch.setattr(registry, "entry_points", lambda group: points)
-        registry.transformers.cache_clear()
+    def install(group: str, *entries: tuple[str, str]) -> None:
+        points = [EntryPoint(name=name, value=value, group=group) for name, value in entries]
+        monkeypatch.setattr(registry, "entry_points", lambda group: [p for p in points if p.group == group])
+        registry.plugins.cache_clear()
 
     try:
-        install(("image.odd", "synthgen.data.continuous:ContinuousTransformer"))
-        with pytest.raises(PluginError, match="not an ImageReader"):
-            registry.transformers()
-        install(("dicom", "synthgen.data.images:DicomFolderReader"))
-        with pytest.raises(PluginError, match="register it as 'image.dicom'"):
-            registry.transformers()
+        install(registry.IMAGE_READER_GROUP, ("odd", "synthgen.data.continuous:ContinuousTransformer"))
+        with pytest.raises(PluginError, match="image reader plugin 'odd'.*not a subclass of ImageReader"):
+            registry.image_readers()
+        install(registry.TRANSFORMER_GROUP, ("dicom", "synthgen.data.images:DicomFolderReader"))
+        with pytest.raises(PluginError, match="column transformer plugin 'dicom'.*not a subclass of ColumnTransformer"):
+            registry.column_transformers()
     finally:
         monkeypatch.undo()
-        registry.transformers.cache_clear()
+        registry.plugins.cache_clear()
 
 
 # --- DICOM reader ------------------------------------------------------------------------------

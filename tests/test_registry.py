@@ -14,10 +14,10 @@ from synthgen.errors import MetadataError, PluginError
 def fake_entry_points(monkeypatch):
     def install(*entries: EntryPoint) -> None:
         monkeypatch.setattr(registry, "entry_points", lambda group: [e for e in entries if e.group == group])
-        registry.transformers.cache_clear()
+        registry.plugins.cache_clear()
 
     yield install
-    registry.transformers.cache_clear()
+    registry.plugins.cache_clear()
 
 
 def _entry(name: str, value: str) -> EntryPoint:
@@ -25,7 +25,7 @@ def _entry(name: str, value: str) -> EntryPoint:
 
 
 def test_builtins_register_through_the_public_entry_point_group() -> None:
-    found = registry.transformers()
+    found = registry.column_transformers()
     assert {"numerical", "categorical", "boolean", "datetime", "id"} <= set(found)
     assert found["numerical"] is ContinuousTransformer
 
@@ -33,7 +33,7 @@ def test_builtins_register_through_the_public_entry_point_group() -> None:
 def test_a_broken_plugin_is_named_with_its_cause(fake_entry_points) -> None:
     fake_entry_points(_entry("broken", "synthgen_no_such_module:Thing"))
     with pytest.raises(PluginError, match="'broken'") as info:
-        registry.transformers()
+        registry.column_transformers()
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
 
 
@@ -41,13 +41,31 @@ def test_duplicate_names_are_an_error(fake_entry_points) -> None:
     value = "synthgen.data.continuous:ContinuousTransformer"
     fake_entry_points(_entry("numerical", value), _entry("numerical", value))
     with pytest.raises(PluginError, match="two plugins"):
-        registry.transformers()
+        registry.column_transformers()
 
 
 def test_a_plugin_that_is_not_a_transformer_is_refused(fake_entry_points) -> None:
     fake_entry_points(_entry("odd", "pathlib:Path"))
-    with pytest.raises(PluginError, match="not a ColumnTransformer"):
-        registry.transformers()
+    with pytest.raises(PluginError, match="not a subclass of ColumnTransformer"):
+        registry.column_transformers()
+
+
+def test_each_group_is_loaded_on_its_own_and_checked_against_its_own_base(fake_entry_points) -> None:
+    fake_entry_points(
+        _entry("numerical", "synthgen.data.continuous:ContinuousTransformer"),
+        EntryPoint(name="broken", value="synthgen_no_such_module:Reader", group=registry.IMAGE_READER_GROUP),
+        EntryPoint(name="odd", value="pathlib:Path", group=registry.SYNTHESIZER_GROUP),
+    )
+    assert list(registry.column_transformers()) == ["numerical"]  # a broken image reader does not stop columns
+    with pytest.raises(PluginError, match="image reader plugin 'broken'"):
+        registry.image_readers()
+    with pytest.raises(PluginError, match="synthesizer plugin 'odd'.*from_bundle"):
+        registry.synthesizers()
+
+
+def test_builtin_synthesizers_are_found_by_the_kind_their_files_record() -> None:
+    found = registry.synthesizers()
+    assert {kind: cls.kind for kind, cls in found.items()} == {"tabular": "tabular", "image": "image"}
 
 
 def test_metadata_selects_by_transformer_key_then_sdtype() -> None:

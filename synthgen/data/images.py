@@ -43,6 +43,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError
+from synthgen.registry import image_readers
 
 logger = logging.getLogger(__name__)
 
@@ -790,8 +791,6 @@ def read_images(
     files to ``folder``. A folder that several readers recognise (DICOM and PNG files side by side)
     needs ``reader``; one that none recognises is an error naming it.
     """
-    from synthgen.registry import image_readers  # the registry imports this module
-
     path = Path(path)
     if not path.exists():
         raise InvalidDataError(f"{str(path)!r} does not exist")

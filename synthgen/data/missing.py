@@ -13,6 +13,7 @@ import pandas as pd
 
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.errors import InvalidDataError, PluginError
+from synthgen.registry import column_transformers
 
 
 class MissingIndicator(ColumnTransformer):
@@ -83,8 +84,6 @@ class MissingIndicator(ColumnTransformer):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MissingIndicator:
-        from synthgen.registry import column_transformers  # the registry imports the transformer modules
-
         available = column_transformers()
         if state["inner"] not in available:
             raise PluginError(f"this model needs the transformer {state['inner']!r}, which is not installed")
