@@ -23,7 +23,7 @@ from synthgen.data.datetime import DatetimeTransformer
 from synthgen.data.identifier import IdentifierTransformer
 from synthgen.data.missing import MissingIndicator
 from synthgen.errors import InvalidDataError, NotFittedError, UnknownCategoryError
-from synthgen.registry import column_transformers, transformers
+from synthgen.registry import column_transformers
 
 #: Small mixtures keep the Gaussian-mixture fits fast.
 OPTIONS = {"max_modes": 5, "gmm_max_rows": 500, "min_category_count": 5, "rare_label": "Other"}
@@ -233,7 +233,7 @@ def test_transformer_contract(name: str, check: Callable[[str], None]) -> None:
 
 
 def test_builtin_transformers_are_registered() -> None:
-    assert {"numerical", "categorical", "boolean", "datetime", "id"} <= set(transformers())
+    assert {"numerical", "categorical", "boolean", "datetime", "id"} <= set(column_transformers())
 
 
 # --- continuous ------------------------------------------------------------------------------
