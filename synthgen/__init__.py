@@ -4,35 +4,39 @@ Public API::
 
     from synthgen import TabularSynthesizer, Metadata, DPSettings, load, augment, evaluate
     from synthgen import ImageSynthesizer, read_images, write_images, augment_images, evaluate_images
+
+Every name is imported on first use, so ``import synthgen.errors`` (and the CLI's ``--help``)
+need not load torch, pydicom or scikit-learn. Our own modules never import from here.
 """
+from importlib import import_module
 from typing import Any
 
-__version__ = "0.1.0"
+from synthgen._version import __version__
 
-from synthgen.augmentation import augment  # noqa: E402
-from synthgen.data.images import ImageSet, read_images  # noqa: E402
-from synthgen.dp.accounting import DPSettings  # noqa: E402
-from synthgen.image_augmentation import augment_images  # noqa: E402
-from synthgen.image_io import write_images  # noqa: E402
-from synthgen.image_synthesizer import ImageSynthesizer  # noqa: E402
-from synthgen.loading import load  # noqa: E402
-from synthgen.metadata import Metadata  # noqa: E402
-from synthgen.synthesizer import TabularSynthesizer  # noqa: E402
+#: Public name -> the module that defines it.
+_PUBLIC = {
+    "DPSettings": "synthgen.dp.accounting",
+    "ImageSet": "synthgen.data.images",
+    "ImageSynthesizer": "synthgen.image_synthesizer",
+    "Metadata": "synthgen.metadata",
+    "TabularSynthesizer": "synthgen.synthesizer",
+    "augment": "synthgen.augmentation",
+    "augment_images": "synthgen.image_augmentation",
+    "evaluate": "synthgen.evaluation",
+    "evaluate_images": "synthgen.evaluation.images",
+    "load": "synthgen.loading",
+    "read_images": "synthgen.data.images",
+    "write_images": "synthgen.image_io",
+}
 
-__all__ = [
-    "DPSettings", "ImageSet", "ImageSynthesizer", "Metadata", "TabularSynthesizer", "augment", "augment_images",
-    "evaluate", "evaluate_images", "load", "read_images", "write_images", "__version__",
-]
+__all__ = [*sorted(_PUBLIC), "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    # The evaluations pull in sdmetrics and plotly (seconds to import): load them only when asked for.
-    if name == "evaluate":
-        from synthgen.evaluation import evaluate
-
-        return evaluate
-    if name == "evaluate_images":
-        from synthgen.evaluation.images import evaluate_images
-
-        return evaluate_images
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'synthgen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -12,7 +12,7 @@ import click
 import numpy as np
 from tqdm.auto import tqdm
 
-from synthgen import __version__
+from synthgen._version import __version__
 from synthgen.errors import InvalidArgumentError, SynthgenError
 from synthgen.datasets import EXAMPLES, load_example
 from synthgen.dp.accounting import DPSettings, statement as dp_statement

@@ -35,7 +35,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
-from synthgen import __version__
+from synthgen._version import __version__
 from synthgen._files import publish_directory
 from synthgen.data.images import FILE_COLUMNS, ImageSet, IntensityMapping, read_images
 from synthgen.errors import InvalidArgumentError, InvalidDataError

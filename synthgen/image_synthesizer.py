@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthgen import __version__
+from synthgen._version import __version__
 from synthgen.bundle import write_bundle
 from synthgen.data.images import ImageSet, IntensityMapping, square_resize
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError

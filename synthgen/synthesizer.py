@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthgen import __version__
+from synthgen._version import __version__
 from synthgen.bundle import write_bundle
 from synthgen.data.calibration import ValueCalibration
 from synthgen.data.table import TableTransformer

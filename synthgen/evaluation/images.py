@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from synthgen import __version__
+from synthgen._version import __version__
 from synthgen.data.images import ImageSet
 from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError
 from synthgen.evaluation.gates import Gate

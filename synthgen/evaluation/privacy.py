@@ -43,7 +43,7 @@ from scipy.stats import binom, hypergeom, mannwhitneyu, norm
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import NearestNeighbors
 
-from synthgen import __version__
+from synthgen._version import __version__
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.evaluation.scores import Score, SectionResult
 from synthgen.metadata import Metadata
