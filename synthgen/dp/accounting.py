@@ -332,8 +332,8 @@ def statement(record: dict[str, Any]) -> str:
     return (
         f"trained with (ε={record['epsilon']:.3g}, δ={record['delta']:.2g})-DP (target ε={record['epsilon_target']:g}), "
         f"accountant: {record['accountant']} (Opacus {record['opacus_version']}); "
-        f"spent by: column statistics and two-way tables ε={_released(spent):.3g} alone, "
-        f"discriminator DP-SGD ε={spent['discriminator DP-SGD']:.3g} alone (composed, not added), "
+        f"spent by: {_row_count(spent)}column statistics and two-way tables ε={_released(spent):.3g} alone, "
+        f"discriminator DP-SGD ε={spent['discriminator DP-SGD']:.3g} alone (these two composed, not added), "
         f"category names released above a noisy threshold (δ share {spent['category names (thresholding delta)']:.2g}); "
         f"noise multiplier {record['noise_multiplier']:.3g}, sample rate {record['sample_rate']:.3g}, "
         f"{record['steps']} steps{_stopped(record)}, expected batch {record['expected_batch_size']}, "
@@ -348,6 +348,12 @@ def statement(record: dict[str, Any]) -> str:
 def _released(spent: dict[str, float]) -> float:
     """ε of the releases alone; files from before the two-way tables name it differently."""
     return spent.get("column statistics and two-way tables (Gaussian releases)", spent.get("column statistics (Gaussian histograms)"))
+
+
+def _row_count(spent: dict[str, float]) -> str:
+    """The coarse row count's share, added to the rest; files from before it have none."""
+    key = "row count (coarse, sizes the plan; basic composition)"
+    return f"a coarse noisy row count ε={spent[key]:.3g} (added), " if key in spent else ""
 
 
 def _stopped(record: dict[str, Any]) -> str:
