@@ -116,6 +116,12 @@ def dp_metadata(table: str, train: pd.DataFrame):
     return synthgen.Metadata.from_dict(spec)
 
 
+def _split(table: str, rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """run.py's split; with ``rows``, only the training split's first ``rows`` rows (--train-rows)."""
+    train, holdout = split(table)
+    return (train.head(rows).reset_index(drop=True) if rows else train), holdout
+
+
 # ---------------------------------------------------------------------------- synthgen (fresh process)
 def synthgen_worker(table: str, epsilon: float, seed: int, options: dict[str, Any], n_draw: int, n_big: int) -> dict[str, Any]:
     """Fit synthgen at ``epsilon`` (inf: without DP, defaults) in this fresh process; draws + record."""
@@ -125,7 +131,7 @@ def synthgen_worker(table: str, epsilon: float, seed: int, options: dict[str, An
     from synthgen.models.tabular_gan import GANConfig
 
     bench._limit_threads(bench.THREADS)
-    train, _ = split(table)
+    train, _ = _split(table, options.get("train_rows"))
     if math.isfinite(epsilon):
         config = GANConfig(discriminator_dims=tuple(options["critic_dims"])) if options.get("critic_dims") else None
         params = dict(metadata=dp_metadata(table, train), steps=options.get("steps"), batch_size=options.get("batch_size"),
@@ -154,11 +160,11 @@ def synthgen_worker(table: str, epsilon: float, seed: int, options: dict[str, An
 
 # ---------------------------------------------------------------------------- smartnoise (its own venv)
 def smartnoise_fit(python: str, table: str, epsilon: float, seed: int, share: float, n_draw: int, n_big: int,
-                   timeout: float, workdir: Path, method: str = "smartnoise") -> dict[str, Any]:
+                   timeout: float, workdir: Path, method: str = "smartnoise", rows: int | None = None) -> dict[str, Any]:
     """Run dp_smartnoise_worker.py under ``python``; its sample split into DRAWS + 1 frames."""
     import synthgen
 
-    train, _ = split(table)
+    train, _ = _split(table, rows)
     columns = synthgen.Metadata.detect(train).to_dict()["columns"]
     kept = [c for c in train if columns[c]["sdtype"] != "id"]  # ids are regenerated, as for ctgan in run.py
     stem = workdir / f"{table}-{method}-{epsilon}-{seed}"
@@ -170,7 +176,7 @@ def smartnoise_fit(python: str, table: str, epsilon: float, seed: int, share: fl
            "preprocessor_share": share, "rows": bench.DRAWS * n_draw + n_big, "threads": bench.THREADS}
     if method != "smartnoise":  # AIM / MST: discrete domains declared here, δ as synthgen's default
         job.update(domains=marginal_domains(table, columns, kept), delta=min(1e-5, 1 / (10 * len(train))),
-                   names_share=MARGINAL_NAMES_SHARE)
+                   names_share=MARGINAL_NAMES_SHARE, sizes=[n_draw] * bench.DRAWS + [n_big])
     Path(f"{stem}.job.json").write_text(json.dumps(job))
     started = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(bench.THREADS), "MKL_NUM_THREADS": str(bench.THREADS),
@@ -238,14 +244,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import synthgen
 
     options = {"steps": args.steps, "batch_size": args.batch_size, "statistics_share": args.statistics_share,
-               "critic_dims": args.critic_dims, "clip": args.clip}
+               "critic_dims": args.critic_dims, "clip": args.clip, "train_rows": args.train_rows}
     results: dict[str, Any] = {"tables": {}, "options": options}
     workdir = Path(tempfile.mkdtemp(prefix="dp-bench-"))
     pool = concurrent.futures.ThreadPoolExecutor(1)  # smartnoise fits run beside synthgen's (--parallel)
     lock = threading.Lock()
     for table in args.tables:
         started = time.perf_counter()
-        train, holdout = split(table)
+        train, holdout = _split(table, args.train_rows)
         metadata = synthgen.Metadata.detect(train)
         seeds = _seeds(args, table)
         n_draw, n_big = len(holdout), len(train)
@@ -268,7 +274,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for seed in seeds:
                     def job(method=method, epsilon=epsilon, seed=seed):
                         fitted = smartnoise_fit(args.smartnoise_python, table, epsilon, seed, args.smartnoise_share,
-                                                n_draw, n_big, args.smartnoise_timeout, workdir, method)
+                                                n_draw, n_big, args.smartnoise_timeout, workdir, method,
+                                                args.train_rows)
                         record(method, epsilon, seed, fitted)
                     pending.append(pool.submit(job) if args.parallel else job)
         if "synthgen" in args.methods:
@@ -369,6 +376,8 @@ def main() -> None:
     parser.add_argument("--table-seeds", nargs="*", default=[], metavar="TABLE=S1,S2",
                         help="seeds for one table instead of --seeds, e.g. flchain=0")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--train-rows", type=int,
+                        help="fit on the training split's first N rows only (fit-time checks; scored as usual)")
     parser.add_argument("--steps", type=int, help="synthgen DP: optimiser steps [default: synthgen's default_steps]")
     parser.add_argument("--batch-size", type=int, help="synthgen DP: expected batch of real rows [default: 500, at most n]")
     parser.add_argument("--statistics-share", type=float,
@@ -416,7 +425,7 @@ def _holdout_detection(runs: list[dict[str, Any]]) -> float:
 
 
 def _merged(loaded: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several runs' results as one: each table's fits pooled; the split and references of its first run."""
+    """Several runs' results as one: each table's fits pooled; the references of its first run, gaps re-based on them."""
     merged: dict[str, Any] = {"tables": {}, "runs": []}
     for results in loaded:
         merged["runs"].append(results["run"])
@@ -428,6 +437,10 @@ def _merged(loaded: list[dict[str, Any]]) -> dict[str, Any]:
             kept["runs"] += entry["runs"]
             kept["seeds"] = sorted(set(kept["seeds"]) | set(entry["seeds"]))
             kept["holdout"]["detection_auc"] = _holdout_detection(kept["runs"])
+    for entry in merged["tables"].values():  # one floor per table: a run's own seeds' floor differs slightly
+        for row in entry["runs"]:
+            if row["status"] == "ok":
+                bench.add_gaps(row, entry["holdout"], entry["independent_floor"])
     return merged
 
 

@@ -184,8 +184,13 @@ def _marginal(job: dict, train) -> dict:
     started = time.perf_counter()
     model.fit(coded, transformer=transformer, preprocessor_eps=0.0)
     fit_s = time.perf_counter() - started
-    sample = model.sample(int(job["rows"]))
-    sample = pd.DataFrame(np.floor(np.asarray(sample, dtype=float)).astype(int), columns=list(domains))
+    # mbi's synthetic_data is not a row-by-row draw: it rounds each marginal onto the rows in order,
+    # so its rows come sorted. One call per frame (``sizes``: the driver's draws), rows shuffled.
+    frames = []
+    for size in job.get("sizes", [int(job["rows"])]):
+        rows = np.floor(np.asarray(model.sample(int(size)), dtype=float)).astype(int)
+        frames.append(rows[rng.permutation(len(rows))])
+    sample = pd.DataFrame(np.concatenate(frames), columns=list(domains))
     out = {}
     for (column, domain), size in zip(domains.items(), cards):
         code = sample[column].to_numpy()
