@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from synthgen._version import __version__
+from synthgen._files import check_output, describe_error
 from synthgen.errors import InvalidArgumentError, SynthgenError
 from synthgen.datasets import EXAMPLES, load_example
 from synthgen.dp.accounting import DPSettings, statement as dp_statement
@@ -22,7 +25,7 @@ from synthgen.augmentation import (
 from synthgen.evaluation import Gate, evaluate
 from synthgen.evaluation.gates import DEFAULT_GATES
 from synthgen.evaluation.fidelity import quality_scores
-from synthgen.io import TableWriter, read_table
+from synthgen.io import TableWriter, is_table_path, read_table
 from synthgen.loading import load
 from synthgen.metadata import Metadata
 from synthgen.synthesizer import DEFAULT_CHUNK_ROWS, TabularSynthesizer
@@ -44,18 +47,25 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except SynthgenError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # the machine's refusal (disk full, permissions) on a file synthgen did not expect
+            where = f"{exc.filename!r}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{describe_error(exc)}") from exc
 
     return wrapper
 
 
-def _parse_conditions(pairs: tuple[str, ...]) -> dict[str, str]:
-    conditions: dict[str, str] = {}
-    for pair in pairs:
-        column, separator, value = pair.partition("=")
-        if not separator or not column:
-            raise InvalidArgumentError(f"--condition {pair!r}: write it as COLUMN=VALUE, e.g. --condition sex=F")
-        conditions[column] = value
-    return conditions
+def _split_condition(pair: str, columns: list[str]) -> tuple[str, str]:
+    """COLUMN=VALUE split at the first '=' that leaves a known column name, so a column named ``x=y``
+    can be conditioned (``x=y=a``); with none known, at the first '=' (the error then names the column)."""
+    cuts = [i for i, character in enumerate(pair) if character == "="]
+    if not cuts or cuts[0] == 0:
+        raise InvalidArgumentError(f"--condition {pair!r}: write it as COLUMN=VALUE, e.g. --condition sex=F")
+    cut = next((i for i in cuts if pair[:i] in columns), cuts[0])
+    return pair[:cut], pair[cut + 1:]
+
+
+def _parse_conditions(pairs: tuple[str, ...], columns: list[str]) -> dict[str, str]:
+    return dict(_split_condition(pair, columns) for pair in pairs)
 
 
 def _image_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,6 +115,14 @@ def main(verbose: bool) -> None:
     synthgen info model.sgz
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM as an exception, as SIGINT already is: the writers' cleanup runs and no partial file is left."""
+    raise SystemExit(128 + signum)
 
 
 @main.command()
@@ -162,6 +180,7 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     Images: labels come from --labels CSV + --label-column, or from a DICOM tag (--label-tag);
     CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
     """
+    check_output(output, inputs=[data, metadata_path, image_options.get("labels_path")])  # before any training
     if _is_image_input(data):
         if metadata_path or dp_epsilon is not None or min_category_count != 5 or no_calibrate:
             raise InvalidArgumentError("--metadata, --min-category-count, --no-calibrate and --dp-* apply to tables, not images")
@@ -241,22 +260,30 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
     class. DICOM output is built from scratch (fresh UIDs, no input tag copied) and marked SYNTHETIC.
     """
     synthesizer = load(model, device=device)
-    if isinstance(synthesizer, ImageSynthesizer):
+    is_image = isinstance(synthesizer, ImageSynthesizer)
+    if is_image and is_table_path(output):
+        raise InvalidArgumentError(f"-o {str(output)!r}: an image model writes a folder of images (--format "
+                                   f"{'/'.join(IMAGE_FORMATS)}), not a table file; give a folder name")
+    check_output(output, inputs=[model], directory=is_image)
+    if is_image:
         if len(conditions) > 1:
             raise InvalidArgumentError("an image model takes one --condition: the label")
         label = None
         if conditions:
-            column, separator, value = conditions[0].partition("=")
-            if separator and synthesizer.label_name_ and column != synthesizer.label_name_:
-                raise InvalidArgumentError(f"--condition {conditions[0]!r}: this model's label is {synthesizer.label_name_!r}")
-            label = value if separator else column
+            if "=" in conditions[0]:
+                column, label = _split_condition(conditions[0], [synthesizer.label_name_ or ""])
+                if synthesizer.label_name_ and column != synthesizer.label_name_:
+                    raise InvalidArgumentError(f"--condition {conditions[0]!r}: this model's label is {synthesizer.label_name_!r}")
+            else:
+                label = conditions[0]
         images = synthesizer.sample(num_rows, condition=label, seed=seed)
         files = write_images(images, output, image_format or "dicom")
         click.echo(f"Wrote {len(images)} synthetic images to {output} ({len(set(files))} files, {image_format or 'dicom'})")
         return
     if image_format is not None:
         raise InvalidArgumentError("--format applies to image models; table output takes its format from the file name")
-    chunks = synthesizer.sample_chunks(num_rows, _parse_conditions(conditions), seed=seed, chunk_rows=chunk_rows)
+    columns = list(synthesizer.metadata_.columns)
+    chunks = synthesizer.sample_chunks(num_rows, _parse_conditions(conditions, columns), seed=seed, chunk_rows=chunk_rows)
     with TableWriter(output) as writer, tqdm(total=num_rows, unit="row", disable=quiet, leave=False) as bar:
         for chunk in chunks:
             writer.write(chunk)
@@ -275,12 +302,15 @@ def info(model: Path, as_json: bool) -> None:
         click.echo(json.dumps(details, indent=2))
         return
     training = details["training"]
+    # A model file holds no clock readings (same seed, same bytes); a model fitted in this process has them.
+    created = f" on {details['created']}" if details.get("created") else ""
+    duration = f"{training['seconds']:.1f} s " if "seconds" in training else ""
     click.echo(f"synthgen {details['kind']} model, written by synthgen {details['synthgen_version']} "
-               f"(torch {details['torch_version']}) on {details['created']}")
+               f"(torch {details['torch_version']}){created}")
     if details["kind"] == "image":
         mapping = details["mapping"]
         click.echo(f"trained on {training['images']} images, {training['steps']} steps of {training['batch_size']}, "
-                   f"{training['seconds']:.1f} s on {training['device']}, seed {details['seed']}")
+                   f"{duration}on {training['device']}, seed {details['seed']}")
         click.echo(f"images: {details['image_size']} x {details['image_size']} px, {details['channels']} channel(s), "
                    f"{mapping['modality']}, values {mapping['low']:g} to {mapping['high']:g} {mapping['unit']}")
         counts = ", ".join(f"{name or '(unlabelled)'}: {count}" for name, count in zip(details["classes"], details["class_counts"]))
@@ -288,7 +318,7 @@ def info(model: Path, as_json: bool) -> None:
         click.echo("no differential privacy (DP training is available for tables)")
         return
     click.echo(f"trained on {training['rows']} rows, {training['steps']} steps of {training['batch_size']} rows, "
-               f"{training['seconds']:.1f} s on {training['device']}, seed {details['seed']}")
+               f"{duration}on {training['device']}, seed {details['seed']}")
     if training.get("privacy"):
         click.echo(dp_statement(training["privacy"]))
     else:
@@ -347,6 +377,11 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     privacy gates are one-sided tests at alpha 0.002 against what fresh real (holdout) rows score,
     each with a tolerance.
     """
+    inputs = [model, real_path, synthetic_path, holdout_path, metadata_path, image_options.get("labels_path")]
+    for option, path in (("-o", output), ("--json", json_path)):  # before any scoring
+        if path is not None:
+            check_output(path, inputs=inputs, option=option)
+            inputs.append(path)  # -o and --json may not name one file either
     synthesizer = load(model, device="cpu") if model is not None else None
     if isinstance(synthesizer, ImageSynthesizer) or (synthesizer is None and _is_image_input(real_path)):
         if target or metadata_path or sensitive:
@@ -478,6 +513,9 @@ def augment_command(data: Path, target: str | None, output: Path | None, balance
         raise InvalidArgumentError(
             "nothing to do: give -o OUT to write the augmented data, --check TEST to measure, or both"
         )
+    if output is not None:  # before any fitting
+        check_output(output, inputs=[data, model_path, check_path, image_options.get("labels_path")],
+                     directory=_is_image_input(data))
     if _is_image_input(data):
         if min_category_count is not None or classifier != CLASSIFIERS[0]:
             raise InvalidArgumentError("--min-category-count and --classifier apply to tables, not images")
@@ -615,6 +653,7 @@ def _augment_images(data: Path, target: str | None, output: Path | None, balance
 @_friendly_errors
 def metadata_command(data: Path, output: Path) -> None:
     """Detect DATA's column kinds and write them as editable SDV-style metadata JSON."""
+    check_output(output, inputs=[data])
     detected = Metadata.detect(read_table(data))
     detected.save(output)
     click.echo(f"Wrote {output}: {detected!r}")

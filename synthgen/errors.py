@@ -38,3 +38,7 @@ class PluginError(SynthgenError, ImportError):
 
 class InvalidArgumentError(SynthgenError, ValueError):
     """A parameter is out of range (e.g. a non-positive number of rows)."""
+
+
+class OutputError(SynthgenError, OSError):
+    """An output cannot be written where asked: it is an input, a directory, or its folder refuses it."""

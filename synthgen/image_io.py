@@ -17,8 +17,6 @@ from __future__ import annotations
 import csv
 import re
 import secrets
-import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -36,7 +34,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from synthgen._version import __version__
-from synthgen._files import publish_directory
+from synthgen._files import atomic_directory
 from synthgen.data.images import FILE_COLUMNS, ImageSet, IntensityMapping, read_images
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
@@ -68,15 +66,9 @@ def write_images(images: ImageSet, directory: str | Path, fmt: str = "dicom", *,
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InvalidArgumentError(f"{str(target)!r} already exists and is not an empty directory; choose a new output directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    with atomic_directory(target) as staging:
         files = {"dicom": _write_dicom, "png": _write_png, "npz": _write_npz}[fmt](images, staging)
         _write_manifest(staging / MANIFEST, files, images, synthetic)
-        publish_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [target / name for name in files]
 
 

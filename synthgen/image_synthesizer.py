@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from synthgen._version import __version__
-from synthgen.bundle import write_bundle
+from synthgen.bundle import build_checked, check_fields, write_bundle
 from synthgen.data.images import ImageSet, IntensityMapping, square_resize
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
 from synthgen.models.image_gan import ImageDiscriminator, ImageGANConfig, ImageGenerator, check_image_size, init_weights
@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 #: Images generated per forward pass when sampling; bounds memory at 128 px RGB to ~50 MB.
 SAMPLE_CHUNK = 256
-_MANIFEST_KEYS = ("config", "seed", "created", "training", "classes", "class_counts", "mapping", "label_name")
 
 
 class ImageSynthesizer:
@@ -254,15 +253,20 @@ class ImageSynthesizer:
         self._check_fitted()
         tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
         tensors["holdout_indices"] = torch.from_numpy(self.holdout_indices_.astype(np.int64))
-        return write_bundle(path, self.describe(), tensors)
+        # No clock reading is stored (creation time, seconds trained): the same seed gives the same bytes.
+        manifest = {k: v for k, v in self.describe().items() if k != "created"}
+        manifest["training"] = {k: v for k, v in self.training_.items() if k != "seconds"}
+        return write_bundle(path, manifest, tensors)
 
     @classmethod
     def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None = None) -> "ImageSynthesizer":
         """Rebuild a fitted synthesizer from :func:`synthgen.bundle.read_bundle` output."""
-        missing = [key for key in _MANIFEST_KEYS if key not in manifest]
-        if missing or "holdout_indices" not in tensors:
-            absent = ", ".join(missing + ([] if "holdout_indices" in tensors else ["holdout_indices"]))
-            raise ModelFileError(f"the image model file lacks {absent}; it is damaged or from an incompatible synthgen")
+        check_fields(manifest, {"classes": (list,), "class_counts": (list,), "mapping": (dict,),
+                                "label_name": (str, type(None))},
+                     optional={"reading": (dict, type(None)), "created": (str, type(None))})
+        check_fields(manifest["training"], {"images": (int,)}, "the training summary")
+        if "holdout_indices" not in tensors:
+            raise ModelFileError("the image model file lacks holdout_indices; it is damaged or from an incompatible synthgen")
         try:
             config = ImageGANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["config"].items()})
             classes = [str(c) for c in manifest["classes"]]
@@ -270,17 +274,18 @@ class ImageSynthesizer:
             if not len(classes) == len(counts) == config.n_classes:
                 raise ValueError(f"{len(classes)} classes, {len(counts)} class counts and n_classes={config.n_classes} disagree")
             mapping = IntensityMapping.from_state(manifest["mapping"])
-            generator_net = ImageGenerator(config)
             weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
-            generator_net.load_state_dict(weights)
+            generator_net = build_checked(lambda: ImageGenerator(config), weights)
             holdout_indices = tensors["holdout_indices"].numpy()
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise ModelFileError(f"the image model file is inconsistent or from an incompatible synthgen ({exc})") from exc
         synthesizer = cls(seed=manifest["seed"], config=config, device=device)
         synthesizer.reading_ = dict(manifest.get("reading") or {})
         return synthesizer._set_fitted(
             config, manifest["seed"], classes, counts, mapping, manifest["label_name"],
-            generator_net.to(select_device(device)), manifest["training"], holdout_indices, manifest["created"],
+            generator_net.to(select_device(device)), manifest["training"], holdout_indices, manifest.get("created"),
         )
 
 

@@ -5,8 +5,6 @@ chunk is written, so a failed run never leaves a partial output file behind.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -14,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthgen._files import publish
+from synthgen._files import atomic_path
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
 _CSV = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
@@ -51,6 +49,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def is_table_path(path: str | Path) -> bool:
+    """Whether ``path``'s name says it is a table file (so that, say, no folder of images goes there)."""
+    try:
+        _format(Path(path))
+    except InvalidArgumentError:
+        return False
+    return True
+
+
 class TableWriter:
     """Append DataFrame chunks to one CSV/TSV/Parquet file; the file appears only on success."""
 
@@ -62,10 +69,8 @@ class TableWriter:
         self.rows = 0
 
     def __enter__(self) -> "TableWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-        os.close(handle)
-        self._temporary = Path(name)
+        self._publication = atomic_path(self.path)
+        self._temporary = self._publication.__enter__()
         self._parquet: pq.ParquetWriter | None = None
         return self
 
@@ -88,9 +93,15 @@ class TableWriter:
         self.rows += len(frame)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if exc_type is None:
-            publish(self._temporary, self.path)
-        else:
-            self._temporary.unlink(missing_ok=True)
+        closing_error = None
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+        except BaseException as error:  # the footer could not be written: nothing is published
+            if exc is None:
+                closing_error = error
+                exc_type, exc, tb = type(error), error, error.__traceback__
+        # Publishes on success; on an error removes the partial file (an OS error becomes an OutputError).
+        self._publication.__exit__(exc_type, exc, tb)
+        if closing_error is not None:
+            raise closing_error

@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from synthgen.bundle import read_bundle
+from synthgen.bundle import COMMON_FIELDS, TRAINING_FIELDS, check_fields, read_bundle
 from synthgen.errors import ModelFileError, PluginError
 
 SYNTHESIZER_GROUP = "synthgen.synthesizers"
@@ -18,7 +18,12 @@ SYNTHESIZER_GROUP = "synthgen.synthesizers"
 def load(path: str | Path, device: str | None = None) -> Any:
     """Load a fitted synthesizer from ``path``; ``device`` defaults to the best one available."""
     manifest, tensors = read_bundle(path)
-    kind = manifest.get("kind")
+    try:
+        check_fields(manifest, COMMON_FIELDS)
+        check_fields(manifest["training"], TRAINING_FIELDS, "the training summary", {"seconds": (float,)})
+    except ModelFileError as exc:
+        raise ModelFileError(f"{str(path)!r}: {exc}") from exc
+    kind = manifest["kind"]
     matches = [e for e in entry_points(group=SYNTHESIZER_GROUP) if e.name == kind]
     if not matches:
         raise ModelFileError(f"{str(path)!r} holds a {kind!r} model, and no installed synthesizer reads that kind")
@@ -26,4 +31,11 @@ def load(path: str | Path, device: str | None = None) -> Any:
         synthesizer_class = matches[0].load()
     except Exception as exc:
         raise PluginError(f"synthesizer plugin {kind!r} ({matches[0].value}) failed to load: {exc}") from exc
-    return synthesizer_class.from_bundle(manifest, tensors, device=device)
+    try:
+        return synthesizer_class.from_bundle(manifest, tensors, device=device)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{str(path)!r}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        # A crafted description that slipped past the kind's own checks: still one line, never a traceback.
+        raise ModelFileError(f"{str(path)!r}: the model file is inconsistent or from an incompatible synthgen "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc

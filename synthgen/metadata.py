@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthgen._files import write_atomic
 from synthgen.errors import InvalidDataError, MetadataError
 
 SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id")
@@ -175,10 +176,7 @@ class Metadata:
             text = json.dumps(self.to_dict(), indent=2) + "\n"
         except (TypeError, ValueError) as exc:
             raise MetadataError(f"the metadata cannot be written as JSON: {exc}") from exc
-        try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise MetadataError(f"cannot write metadata file {path}: {exc.strerror or exc}") from exc
+        write_atomic(path, text)  # a full disk or a kill never leaves a truncated file
 
     def update_column(self, name: str, **spec: Any) -> "Metadata":
         """Correct one column; returns ``self``.

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from synthgen._version import __version__
-from synthgen.bundle import write_bundle
+from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields, write_bundle
 from synthgen.data.calibration import ValueCalibration
 from synthgen.data.table import TableTransformer
 from synthgen.errors import (
@@ -478,9 +478,15 @@ class TabularSynthesizer:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted model to ``path`` (weights + JSON; no pickle)."""
+        """Write the fitted model to ``path`` (weights + JSON; no pickle).
+
+        No clock reading is stored (when it was made, how long training took), so the same seed
+        gives the same bytes.
+        """
         self._check_fitted()
         manifest = {**self.describe(), "transformer": self.table_.get_state(), "min_category_count": self.min_category_count}
+        del manifest["created"]
+        manifest["training"] = {k: v for k, v in self.training_.items() if k != "seconds"}
         if self.value_calibration_ is not None:
             manifest["value_calibration"] = self.value_calibration_.get_state()
         tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
@@ -493,22 +499,33 @@ class TabularSynthesizer:
     @classmethod
     def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None = None) -> "TabularSynthesizer":
         """Rebuild a fitted synthesizer from :func:`synthgen.bundle.read_bundle` output."""
+        check_fields(manifest, {"metadata": (dict,), "transformer": (dict,), "min_category_count": (int,)},
+                     optional={"value_calibration": (dict,), "created": (str, type(None))})
+        check_fields(manifest["training"], {"rows": (int,), "columns": (int,)}, "the training summary",
+                     {"privacy": (dict, type(None))})
         try:
             config_fields = manifest["config"]
             config = GANConfig(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in config_fields.items()}
             )
+            if len(config.generator_dims) > MAX_HIDDEN_LAYERS:
+                raise ValueError(f"{len(config.generator_dims)} generator layers")
             metadata = Metadata.from_dict(manifest["metadata"])
             table = TableTransformer.from_state(metadata, manifest["transformer"])
             synthesizer = cls(metadata, seed=manifest["seed"], min_category_count=manifest["min_category_count"], config=config, device=device)
-            layout, generator_net = _networks(table, config)
+            layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
             weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
-            generator_net.load_state_dict(weights)
+            # The network _networks builds, checked against the weights before it is allocated.
+            generator_net = build_checked(
+                lambda: Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim), weights,
+            )
             sampler = ConditionSampler(layout, tensors["condition_counts"])
             holdout_rows = tensors["holdout_rows"].numpy()
-            seed, training, created = manifest["seed"], manifest["training"], manifest["created"]
+            seed, training, created = manifest["seed"], manifest["training"], manifest.get("created")
             value_calibration = ValueCalibration.from_state(manifest["value_calibration"]) if "value_calibration" in manifest else None
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
         target = select_device(device)
         synthesizer._set_fitted(
