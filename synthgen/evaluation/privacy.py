@@ -19,7 +19,7 @@ null the training rows and the (equal-sized) holdout rows are exchangeable, so:
 - singling out compares, predicate by predicate, isolating a training row with isolating a
   holdout row: a one-sided sign test on the discordant predicates.
 
-A test on too little data (fewer than 20 predicates, fewer than 50 targets) says so in
+A test on too little data (fewer than 20 predicates, fewer than 30 targets per side) says so in
 ``Score.evidence``, and its gate is inconclusive.
 
 Rows are compared with a Gower-like distance (Gower 1971): each non-id column contributes a value
@@ -60,7 +60,7 @@ _REFERENCE_ROWS = 5_000  # holdout rows whose distance to the training rows is t
 _TIES = 10  # nearest pooled rows searched for ties in the DCR share
 _FPR = 0.01
 _RANK_TOLERANCE = 0.025  # a numeric guess within 2.5 percentiles (of the real column) counts as right
-_MIN_TARGETS = 50  # fewer targets per side: the attacks' tests are inconclusive
+_MIN_TARGETS = 30  # fewer targets per side: the attacks' tests are inconclusive
 _MIN_PREDICATES = 20  # fewer singling-out predicates: inconclusive
 _SELECT_ALPHA = 0.002  # the default gates' alpha: which secret column attribute inference reports
 _EPS = 1e-9  # added to distances before the DOMIAS log ratio (an exact match has distance 0)
