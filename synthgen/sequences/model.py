@@ -1,0 +1,103 @@
+"""Whole-patient GAN networks (DoppelGANger-like, Lin et al. 2020): no pandas, no files.
+
+The generator draws a patient's static encoding from noise (the tabular generator, unconditioned),
+then its visits with a GRU whose every step sees the static encoding and fresh noise. Each visit's
+encoding ends with a two-way (continue, stop) span: a patient is alive at visit t while no earlier
+visit said stop, so the length is generated with the values and stays differentiable in training
+(the soft stop probabilities multiply out). The critic sees whole patients: static encoding,
+padded visits masked by that "alive" mask, and the mask itself, flattened (as DoppelGANger's).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from synthgen.data.base import Span
+from synthgen.models.tabular_gan import Discriminator, Generator, SpanLayout
+
+#: The span every visit's encoding ends with: (continue, stop).
+STOP_SPAN = Span(2, "softmax")
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Network sizes and optimiser settings of the sequence GAN."""
+
+    noise_dim: int = 32
+    static_dims: tuple[int, ...] = (128, 128)
+    hidden_dim: int = 64
+    critic_dims: tuple[int, ...] = (256, 256)
+    learning_rate: float = 5e-4
+    batch_size: int = 128
+    steps: int = 1_500
+    gradient_penalty: float = 10.0
+    gumbel_tau: float = 0.2
+
+
+class SequenceGenerator(nn.Module):
+    """noise → (static encoding, visits (batch, max_length, visit width), alive mask (batch, max_length))."""
+
+    def __init__(self, static_spans: list[Span], visit_spans: list[Span], max_length: int, config: SequenceConfig) -> None:
+        super().__init__()
+        if not visit_spans or visit_spans[-1] != STOP_SPAN:
+            raise ValueError("the visit spans must end with the (continue, stop) span")
+        self.static_layout = SpanLayout(static_spans, [])
+        self.visit_layout = SpanLayout(visit_spans, [])
+        self.static_dim = self.static_layout.data_dim
+        self.visit_dim = self.visit_layout.data_dim
+        self.max_length = max_length
+        self.noise_dim = config.noise_dim
+        self.tau = config.gumbel_tau
+        self.static_net = Generator(config.noise_dim, 0, config.static_dims, self.static_dim) if self.static_dim else None
+        self.initial = nn.Linear(self.static_dim + config.noise_dim, config.hidden_dim)
+        self.gru = nn.GRU(self.static_dim + config.noise_dim, config.hidden_dim, batch_first=True)
+        self.head = nn.Linear(config.hidden_dim, self.visit_dim)
+
+    def noise(self, batch: int, rng: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(static noise, per-visit noise) for ``batch`` patients."""
+        static = torch.randn(batch, self.noise_dim, generator=rng, device=device)
+        visits = torch.randn(batch, self.max_length, self.noise_dim, generator=rng, device=device)
+        return static, visits
+
+    def forward(self, static_noise: torch.Tensor, visit_noise: torch.Tensor, rng: torch.Generator | None,
+                hard: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch = static_noise.shape[0]
+        if self.static_net is not None:
+            static = self.static_layout.activate(self.static_net(static_noise, static_noise[:, :0]), self.tau, rng, hard)
+        else:
+            static = static_noise[:, :0]
+        steps = torch.cat([static[:, None, :].expand(-1, self.max_length, -1), visit_noise], dim=2)
+        h0 = torch.tanh(self.initial(torch.cat([static, static_noise], dim=1)))[None]
+        out, _ = self.gru(steps, h0.contiguous())
+        raw = self.head(out).reshape(batch * self.max_length, self.visit_dim)
+        visits = self.visit_layout.activate(raw, self.tau, rng, hard).reshape(batch, self.max_length, self.visit_dim)
+        stop = visits[:, :, -1]
+        # Alive at t while no earlier visit stopped: 1, (1 - s0), (1 - s0)(1 - s1), ...
+        alive = torch.cat([torch.ones_like(stop[:, :1]), torch.cumprod(1 - stop[:, :-1], dim=1)], dim=1)
+        return static, visits, alive
+
+
+def critic_input(static: torch.Tensor, visits: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """A whole patient as one row: static ⊕ masked visits (flattened) ⊕ mask."""
+    masked = visits * alive[:, :, None]
+    return torch.cat([static, masked.flatten(1), alive], dim=1)
+
+
+def build_critic(static_dim: int, visit_dim: int, max_length: int, config: SequenceConfig) -> Discriminator:
+    """The tabular critic over whole-patient rows (no packing, no dropout)."""
+    return Discriminator(static_dim + max_length * (visit_dim + 1), config.critic_dims, 1, 0.0)
+
+
+def encode_real(static: torch.Tensor, visits: torch.Tensor, lengths: torch.Tensor,
+                max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(padded visits with the stop span appended, alive mask) from flat encoded visits and lengths."""
+    patients, width = lengths.shape[0], visits.shape[1]
+    padded = torch.zeros(patients, max_length, width + STOP_SPAN.width, dtype=visits.dtype)
+    alive = (torch.arange(max_length)[None, :] < lengths[:, None]).to(visits.dtype)
+    padded[alive.bool(), :width] = visits
+    last = torch.arange(max_length)[None, :] == (lengths[:, None] - 1)
+    padded[:, :, width] = alive * ~last        # continue
+    padded[:, :, width + 1] = last.to(visits.dtype)  # stop
+    return padded, alive

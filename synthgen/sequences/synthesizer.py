@@ -1,0 +1,256 @@
+"""SequenceSynthesizer: whole patients from a long table (many rows per patient).
+
+fit:    long table → static frame (one row per patient) + visit frame → two TableTransformers →
+        static encoding, padded visits and mask on the device → train_sequence_gan
+sample: noise → SequenceGenerator (static, visits, stop) → TableTransformer.inverse → long table
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synthgen._version import __version__
+from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields, write_bundle
+from synthgen.data.identifier import IdentifierTransformer
+from synthgen.data.table import TableTransformer
+from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
+from synthgen.metadata import Metadata
+from synthgen.models.tabular_gan import init_weights
+from synthgen.sequences.frames import (
+    GAP_COLUMN, SequenceSchema, check_long_table, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
+    static_columns,
+)
+from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real
+from synthgen.sequences.training import train_sequence_gan
+from synthgen.train import select_device
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_LENGTH = 32
+#: Patients per generator pass when sampling.
+NETWORK_PATIENTS = 1_024
+
+
+class SequenceSynthesizer:
+    """Learn a long table (an entity column, an optional sequence index) and sample whole entities.
+
+    ``metadata`` describes the long table's columns (SDV single-table specs); a column spec may say
+    ``"static": true`` (constant within every entity, checked) or ``"static": false``; otherwise
+    columns constant within every entity are detected as static. Entities with more than
+    ``max_length`` visits are cut to their first ``max_length`` (with a warning).
+    """
+
+    kind = "sequence"
+
+    def __init__(
+        self,
+        metadata: Metadata | None = None,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        seed: int | None = None,
+        steps: int | None = None,
+        batch_size: int | None = None,
+        min_category_count: int = 5,
+        device: str | None = None,
+        config: SequenceConfig | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.metadata = metadata
+        self.max_length = max_length
+        self.seed = seed
+        self.steps = steps
+        self.batch_size = batch_size
+        self.min_category_count = min_category_count
+        self.device = device
+        self.config = config
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, frame: pd.DataFrame, entity_column: str, sequence_index: str | None = None) -> "SequenceSynthesizer":
+        """Learn the entities of ``frame``; returns ``self``."""
+        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 1:
+            raise InvalidArgumentError(f"max_length must be an integer >= 1, got {self.max_length!r}")
+        if self.min_category_count < 1:
+            raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
+        config = self._resolved_config()
+        check_long_table(frame, entity_column, sequence_index)
+        statics = static_columns(frame, entity_column, sequence_index, self.metadata)
+        schema = SequenceSchema(
+            entity_column=entity_column,
+            sequence_index=sequence_index,
+            index_kind="none" if sequence_index is None else index_kind(frame[sequence_index], sequence_index),
+            static_columns=statics,
+            visit_columns=[c for c in frame.columns if c not in (entity_column, sequence_index, *statics)],
+            column_order=[str(c) for c in frame.columns],
+            entity_kind=entity_kind(frame[entity_column]),
+            max_length=self.max_length,
+        )
+        split = split_long_table(frame, schema)
+        if len(split.lengths) < 2:
+            raise InvalidDataError(f"the table has {len(split.lengths)} entity in {entity_column!r}; "
+                                   "at least 2 are needed (a model of one patient could only copy it)")
+        if sequence_index is not None:
+            positive = split.visits[GAP_COLUMN][split.visits[GAP_COLUMN] > 0]
+            schema.min_gap = float(positive.min()) if len(positive) else None
+        seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        rng = np.random.default_rng(seed)
+        static_metadata, visit_metadata = split_metadata(self.metadata, split, schema)
+        options = {"min_category_count": self.min_category_count}
+        static_table = TableTransformer(static_metadata, options).fit(split.static, rng)
+        visit_table = TableTransformer(visit_metadata, options).fit(split.visits, rng)
+        static_encoded = torch.from_numpy(_encode(static_table, split.static, rng))
+        visit_encoded = torch.from_numpy(_encode(visit_table, split.visits, rng))
+        visits, alive = encode_real(static_encoded, visit_encoded, torch.from_numpy(split.lengths), self.max_length)
+
+        device = select_device(self.device)
+        generator_net = _generator(static_table, visit_table, self.max_length, config)
+        critic = build_critic(generator_net.static_dim, generator_net.visit_dim, self.max_length, config)
+        init_rng = torch.Generator().manual_seed(seed)
+        init_weights(generator_net, init_rng)
+        init_weights(critic, init_rng)
+        generator_net, critic = generator_net.to(device), critic.to(device)
+        train_rng = torch.Generator(device).manual_seed(seed)
+        summary = train_sequence_gan(generator_net, critic, static_encoded.to(device), visits.to(device),
+                                     alive.to(device), config, train_rng, progress=self.progress)
+        training = {**summary.to_dict(), "entities": int(len(split.lengths)), "rows": int(split.lengths.sum()),
+                    "table_rows": int(len(frame))}
+        self._set_fitted(schema, static_table, visit_table, config, seed, generator_net, training,
+                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return self
+
+    def _resolved_config(self) -> SequenceConfig:
+        config = self.config or SequenceConfig()
+        if self.steps is not None:
+            if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+                raise InvalidArgumentError(f"steps must be an integer >= 1, got {self.steps!r}")
+            config = replace(config, steps=self.steps)
+        if self.batch_size is not None:
+            if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 2:
+                raise InvalidArgumentError(f"batch_size must be an integer >= 2, got {self.batch_size!r}")
+            config = replace(config, batch_size=self.batch_size)
+        return config
+
+    def _set_fitted(self, schema: SequenceSchema, static_table: TableTransformer, visit_table: TableTransformer,
+                    config: SequenceConfig, seed: int, generator_net: SequenceGenerator, training: dict[str, Any],
+                    created: str | None) -> None:
+        """Store what fit learned (or what a model file holds); the one place fitted state is set."""
+        self.schema_ = schema
+        self.static_table_ = static_table
+        self.visit_table_ = visit_table
+        self.config_ = config
+        self.seed_ = seed
+        self.generator_ = generator_net.eval()
+        self.training_ = training
+        self.created_ = created
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "generator_"):
+            raise NotFittedError("this SequenceSynthesizer is not fitted yet; call fit() or synthgen.load() first")
+
+    # ------------------------------------------------------------------ sample
+    def sample(self, n_patients: int, *, seed: int | None = None) -> pd.DataFrame:
+        """``n_patients`` synthetic entities with fresh ids, as a long table like the training one."""
+        self._check_fitted()
+        if isinstance(n_patients, bool) or not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
+            raise InvalidArgumentError(f"the number of patients must be a positive integer, got {n_patients!r}")
+        seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        torch_sequence, numpy_sequence = np.random.SeedSequence(seed).spawn(2)
+        device = next(self.generator_.parameters()).device
+        torch_rng = torch.Generator(device).manual_seed(int(torch_sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
+        numpy_rng = np.random.default_rng(numpy_sequence)
+        statics, visits, lengths = [], [], []
+        with torch.inference_mode():
+            for start in range(0, int(n_patients), NETWORK_PATIENTS):
+                size = min(NETWORK_PATIENTS, int(n_patients) - start)
+                static, visit, alive = self.generator_(*self.generator_.noise(size, torch_rng, device), torch_rng, hard=True)
+                kept = alive.bool()
+                statics.append(static.float().cpu().numpy())
+                visits.append(visit[kept][:, : -STOP_SPAN.width].float().cpu().numpy())
+                lengths.append(kept.sum(1).cpu().numpy())
+        static_frame = _decode(self.static_table_, np.concatenate(statics), numpy_rng)
+        visit_frame = _decode(self.visit_table_, np.concatenate(visits), numpy_rng)
+        ids = IdentifierTransformer.from_state({"kind": self.schema_.entity_kind}).inverse(
+            np.zeros((int(n_patients), 0), dtype=np.float32), numpy_rng)
+        return join_long_table(static_frame, visit_frame, np.concatenate(lengths).astype(np.int64), ids, self.schema_)
+
+    # ------------------------------------------------------------------ persistence
+    def describe(self) -> dict[str, Any]:
+        """What ``synthgen info`` shows: schema, training summary, versions and seed."""
+        self._check_fitted()
+        return {
+            "kind": self.kind,
+            "synthgen_version": __version__,
+            "torch_version": torch.__version__,
+            "created": self.created_,
+            "seed": self.seed_,
+            "config": asdict(self.config_),
+            "training": self.training_,
+            "sequence": self.schema_.to_dict(),
+            "static_metadata": self.static_table_.metadata.to_dict(),
+            "visit_metadata": self.visit_table_.metadata.to_dict(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to ``path`` (weights + JSON; no pickle); no clock reading is stored,
+        so the same seed gives the same bytes."""
+        manifest = {**self.describe(), "static_transformer": self.static_table_.get_state(),
+                    "visit_transformer": self.visit_table_.get_state(), "min_category_count": self.min_category_count}
+        del manifest["created"]
+        manifest["training"] = {k: v for k, v in self.training_.items() if k != "seconds"}
+        tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
+        return write_bundle(path, manifest, tensors)
+
+    @classmethod
+    def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor],
+                    device: str | None = None) -> "SequenceSynthesizer":
+        """Rebuild a fitted synthesizer from :func:`synthgen.bundle.read_bundle` output."""
+        check_fields(manifest, {"sequence": (dict,), "static_metadata": (dict,), "visit_metadata": (dict,),
+                                "static_transformer": (dict,), "visit_transformer": (dict,),
+                                "min_category_count": (int,), "config": (dict,), "seed": (int,), "training": (dict,)})
+        try:
+            config = SequenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["config"].items()})
+            if max(len(config.static_dims), len(config.critic_dims)) > MAX_HIDDEN_LAYERS:
+                raise ValueError("too many hidden layers")
+            schema = SequenceSchema.from_dict(manifest["sequence"])
+            if not isinstance(schema.max_length, int) or not 1 <= schema.max_length <= 100_000:
+                raise ValueError(f"max_length {schema.max_length!r}")
+            static_table = TableTransformer.from_state(Metadata.from_dict(manifest["static_metadata"]),
+                                                       manifest["static_transformer"])
+            visit_table = TableTransformer.from_state(Metadata.from_dict(manifest["visit_metadata"]),
+                                                      manifest["visit_transformer"])
+            weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
+            generator_net = build_checked(lambda: _generator(static_table, visit_table, schema.max_length, config), weights)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
+        synthesizer = cls(max_length=schema.max_length, seed=manifest["seed"],
+                          min_category_count=manifest["min_category_count"], config=config, device=device)
+        synthesizer._set_fitted(schema, static_table, visit_table, config, manifest["seed"],
+                                generator_net.to(select_device(device)), manifest["training"], manifest.get("created"))
+        return synthesizer
+
+
+def _generator(static_table: TableTransformer, visit_table: TableTransformer, max_length: int,
+               config: SequenceConfig) -> SequenceGenerator:
+    return SequenceGenerator(static_table.spans_, [*visit_table.spans_, STOP_SPAN], max_length, config)
+
+
+def _encode(table: TableTransformer, frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """The table's encoding of ``frame``; zero columns when it has no columns (nothing static, say)."""
+    if not table.metadata.columns:
+        return np.zeros((len(frame), 0), dtype=np.float32)
+    return table.transform(frame, rng)
+
+
+def _decode(table: TableTransformer, encoded: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    if not table.metadata.columns:
+        return pd.DataFrame(index=pd.RangeIndex(encoded.shape[0]))
+    return table.inverse(encoded, rng)
