@@ -504,6 +504,10 @@ class TabularSynthesizer:
         check_fields(manifest["training"], {"rows": (int,), "columns": (int,)}, "the training summary",
                      {"privacy": (dict, type(None))})
         try:
+            if manifest["training"].get("privacy"):
+                # The DP record is shown by info and the report: a crafted one must fail here, in one line.
+                from synthgen.dp.accounting import statement
+                statement(manifest["training"]["privacy"])
             config_fields = manifest["config"]
             config = GANConfig(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in config_fields.items()}

@@ -277,6 +277,7 @@ CRAFTED = {
     "no metadata": _set("metadata", ...),
     "manifest is a list": lambda manifest: manifest.clear(),
     "privacy is text": _set("training.privacy", "yes"),
+    "privacy is incomplete": _set("training.privacy", {"epsilon": 1.0}),
     "generator dims": _set("config.generator_dims", [40000, 40000]),
     "embedding dim": _set("config.embedding_dim", 10**9),
     "negative dims": _set("config.generator_dims", [-5]),
