@@ -5,14 +5,12 @@ built-in tabular synthesizer registers like any plugin would.
 """
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from synthgen.bundle import COMMON_FIELDS, TRAINING_FIELDS, check_fields, read_bundle
-from synthgen.errors import ModelFileError, PluginError
-
-SYNTHESIZER_GROUP = "synthgen.synthesizers"
+from synthgen.errors import ModelFileError
+from synthgen.registry import synthesizers
 
 
 def load(path: str | Path, device: str | None = None) -> Any:
@@ -24,13 +22,9 @@ def load(path: str | Path, device: str | None = None) -> Any:
     except ModelFileError as exc:
         raise ModelFileError(f"{str(path)!r}: {exc}") from exc
     kind = manifest["kind"]
-    matches = [e for e in entry_points(group=SYNTHESIZER_GROUP) if e.name == kind]
-    if not matches:
+    synthesizer_class = synthesizers().get(kind)
+    if synthesizer_class is None:
         raise ModelFileError(f"{str(path)!r} holds a {kind!r} model, and no installed synthesizer reads that kind")
-    try:
-        synthesizer_class = matches[0].load()
-    except Exception as exc:
-        raise PluginError(f"synthesizer plugin {kind!r} ({matches[0].value}) failed to load: {exc}") from exc
     try:
         return synthesizer_class.from_bundle(manifest, tensors, device=device)
     except ModelFileError as exc:
