@@ -65,7 +65,8 @@ def test_each_group_is_loaded_on_its_own_and_checked_against_its_own_base(fake_e
 
 def test_builtin_synthesizers_are_found_by_the_kind_their_files_record() -> None:
     found = registry.synthesizers()
-    assert {kind: cls.kind for kind, cls in found.items()} == {"tabular": "tabular", "image": "image"}
+    assert {"tabular", "image"} <= set(found)
+    assert all(cls.kind == kind for kind, cls in found.items())  # the entry-point name is the kind files record
 
 
 def test_metadata_selects_by_transformer_key_then_sdtype() -> None:
