@@ -84,6 +84,11 @@ def _index_values(column: pd.Series, kind: str) -> np.ndarray:
     return column.to_numpy(dtype=np.float64)
 
 
+def _show(value: Any) -> str:
+    """An entity id as the user wrote it (``1004``, ``'P7'``), not numpy's ``np.int64(1004)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def check_long_table(frame: pd.DataFrame, entity_column: str, sequence_index: str | None) -> None:
     """Refuse what cannot be a long table: missing columns, missing entity ids, a bad or duplicated index."""
     if not isinstance(frame, pd.DataFrame):
@@ -110,7 +115,7 @@ def check_long_table(frame: pd.DataFrame, entity_column: str, sequence_index: st
         if duplicated.any():
             entity = frame.loc[duplicated, entity_column].iloc[0]
             raise InvalidDataError(
-                f"the sequence index {sequence_index!r} repeats a value within entity {entity!r} "
+                f"the sequence index {sequence_index!r} repeats a value within entity {_show(entity)} "
                 f"({int(duplicated.sum())} rows share an (entity, index) pair in all); each visit needs its own index value"
             )
 
@@ -129,7 +134,7 @@ def static_columns(frame: pd.DataFrame, entity_column: str, sequence_index: str 
         declared = metadata.columns.get(name, {}).get("static") if metadata is not None else None
         if declared is True and varies.any():
             raise InvalidDataError(
-                f"column {name!r} is declared static but varies within entity {varies.index[varies.to_numpy()][0]!r} "
+                f"column {name!r} is declared static but varies within entity {_show(varies.index[varies.to_numpy()][0])} "
                 f"({int(varies.sum())} entities in all); declare it \"static\": false or fix the data"
             )
         if declared is True or (declared is None and not varies.any()):

@@ -39,12 +39,10 @@ class SequenceConfig:
 class SequenceGenerator(nn.Module):
     """noise → (static encoding, visits (batch, max_length, visit width), alive mask (batch, max_length))."""
 
-    def __init__(self, static_spans: list[Span], visit_spans: list[Span], max_length: int, config: SequenceConfig) -> None:
+    def __init__(self, static_layout: SpanLayout, visit_layout: SpanLayout, max_length: int, config: SequenceConfig) -> None:
         super().__init__()
-        if not visit_spans or visit_spans[-1] != STOP_SPAN:
-            raise ValueError("the visit spans must end with the (continue, stop) span")
-        self.static_layout = SpanLayout(static_spans, [])
-        self.visit_layout = SpanLayout(visit_spans, [])
+        self.static_layout = static_layout
+        self.visit_layout = visit_layout
         self.static_dim = self.static_layout.data_dim
         self.visit_dim = self.visit_layout.data_dim
         self.max_length = max_length
@@ -52,7 +50,7 @@ class SequenceGenerator(nn.Module):
         self.tau = config.gumbel_tau
         self.static_net = Generator(config.noise_dim, 0, config.static_dims, self.static_dim) if self.static_dim else None
         self.initial = nn.Linear(self.static_dim + config.noise_dim, config.hidden_dim)
-        self.gru = nn.GRU(self.static_dim + config.noise_dim, config.hidden_dim, batch_first=True)
+        self.cell = nn.GRUCell(self.static_dim + config.noise_dim + self.visit_dim, config.hidden_dim)
         self.head = nn.Linear(config.hidden_dim, self.visit_dim)
 
     def noise(self, batch: int, rng: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,15 +66,28 @@ class SequenceGenerator(nn.Module):
             static = self.static_layout.activate(self.static_net(static_noise, static_noise[:, :0]), self.tau, rng, hard)
         else:
             static = static_noise[:, :0]
-        steps = torch.cat([static[:, None, :].expand(-1, self.max_length, -1), visit_noise], dim=2)
-        h0 = torch.tanh(self.initial(torch.cat([static, static_noise], dim=1)))[None]
-        out, _ = self.gru(steps, h0.contiguous())
-        raw = self.head(out).reshape(batch * self.max_length, self.visit_dim)
-        visits = self.visit_layout.activate(raw, self.tau, rng, hard).reshape(batch, self.max_length, self.visit_dim)
+        hidden = torch.tanh(self.initial(torch.cat([static, static_noise], dim=1)))
+        previous = static.new_zeros(batch, self.visit_dim)
+        produced = []
+        # Each visit sees the one drawn before it, so a drawn mode or category can persist along
+        # the sequence (independent draws per visit broke the lag-1 autocorrelation).
+        for step in range(self.max_length):
+            hidden = self.cell(torch.cat([static, visit_noise[:, step], previous], dim=1), hidden)
+            previous = self.visit_layout.activate(self.head(hidden), self.tau, rng, hard)
+            produced.append(previous)
+        visits = torch.stack(produced, dim=1)
         stop = visits[:, :, -1]
         # Alive at t while no earlier visit stopped: 1, (1 - s0), (1 - s0)(1 - s1), ...
         alive = torch.cat([torch.ones_like(stop[:, :1]), torch.cumprod(1 - stop[:, :-1], dim=1)], dim=1)
         return static, visits, alive
+
+
+def layouts(static_spans: list[Span], visit_spans: list[Span]) -> tuple[SpanLayout, SpanLayout]:
+    """The static and visit span layouts (built apart from the generator: their index tensors cannot
+    be made on the ``meta`` device, where a model file's network is first checked)."""
+    if not visit_spans or visit_spans[-1] != STOP_SPAN:
+        raise ValueError("the visit spans must end with the (continue, stop) span")
+    return SpanLayout(static_spans, []), SpanLayout(visit_spans, [])
 
 
 def critic_input(static: torch.Tensor, visits: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:

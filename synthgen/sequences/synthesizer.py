@@ -7,6 +7,7 @@ sample: noise → SequenceGenerator (static, visits, stop) → TableTransformer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,7 @@ from synthgen.sequences.frames import (
     GAP_COLUMN, SequenceSchema, check_long_table, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
     static_columns,
 )
-from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real
+from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, layouts
 from synthgen.sequences.training import train_sequence_gan
 from synthgen.train import select_device
 
@@ -110,7 +111,7 @@ class SequenceSynthesizer:
         visits, alive = encode_real(static_encoded, visit_encoded, torch.from_numpy(split.lengths), self.max_length)
 
         device = select_device(self.device)
-        generator_net = _generator(static_table, visit_table, self.max_length, config)
+        generator_net = _generator_builder(static_table, visit_table, self.max_length, config)()
         critic = build_critic(generator_net.static_dim, generator_net.visit_dim, self.max_length, config)
         init_rng = torch.Generator().manual_seed(seed)
         init_weights(generator_net, init_rng)
@@ -226,7 +227,7 @@ class SequenceSynthesizer:
             visit_table = TableTransformer.from_state(Metadata.from_dict(manifest["visit_metadata"]),
                                                       manifest["visit_transformer"])
             weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
-            generator_net = build_checked(lambda: _generator(static_table, visit_table, schema.max_length, config), weights)
+            generator_net = build_checked(_generator_builder(static_table, visit_table, schema.max_length, config), weights)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
@@ -238,9 +239,11 @@ class SequenceSynthesizer:
         return synthesizer
 
 
-def _generator(static_table: TableTransformer, visit_table: TableTransformer, max_length: int,
-               config: SequenceConfig) -> SequenceGenerator:
-    return SequenceGenerator(static_table.spans_, [*visit_table.spans_, STOP_SPAN], max_length, config)
+def _generator_builder(static_table: TableTransformer, visit_table: TableTransformer, max_length: int,
+                       config: SequenceConfig) -> Callable[[], SequenceGenerator]:
+    """A function building an untrained generator for these encodings (layouts made once, here)."""
+    static_layout, visit_layout = layouts(static_table.spans_, [*visit_table.spans_, STOP_SPAN])
+    return lambda: SequenceGenerator(static_layout, visit_layout, max_length, config)
 
 
 def _encode(table: TableTransformer, frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,197 @@
+"""Longitudinal tables: whole patients learned and sampled (synthgen.sequences)."""
+from __future__ import annotations
+
+import logging
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthgen
+from synthgen import Metadata
+from synthgen.errors import InvalidDataError, ModelFileError, SynthgenError
+from synthgen.sequences import SequenceSynthesizer
+from synthgen.sequences.evaluate import (
+    lag1_autocorrelation, length_ks, patient_aggregates, sequence_fidelity, split_patients, static_consistency,
+)
+from synthgen.sequences.model import SequenceConfig
+
+MAX_VISITS = 8
+SMALL = SequenceConfig(noise_dim=16, static_dims=(64,), hidden_dim=32, critic_dims=(64, 64), steps=300, learning_rate=2e-3)
+
+
+def make_visits(n_patients: int = 150, seed: int = 0) -> pd.DataFrame:
+    """1-8 visits per patient; sex and age static; a lab value whose level depends on sex and that
+    rises along each patient's own trend; visit days with irregular gaps."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, MAX_VISITS + 1, n_patients)
+    patient = np.repeat(np.arange(n_patients) + 1000, lengths)
+    visit = np.concatenate([np.arange(k) for k in lengths])
+    sex = np.repeat(rng.choice(["F", "M"], n_patients), lengths)
+    age = np.repeat(rng.integers(30, 80, n_patients), lengths)
+    level = np.repeat(rng.normal(0, 1, n_patients), lengths) + np.where(sex == "F", 5.0, 8.0)
+    slope = np.repeat(rng.normal(0.5, 0.2, n_patients), lengths)
+    gaps = np.where(visit == 0, rng.integers(0, 30, len(visit)), rng.integers(20, 200, len(visit)))
+    day = pd.Series(gaps).groupby(patient).cumsum().to_numpy()
+    return pd.DataFrame({
+        "patient": patient, "day": day, "sex": sex, "age": age,
+        "lab": (level + slope * visit + rng.normal(0, 0.2, len(visit))).round(2),
+        "ward": rng.choice(["a", "b", "c"], len(visit)),
+    })
+
+
+@pytest.fixture(scope="module")
+def visits() -> pd.DataFrame:
+    return make_visits()
+
+
+@pytest.fixture(scope="module")
+def model(visits: pd.DataFrame) -> SequenceSynthesizer:
+    return SequenceSynthesizer(seed=3, max_length=MAX_VISITS, config=SMALL, progress=False).fit(visits, "patient", "day")
+
+
+@pytest.fixture(scope="module")
+def sample(model: SequenceSynthesizer) -> pd.DataFrame:
+    return model.sample(300, seed=11)
+
+
+def test_static_columns_detected_and_kept_constant(model: SequenceSynthesizer, sample: pd.DataFrame) -> None:
+    assert model.schema_.static_columns == ["sex", "age"]
+    assert model.schema_.visit_columns == ["lab", "ward"]
+    assert static_consistency(sample, "patient", ["sex", "age"]) == 1.0
+    assert set(sample["sex"]) <= {"F", "M"}
+
+
+def test_sample_counts_patients_with_fresh_ids_and_lengths_in_range(visits, sample: pd.DataFrame) -> None:
+    assert list(sample.columns) == list(visits.columns)
+    lengths = sample.groupby("patient").size()
+    assert len(lengths) == 300
+    assert lengths.min() >= 1 and lengths.max() <= MAX_VISITS
+    assert not set(sample["patient"]) & set(visits["patient"])
+    # the generated length distribution is learned, not stuck at 1 or at the cap
+    assert 1 < lengths.mean() < MAX_VISITS
+    # visit days strictly increase within every patient
+    steps = sample.groupby("patient")["day"].diff().dropna()
+    assert (steps > 0).all()
+    assert sample["day"].dtype == visits["day"].dtype
+
+
+def test_static_part_conditions_the_visits(sample: pd.DataFrame) -> None:
+    """Women's lab values sit 3 units below men's in the fixture; the GRU sees the sex it generated."""
+    means = sample.groupby("sex")["lab"].mean()
+    assert means["M"] - means["F"] > 1.0
+
+
+def test_same_seed_same_frame(model: SequenceSynthesizer, sample: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(model.sample(300, seed=11), sample)
+    assert not model.sample(300, seed=12).equals(sample)
+
+
+def test_save_load_round_trip(model: SequenceSynthesizer, sample: pd.DataFrame, tmp_path) -> None:
+    path = model.save(tmp_path / "m.sgz")
+    loaded = synthgen.load(path)
+    assert isinstance(loaded, SequenceSynthesizer)
+    pd.testing.assert_frame_equal(loaded.sample(300, seed=11), sample)
+    # the model file is JSON + tensors, and saving the loaded model gives the same bytes
+    assert set(zipfile.ZipFile(path).namelist()) == {"model.json", "tensors.pt"}
+    assert loaded.save(tmp_path / "again.sgz").read_bytes() == path.read_bytes()
+
+
+def test_tampered_weights_are_refused(model: SequenceSynthesizer, tmp_path) -> None:
+    from synthgen.bundle import read_bundle, write_bundle
+
+    manifest, tensors = read_bundle(model.save(tmp_path / "m.sgz"))
+    manifest["config"]["hidden_dim"] = 4096  # a network the weights do not fit
+    write_bundle(tmp_path / "bad.sgz", manifest, tensors)
+    with pytest.raises(ModelFileError, match="do not match"):
+        synthgen.load(tmp_path / "bad.sgz")
+
+
+def test_missing_entity_column_is_refused(visits: pd.DataFrame) -> None:
+    with pytest.raises(InvalidDataError, match="'subject'"):
+        SequenceSynthesizer(config=SMALL, progress=False).fit(visits, "subject", "day")
+    with pytest.raises(InvalidDataError, match="'visit_date'"):
+        SequenceSynthesizer(config=SMALL, progress=False).fit(visits, "patient", "visit_date")
+
+
+def test_varying_column_declared_static_names_column_and_entity(visits: pd.DataFrame) -> None:
+    metadata = Metadata.detect(visits.drop(columns="patient"))
+    metadata.columns["ward"]["static"] = True
+    changes = visits.groupby("patient")["ward"].nunique()
+    with pytest.raises(InvalidDataError, match=r"'ward' is declared static but varies within entity (\d+)") as info:
+        SequenceSynthesizer(metadata, config=SMALL, progress=False).fit(visits, "patient", "day")
+    entity = int(str(info.value).split("within entity ")[1].split()[0])
+    assert changes[entity] > 1  # the entity named really has two wards
+
+
+def test_duplicate_sequence_index_names_the_entity(visits: pd.DataFrame) -> None:
+    bad = visits.copy()
+    second = bad.index[(bad["patient"] == 1004)][1]
+    bad.loc[second, "day"] = bad.loc[bad.index[bad["patient"] == 1004][0], "day"]
+    with pytest.raises(InvalidDataError, match="within entity 1004"):
+        SequenceSynthesizer(config=SMALL, progress=False).fit(bad, "patient", "day")
+
+
+def test_declared_not_static_is_learned_per_visit(visits: pd.DataFrame) -> None:
+    metadata = Metadata.detect(visits.drop(columns="patient"))
+    metadata.columns["age"]["static"] = False
+    tiny = visits[visits["patient"] < 1030]
+    model = SequenceSynthesizer(metadata, config=SequenceConfig(steps=2), progress=False).fit(tiny, "patient", "day")
+    assert model.schema_.static_columns == ["sex"]
+    assert "age" in model.schema_.visit_columns
+
+
+def test_long_sequences_are_cut_at_the_cap_with_a_warning(visits: pd.DataFrame, caplog) -> None:
+    tiny = visits[visits["patient"] < 1030]
+    with caplog.at_level(logging.WARNING, logger="synthgen.sequences"):
+        model = SequenceSynthesizer(max_length=3, config=SequenceConfig(steps=2), progress=False).fit(tiny, "patient", "day")
+    over = int((tiny.groupby("patient").size() > 3).sum())
+    assert f"{over} entities have more than 3 visits" in caplog.text
+    assert model.sample(50, seed=0).groupby("patient").size().max() <= 3
+
+
+def test_errors_are_synthgen_errors_without_rows(visits: pd.DataFrame) -> None:
+    with pytest.raises(SynthgenError) as info:
+        SequenceSynthesizer(config=SMALL, progress=False).fit(visits.assign(patient=np.nan), "patient", "day")
+    assert "missing" in str(info.value)
+
+
+# ---------------------------------------------------------------- evaluation
+def test_split_by_patient_never_by_row(visits: pd.DataFrame) -> None:
+    train, holdout = split_patients(visits, "patient", 0.2, seed=0)
+    assert not set(train["patient"]) & set(holdout["patient"])
+    assert len(train) + len(holdout) == len(visits)
+    assert holdout["patient"].nunique() == 30
+
+
+def test_static_consistency_catches_one_patient_changing_sex(visits: pd.DataFrame) -> None:
+    hostile = visits.copy()
+    rows = hostile.index[hostile["patient"] == hostile["patient"][hostile.groupby("patient")["patient"].transform("size") > 1].iloc[0]]
+    hostile.loc[rows[-1], "sex"] = "M" if hostile.loc[rows[0], "sex"] == "F" else "F"
+    assert static_consistency(hostile, "patient", ["sex", "age"]) == pytest.approx(1 - 1 / 150)
+
+
+def test_lag1_and_aggregates_on_known_sequences() -> None:
+    frame = pd.DataFrame({"id": [1, 1, 1, 2, 2, 2], "t": [3, 1, 2, 1, 2, 3], "x": [3.0, 1.0, 2.0, 6.0, 4.0, 2.0]})
+    # consecutive pairs in index order: (1,2), (2,3), (6,4), (4,2)
+    expected = np.corrcoef([1, 2, 6, 4], [2, 3, 4, 2])[0, 1]
+    assert lag1_autocorrelation(frame, "id", "t", "x") == pytest.approx(expected)
+    aggregates = patient_aggregates(frame, "id", "t", ["x"])
+    assert aggregates.loc[1].tolist() == pytest.approx([1.0, 3.0, 2.0, 1.0])
+    assert aggregates.loc[2].tolist() == pytest.approx([6.0, 2.0, 4.0, -2.0])
+    assert length_ks(frame, frame[frame["id"] == 1], "id") == 0.0
+
+
+def test_fidelity_of_real_patients_beats_shuffled_rows(visits: pd.DataFrame) -> None:
+    """The measures tell whole patients from rows mixed across patients (what an i.i.d. model produces)."""
+    train, holdout = split_patients(visits, "patient", 0.3, seed=1)
+    shuffled = train.copy()
+    rng = np.random.default_rng(0)
+    for column in ("sex", "lab"):
+        shuffled[column] = rng.permutation(shuffled[column].to_numpy())
+    real = sequence_fidelity(train, holdout, "patient", "day", ["sex", "age"])["synthetic"]
+    mixed = sequence_fidelity(shuffled, holdout, "patient", "day", ["sex", "age"])["synthetic"]
+    assert real["static_consistency"] == 1.0 and mixed["static_consistency"] < 0.8
+    assert real["lag1_max_gap"] < 0.05 < mixed["lag1_max_gap"]
+    assert real["aggregate_shapes"] > mixed["aggregate_shapes"]
