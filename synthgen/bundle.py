@@ -26,7 +26,10 @@ from synthgen._files import atomic_path
 from synthgen.errors import ModelFileError
 
 FORMAT = "synthgen-model"
-FORMAT_VERSION = 1
+#: Version 2 dropped the clock readings (``created``, ``training.seconds``) that version 1 required.
+FORMAT_VERSION = 2
+#: Versions this synthgen reads: version 1 files load as they are.
+READABLE_VERSIONS = (1, 2)
 _MANIFEST = "model.json"
 _TENSORS = "tensors.pt"
 #: The zip format's earliest date: entries carry it instead of the time of writing.
@@ -99,10 +102,10 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
         raise ModelFileError(f"{str(path)!r}: the model description is corrupt ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{str(path)!r} is not a synthgen model file")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(
             f"{str(path)!r} uses model format version {manifest.get('format_version')!r}; "
-            f"this synthgen reads version {FORMAT_VERSION}"
+            f"this synthgen reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
         tensors = torch.load(io.BytesIO(tensor_bytes), map_location="cpu", weights_only=True)

@@ -433,3 +433,15 @@ def test_image_model_sampled_to_a_table_file_is_refused(image_model: Path, tmp_p
     out = tmp_path / name
     refused(run("sample", image_model, "-n", "4", "-o", out, "--quiet"), name, "image")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_version_1_model_file_with_clock_readings_still_loads(work) -> None:
+    """Files written before the clock readings were dropped keep working."""
+    def version_1(manifest: dict) -> None:
+        manifest.update(format_version=1, created="2026-11-30T10:00:00+00:00")
+        manifest["training"]["seconds"] = 12.5
+
+    old = _rewrite(work["model"], work["folder"] / "v1.sgz", version_1)
+    shown = run("info", old)
+    assert shown.exit_code == 0, shown.output
+    assert "on 2026-11-30T10:00:00+00:00" in shown.output and "12.5 s on cpu" in shown.output
