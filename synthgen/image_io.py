@@ -33,8 +33,8 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
-from synthgen._version import __version__
 from synthgen._files import atomic_directory
+from synthgen._version import __version__
 from synthgen.data.images import FILE_COLUMNS, ImageSet, IntensityMapping, read_images
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
