@@ -5,6 +5,13 @@ chunk is written, so a failed run never leaves a partial output file behind.
 """
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import io
+import logging
+import lzma
+import zipfile
 from pathlib import Path
 from types import TracebackType
 
@@ -15,10 +22,16 @@ import pyarrow.parquet as pq
 from synthgen._files import atomic_path
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
+logger = logging.getLogger(__name__)
+
 _CSV = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 _TSV = (".tsv", ".tsv.gz")
 _PARQUET = (".parquet", ".pq")
 SUPPORTED = ", ".join((*_CSV, *_TSV, *_PARQUET))
+#: Separators a .csv/.tsv file is sniffed for when its header does not split on the expected one.
+_SEPARATORS = (",", ";", "\t", "|")
+_SNIFF_LINES = 50
+_SNIFF_BYTES = 1 << 20
 
 
 def _format(path: Path) -> str:
@@ -39,7 +52,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", low_memory=False)
+            separator = _separator(path, "\t" if kind == "tsv" else ",")
+            header = pd.read_csv(path, sep=separator, header=None, nrows=1, dtype=str, keep_default_na=False)
+            _check_header(path, header.iloc[0].tolist())
+            frame = pd.read_csv(path, sep=separator, low_memory=False)
     except pd.errors.EmptyDataError as exc:
         raise InvalidDataError(f"{str(path)!r} is empty") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, pa.ArrowException, ValueError) as exc:
@@ -47,6 +63,67 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         raise InvalidDataError(f"{str(path)!r} has no data rows")
     return frame
+
+
+def _first_lines(path: Path) -> list[str]:
+    """The first lines of a (possibly compressed) text table, for sniffing its separator."""
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if not m.endswith("/")]
+            raw = archive.open(members[0]).read(_SNIFF_BYTES) if members else b""
+    else:
+        opener = gzip.open if name.endswith(".gz") else bz2.open if name.endswith(".bz2") else (
+            lzma.open if name.endswith(".xz") else open)
+        with opener(path, "rb") as handle:
+            raw = handle.read(_SNIFF_BYTES)
+    text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = text.splitlines()
+    if len(raw) == _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # cut mid-line
+    return [line for line in lines[:_SNIFF_LINES] if line.strip()]
+
+
+def _separator(path: Path, expected: str) -> str:
+    """``expected``, unless the header does not split on it and another separator splits every line alike.
+
+    A semicolon-separated file named .csv (the European spreadsheet default) would otherwise be
+    learned as one text column named ``a;b;c``.
+    """
+    lines = _first_lines(path)
+    if not lines:
+        return expected
+
+    def widths(separator: str) -> list[int]:
+        return [len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=separator)]
+
+    if widths(expected)[0] > 1:
+        return expected
+    for separator in _SEPARATORS:
+        counts = widths(separator)
+        if separator != expected and counts[0] > 1 and all(count == counts[0] for count in counts):
+            logger.warning("%r is separated by %r, not %r: read it so", str(path), separator, expected)
+            return separator
+    return expected
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """Refuse empty or repeated column names (pandas would invent ``Unnamed: 0`` and ``a.1``)."""
+    blank = [position for position, name in enumerate(names, 1) if not str(name).strip()]
+    if blank:
+        where = ", ".join(str(position) for position in blank)
+        raise InvalidDataError(
+            f"{str(path)!r}: column {where} of the header has no name; name every column "
+            "(a saved row index? write the file without it, e.g. to_csv(index=False))"
+        )
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    repeated = [name for name, count in seen.items() if count > 1]
+    if repeated:
+        raise InvalidDataError(
+            f"{str(path)!r} has duplicate column names: {', '.join(repr(n) for n in repeated)}; rename them"
+        )
 
 
 def is_table_path(path: str | Path) -> bool:

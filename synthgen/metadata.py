@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,8 @@ import pandas as pd
 
 from synthgen._files import write_atomic
 from synthgen.errors import InvalidDataError, MetadataError
+
+logger = logging.getLogger(__name__)
 
 SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id")
 
@@ -58,6 +61,10 @@ _ID_NAMES = frozenset(
 _ID_SUFFIX = re.compile(r"[_\s.\-](?:id|no|number|key|mrn)$")  # matched on the lower-cased name
 _ID_CAMEL_SUFFIX = re.compile(r"[a-z0-9](?:ID|Id|No|Number|Key)$")  # patientId, SubjectID
 
+#: A text column is read as numbers or dates when at most this share of its values are not; those
+#: cells are then read as missing, with a warning (typos, "n/a?"), rather than the column becoming
+#: categorical or an identifier.
+MAX_UNREADABLE_SHARE = 0.1
 _MIN_ID_ROWS = 10  # fewer unique values than this are too few to call a column an identifier
 _SAMPLE = 1000  # values tried first when probing date formats, so most misses are cheap
 _MAX_EXACT_FLOAT_INT = 2**53
@@ -246,6 +253,13 @@ def _checked_spec(name: str, spec: Any) -> dict[str, Any]:
             f"column {name!r}: datetime_format must be a strftime format such as '%Y-%m-%d', "
             f"got {datetime_format!r}"
         )
+    others = spec.get("other_datetime_formats")
+    if spec["sdtype"] == "datetime" and others is not None and (
+        not isinstance(others, list) or not all(isinstance(f, str) and "%" in f for f in others)
+    ):
+        raise MetadataError(
+            f"column {name!r}: other_datetime_formats must be a list of strftime formats, got {others!r}"
+        )
     return spec
 
 
@@ -286,21 +300,96 @@ def _detect_column(name: str, column: pd.Series) -> dict[str, Any]:
 
 
 def _detect_strings(name: str, values: pd.Series) -> dict[str, Any]:
-    for fmt in DATETIME_FORMATS:
-        if _all_parse(values.iloc[:_SAMPLE], fmt) and (len(values) <= _SAMPLE or _all_parse(values, fmt)):
-            return {"sdtype": "datetime", "datetime_format": fmt}
-    not_numbers = pd.to_numeric(values, errors="coerce").isna().to_numpy()
-    n_bad = int(not_numbers.sum())
-    if 0 < n_bad and 10 * n_bad <= len(values):  # at least 90% numbers: probably typos in a numeric column
-        first = int(np.argmax(not_numbers))
-        raise InvalidDataError(
-            f"column {name!r} is mostly numbers but {n_bad} of {len(values)} values are not "
-            f"(first: {_show(values.iloc[first])} in row {_row(values, first)}); fix those cells, "
-            "or if the column is categorical, declare it so in a metadata file (--metadata)"
-        )
+    dates = _detect_dates(name, values)
+    if dates is not None:
+        return dates
+    numbers = pd.to_numeric(values, errors="coerce")
+    n_bad = int(numbers.isna().sum())
+    if 0 < n_bad <= MAX_UNREADABLE_SHARE * len(values):  # probably typos in a numeric column
+        spec = _detect_numbers(name, numbers.dropna())
+        if spec["sdtype"] in ("numerical", "datetime"):
+            logger.warning(
+                "column %r is detected as %s, but %d of %d values are not numbers: those cells will be "
+                "read as missing (fix them, or declare the column's sdtype in a metadata file)",
+                name, spec["sdtype"], n_bad, len(values),
+            )
+            return spec
     if len(values) >= _MIN_ID_ROWS and values.is_unique:
         return {"sdtype": "id"}
     return {"sdtype": "categorical"}
+
+
+def _detect_dates(name: str, values: pd.Series) -> dict[str, Any] | None:
+    """A datetime spec when (nearly) every value is a date in one of ``DATETIME_FORMATS``, else None.
+
+    Formats are chosen greedily, most values first; the first is the one samples are written in.
+    Mixed formats and unreadable cells are said in a warning, never silently turned into an ``id``.
+    """
+    head = values.iloc[:_SAMPLE]
+    head_masks = {fmt: _parses(head, fmt) for fmt in DATETIME_FORMATS}
+    if np.logical_or.reduce(list(head_masks.values())).mean() < 1 - MAX_UNREADABLE_SHARE:
+        return None  # cheap exit for text that is not dates
+    candidates = [fmt for fmt, mask in head_masks.items() if mask.any()]
+    masks = {fmt: head_masks[fmt] if len(values) <= _SAMPLE else _parses(values, fmt) for fmt in candidates}
+    unread = np.ones(len(values), dtype=bool)
+    chosen: list[tuple[str, int]] = []
+    while candidates:
+        gains = [int((masks[fmt] & unread).sum()) for fmt in candidates]
+        best = int(np.argmax(gains))
+        if gains[best] == 0:
+            break
+        fmt = candidates.pop(best)
+        chosen.append((fmt, gains[best]))
+        unread &= ~masks[fmt]
+    n_bad = int(unread.sum())
+    if not chosen or n_bad > MAX_UNREADABLE_SHARE * len(values):
+        return None
+    spec: dict[str, Any] = {"sdtype": "datetime", "datetime_format": chosen[0][0]}
+    if len(chosen) > 1:
+        spec["other_datetime_formats"] = [fmt for fmt, _ in chosen[1:]]
+        logger.warning(
+            "column %r holds dates in %d formats (%s); all are read, and samples are written as %s",
+            name, len(chosen), ", ".join(f"{fmt}: {count} values" for fmt, count in chosen), chosen[0][0],
+        )
+    if n_bad:
+        logger.warning(
+            "column %r is detected as dates (%s), but %d of %d values are not dates: those cells will be "
+            "read as missing (fix them, or declare the column's sdtype in a metadata file)",
+            name, spec["datetime_format"], n_bad, len(values),
+        )
+    return spec
+
+
+def unreadable_cells(column: pd.Series, spec: dict[str, Any]) -> np.ndarray | None:
+    """Present text cells of a numerical or datetime column that do not read as its kind, or None.
+
+    None when the column is not text of one of those kinds (nothing to read). The cells found are
+    read as missing by the table transformer, with a warning.
+    """
+    if not (column.dtype == object or pd.api.types.is_string_dtype(column.dtype)):
+        return None
+    present = column.notna().to_numpy()
+    if spec.get("sdtype") == "numerical":
+        return present & pd.to_numeric(column, errors="coerce").isna().to_numpy()
+    if spec.get("sdtype") == "datetime" and spec.get("datetime_format"):
+        return present & read_dates(column, datetime_formats(spec)).isna().to_numpy()
+    return None
+
+
+def datetime_formats(spec: dict[str, Any]) -> list[str]:
+    """The formats a datetime column is read with: ``datetime_format``, then any others detected."""
+    return [spec["datetime_format"], *spec.get("other_datetime_formats", [])]
+
+
+def read_dates(values: pd.Series, formats: list[str]) -> pd.Series:
+    """``values`` as datetimes, each read with the first of ``formats`` that parses it; NaT otherwise."""
+    result = pd.to_datetime(values, format=formats[0], errors="coerce")
+    for fmt in formats[1:]:
+        todo = result.isna().to_numpy() & values.notna().to_numpy()
+        if not todo.any():
+            break
+        result[todo] = pd.to_datetime(values[todo], format=fmt, errors="coerce").to_numpy(dtype=result.dtype)
+    return result
 
 
 def _detect_numbers(name: str, values: pd.Series) -> dict[str, Any]:
@@ -325,9 +414,15 @@ def _detect_numbers(name: str, values: pd.Series) -> dict[str, Any]:
 
 def _all_parse(values: pd.Series, fmt: str) -> bool:
     """Whether every (non-null) string parses with ``fmt``."""
-    if fmt == "%Y%m%d" and not values.str.fullmatch(r"\d{8}").all():
-        return False  # without separators, only 8 digits are unambiguous ("202111" is not a date)
-    return bool(pd.to_datetime(values, format=fmt, errors="coerce").notna().all())
+    return bool(_parses(values, fmt).all())
+
+
+def _parses(values: pd.Series, fmt: str) -> np.ndarray:
+    """Which strings parse with ``fmt``."""
+    parsed = pd.to_datetime(values, format=fmt, errors="coerce").notna().to_numpy()
+    if fmt == "%Y%m%d":  # without separators, only 8 digits are unambiguous ("202111" is not a date)
+        parsed &= values.astype(str).str.fullmatch(r"\d{8}").to_numpy(dtype=bool)
+    return parsed
 
 
 def _looks_like_id(name: str) -> bool:

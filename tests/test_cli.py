@@ -101,7 +101,8 @@ def _bad_tables(folder: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["empty", "header only", "all missing", "mixed types", "unreadable", "missing file", "unknown type"])
+# "mixed types" (one stray string in a numeric column) is now learned with a warning: tests/test_hostile_data.py.
+@pytest.mark.parametrize("case", ["empty", "header only", "all missing", "unreadable", "missing file", "unknown type"])
 def test_fit_bad_input_is_named_and_leaves_no_file(tmp_path: Path, case: str) -> None:
     path, message = _bad_tables(tmp_path)[case]
     out = tmp_path / "model.sgz"

@@ -103,8 +103,16 @@ def test_ambiguous_slash_dates_are_day_first_unless_a_value_says_otherwise():
 
 
 def test_date_strings_failing_beyond_the_first_1000_are_not_dates():
-    values = ["2021-03-04"] * 1500 + ["soon"]
+    values = ["2021-03-04"] * 1000 + ["soon", "later"] * 250
     assert sdtype_of(pd.DataFrame({"d": values}), "d") == {"sdtype": "categorical"}
+
+
+def test_date_strings_with_one_bad_cell_beyond_the_first_1000_are_dates_with_a_warning(caplog):
+    values = ["2021-03-04"] * 1500 + ["soon"]
+    with caplog.at_level("WARNING", logger="synthgen.metadata"):
+        assert sdtype_of(pd.DataFrame({"d": values}), "d") == {"sdtype": "datetime", "datetime_format": "%Y-%m-%d"}
+    assert "'d'" in caplog.text and "1 of 1501" in caplog.text and "missing" in caplog.text
+    assert "soon" not in caplog.text
 
 
 def test_six_digit_strings_are_not_yyyymmdd_dates():
@@ -222,18 +230,15 @@ def test_mixed_python_types_name_column_types_and_first_minority_row():
     assert "row 12" in message
 
 
-def test_numeric_strings_with_a_few_text_values_are_rejected():
+def test_numeric_strings_with_a_few_text_values_are_numbers_with_a_warning(caplog):
     values = [str(v) for v in range(50)]
     values[7], values[30] = "<5", "unknown"
     data = pd.DataFrame({"bili": values})
-    with pytest.raises(InvalidDataError) as raised:
-        Metadata.detect(data)
-    message = str(raised.value)
-    assert "'bili'" in message
-    assert "2 of 50" in message
-    assert "'<5'" in message and "row 7" in message
-    assert "unknown" not in message  # only the first offending cell is shown
-    assert "categorical" in message and "--metadata" in message
+    with caplog.at_level("WARNING", logger="synthgen.metadata"):
+        metadata = Metadata.detect(data)
+    assert metadata.columns["bili"] == {"sdtype": "numerical", "computer_representation": "Int64"}
+    assert "'bili'" in caplog.text and "2 of 50" in caplog.text and "missing" in caplog.text
+    assert "unknown" not in caplog.text and "<5" not in caplog.text  # cells are not logged
 
 
 def test_mostly_text_with_some_numbers_is_categorical():

@@ -5,6 +5,7 @@ level (CTGAN's training-by-sampling). Missing values are a level of their own an
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -15,10 +16,16 @@ from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.continuous import int_option
 from synthgen.errors import InvalidDataError, UnknownCategoryError
 
+logger = logging.getLogger(__name__)
+
 #: Strings a caller (the CLI) may use to ask for the missing level.
 MISSING_WORDS = frozenset({"nan", "none", "null", "na", "<na>", "nat"})
 #: How many known levels an UnknownCategoryError lists.
 SHOWN_LEVELS = 20
+#: Most levels a categorical column keeps by default: its one-hot span is as wide as its levels, and
+#: the generator, critic and condition vector grow with it (5,000 levels over 30k rows: 3,580 kept at
+#: min_category_count 5, 20 steps in 62 s and a 63 MB model). Less frequent levels are pooled.
+MAX_CATEGORIES = 500
 BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -79,24 +86,32 @@ class _LevelTransformer(ColumnTransformer):
 
 
 class CategoricalTransformer(_LevelTransformer):
-    """One-hot encode a categorical column, pooling rare categories into one level.
+    """One-hot encode a categorical column, pooling rare categories.
 
     Levels are ordered by frequency (descending) then by their string form, so fits are
-    deterministic. Categories seen fewer than ``min_category_count`` times are pooled into
-    ``rare_label`` (the last position) and are never stored: a rare diagnosis identifies a patient.
+    deterministic. Categories seen fewer than ``min_category_count`` times are rare, and so are the
+    least frequent ones beyond ``max_categories`` levels; rare values are never stored, because a
+    rare diagnosis identifies a patient. In a text column they are pooled into one level named
+    ``rare_label`` (made distinct from every kept level, so a genuine ``Other`` stays itself). In a
+    numeric column (codes, counts) each is merged into the nearest kept value, as top/bottom-coding
+    does, so the column keeps its numbers and dtype.
     """
 
     name = "categorical"
 
-    def __init__(self, min_category_count: int = 5, rare_label: str = "Other") -> None:
+    def __init__(self, min_category_count: int = 5, rare_label: str = "Other",
+                 max_categories: int = MAX_CATEGORIES) -> None:
         self.min_category_count = min_category_count
         self.rare_label = rare_label
+        self.max_categories = max_categories
 
     @classmethod
     def from_metadata(cls, column: dict[str, Any], options: dict[str, Any]) -> CategoricalTransformer:
+        source = column if "max_categories" in column else options  # a column may raise its own cap
         return cls(
             min_category_count=int_option(options, "min_category_count", 5),
             rare_label=str(options.get("rare_label", "Other")),
+            max_categories=int_option(source, "max_categories", MAX_CATEGORIES),
         )
 
     def fit(self, column: pd.Series, rng: np.random.Generator) -> CategoricalTransformer:
@@ -104,9 +119,20 @@ class CategoricalTransformer(_LevelTransformer):
             raise InvalidDataError("cannot fit a categorical column with no rows")
         counts = column.value_counts(dropna=True, sort=False)
         counts = counts[counts > 0]  # a category dtype lists unused categories with count 0
-        rare = counts.to_numpy() < self.min_category_count
-        if rare.any():
-            rare |= np.array([value == self.rare_label for value in counts.index], dtype=bool)
+        threshold = self.min_category_count
+        frequent = np.sort(counts.to_numpy())[::-1]
+        if (frequent >= threshold).sum() > self.max_categories:
+            # Raise the bar to the count above the first level past the cap: levels seen equally
+            # often are kept or pooled together, never split by their names.
+            threshold = int(frequent[self.max_categories]) + 1
+            logger.warning(
+                "a categorical column has %d levels seen at least %d times; only the %d seen at least %d "
+                "times are kept (max_categories %d), the rest are pooled (%d of %d rows)",
+                int((frequent >= self.min_category_count).sum()), self.min_category_count,
+                int((frequent >= threshold).sum()), threshold, self.max_categories,
+                int(frequent[frequent < threshold].sum()), len(column),
+            )
+        rare = counts.to_numpy() < threshold
         kept = counts[~rare]
         order = np.lexsort((kept.index.astype(str).to_numpy(), -kept.to_numpy()))
         levels = [_native(value) for value in kept.index[order]]
@@ -116,11 +142,24 @@ class CategoricalTransformer(_LevelTransformer):
                 f"a categorical column holds values of type {', '.join(sorted(unsupported))}; "
                 "convert them to strings or numbers first"
             )
+        infinite = [level for level in levels if isinstance(level, float) and math.isinf(level)]
+        if infinite:
+            raise InvalidDataError(f"a categorical column holds {infinite[0]!r}, which cannot be stored; "
+                                   "replace infinite values")
+        kind = _dtype_kind(column.dtype)
+        merge = bool(rare.any()) and kind in ("int", "float")
+        if merge and not levels:
+            raise InvalidDataError(
+                f"no value of this numeric-coded column is seen {self.min_category_count} times, so none can "
+                "be generated; lower min_category_count or declare the column numerical in the metadata"
+            )
         self.levels_ = levels
         self.has_missing_ = bool(column.isna().any())
-        self.rare_ = bool(rare.any())
+        self.rare_ = bool(rare.any()) and not merge
+        self.merge_rare_ = merge
+        self.rare_label_ = _distinct_label(self.rare_label, levels)
         self.dtype_ = str(column.dtype)
-        self.kind_ = _dtype_kind(column.dtype)
+        self.kind_ = kind
         if isinstance(column.dtype, pd.CategoricalDtype):
             kept_levels = set(levels)
             self.category_order_ = [_native(value) for value in column.cat.categories if value in kept_levels]
@@ -133,7 +172,7 @@ class CategoricalTransformer(_LevelTransformer):
         return (
             list(self.levels_)
             + ([self._missing_marker()] if self.has_missing_ else [])
-            + ([self.rare_label] if self.rare_ else [])
+            + ([self.rare_label_] if self.rare_ else [])
         )
 
     def _missing_marker(self) -> Any:
@@ -164,8 +203,11 @@ class CategoricalTransformer(_LevelTransformer):
         more = ", ..." if len(self.categories) > SHOWN_LEVELS else ""
         pooled = (
             f"; values seen fewer than {self.min_category_count} times in training were pooled into "
-            f"{self.rare_label!r}"
+            f"{self.rare_label_!r}"
             if self.rare_
+            else f"; values seen fewer than {self.min_category_count} times in training were merged into "
+            "the nearest frequent value"
+            if self.merge_rare_
             else ""
         )
         raise UnknownCategoryError(f"unknown category {value!r}; known categories: {shown}{more}{pooled}")
@@ -176,7 +218,9 @@ class CategoricalTransformer(_LevelTransformer):
         missing = column.isna().to_numpy()
         codes = pd.Index(self.levels_, dtype=object).get_indexer(column.astype(object))
         unknown = (codes < 0) & ~missing
-        if unknown.any():
+        if unknown.any() and self.merge_rare_:
+            codes[unknown] = self._nearest(column[unknown])
+        elif unknown.any():
             if not self.rare_:
                 example = column[unknown].iloc[0]
                 raise UnknownCategoryError(
@@ -187,25 +231,41 @@ class CategoricalTransformer(_LevelTransformer):
             codes[missing] = self._missing_index()
         return self._one_hot(codes)
 
+    def _nearest(self, values: pd.Series) -> np.ndarray:
+        """Position of the kept level nearest each (numeric) value; ties go to the smaller level."""
+        numbers = pd.to_numeric(values.astype(object), errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(numbers).any():
+            example = values[np.isnan(numbers)].iloc[0]
+            raise UnknownCategoryError(f"value {example!r} was not seen in training and is not a number")
+        levels = np.array(self.levels_, dtype=np.float64)
+        order = np.argsort(levels, kind="stable")
+        ordered = levels[order]
+        right = np.clip(np.searchsorted(ordered, numbers), 0, len(ordered) - 1)
+        left = np.clip(right - 1, 0, len(ordered) - 1)
+        take_left = np.abs(numbers - ordered[left]) <= np.abs(ordered[right] - numbers)
+        return order[np.where(take_left, left, right)]
+
     def inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Arg-max level, in the training column's dtype where the levels allow it."""
         self._check_fitted("levels_")
         values = pd.Series(self._decode(data), dtype=object)
         if self.kind_ == "category":
-            categories = self.category_order_ + ([self.rare_label] if self.rare_ else [])
+            categories = self.category_order_ + ([self.rare_label_] if self.rare_ else [])
             return pd.Series(pd.Categorical(values, categories=categories, ordered=self.ordered_))
         if self.rare_ and self.kind_ in ("int", "float", "bool"):
-            return values  # the rare label is a string: numbers cannot hold it
+            return values  # a pooled level's label is a string (models from DP releases): numbers cannot hold it
         return values.astype(self.dtype_)
 
     def get_state(self) -> dict[str, Any]:
         self._check_fitted("levels_")
         state = {
             "min_category_count": self.min_category_count,
-            "rare_label": self.rare_label,
+            "rare_label": self.rare_label_,
+            "max_categories": self.max_categories,
             "levels": list(self.levels_),
             "has_missing": self.has_missing_,
             "rare": self.rare_,
+            "merge_rare": self.merge_rare_,
             "dtype": self.dtype_,
             "kind": self.kind_,
         }
@@ -215,16 +275,30 @@ class CategoricalTransformer(_LevelTransformer):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CategoricalTransformer:
-        transformer = cls(min_category_count=state["min_category_count"], rare_label=state["rare_label"])
+        transformer = cls(min_category_count=state["min_category_count"], rare_label=state["rare_label"],
+                          max_categories=state.get("max_categories", MAX_CATEGORIES))
         transformer.levels_ = list(state["levels"])
         transformer.has_missing_ = bool(state["has_missing"])
         transformer.rare_ = bool(state["rare"])
+        # States written before rare numeric codes were merged (and DP releases) have neither key.
+        transformer.merge_rare_ = bool(state.get("merge_rare", False))
+        transformer.rare_label_ = state["rare_label"]
         transformer.dtype_ = state["dtype"]
         transformer.kind_ = state["kind"]
         if transformer.kind_ == "category":
             transformer.category_order_ = list(state["category_order"])
             transformer.ordered_ = bool(state["ordered"])
         return transformer
+
+
+def _distinct_label(label: str, levels: list[Any]) -> str:
+    """``label``, or ``label (pooled)``, ``label (pooled 2)``... : the first not spelled like a kept level."""
+    taken = {str(level) for level in levels}
+    candidate, n = label, 1
+    while candidate in taken:
+        candidate = f"{label} (pooled)" if n == 1 else f"{label} (pooled {n})"
+        n += 1
+    return candidate
 
 
 def _dtype_kind(dtype: Any) -> str:

@@ -24,6 +24,9 @@ STD_FLOOR = 1e-6
 #: alpha is (x - mean) / (SPREAD * std): four standard deviations map to +-1.
 SPREAD = 4.0
 ALPHA_LIMIT = 0.99
+#: Larger magnitudes are refused before training: squares and sums of such values overflow float64
+#: (the mixture fit and the evaluation compute them), and no measurement is that large.
+MAX_MAGNITUDE = 1e100
 
 
 def int_option(options: dict[str, Any], key: str, default: int) -> int:
@@ -171,6 +174,13 @@ def _as_float(column: pd.Series) -> np.ndarray:
         values = pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):
         raise InvalidDataError("a numerical column holds values that are not numbers") from None
-    if np.isinf(values).any():
-        raise InvalidDataError("a numerical column holds infinite values")
+    beyond = np.abs(values) > MAX_MAGNITUDE  # NaN compares False; inf is beyond
+    if beyond.any():
+        first = int(np.argmax(beyond))
+        label = column.index[first]
+        label = label.item() if isinstance(label, np.generic) else label
+        raise InvalidDataError(
+            f"a numerical column holds {float(values[first])!r} (row {label!r}); numbers beyond "
+            f"±{MAX_MAGNITUDE:g} and infinite ones cannot be modelled: fix the cell or make it missing"
+        )
     return values

@@ -15,6 +15,7 @@ from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.continuous import ContinuousTransformer, int_option
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.errors import InvalidDataError
+from synthgen.metadata import read_dates
 
 NS_PER_SECOND = 10**9
 #: Candidate resolutions, coarsest first, with their length in nanoseconds.
@@ -27,10 +28,13 @@ class DatetimeTransformer(ColumnTransformer):
     name = "datetime"
     handles_missing = False
 
-    def __init__(self, datetime_format: str | None = None, max_modes: int = 10, gmm_max_rows: int = 10_000) -> None:
+    def __init__(self, datetime_format: str | None = None, max_modes: int = 10, gmm_max_rows: int = 10_000,
+                 other_formats: list[str] | None = None) -> None:
         self.datetime_format = datetime_format
         self.max_modes = max_modes
         self.gmm_max_rows = gmm_max_rows
+        #: Formats also read (a column written in several); output uses ``datetime_format``.
+        self.other_formats = list(other_formats or [])
 
     @classmethod
     def from_metadata(cls, column: dict[str, Any], options: dict[str, Any]) -> DatetimeTransformer:
@@ -38,6 +42,7 @@ class DatetimeTransformer(ColumnTransformer):
             datetime_format=column.get("datetime_format"),
             max_modes=int_option(options, "max_modes", 10),
             gmm_max_rows=int_option(options, "gmm_max_rows", 10_000),
+            other_formats=column.get("other_datetime_formats"),
         )
 
     def fit(self, column: pd.Series, rng: np.random.Generator) -> DatetimeTransformer:
@@ -68,9 +73,15 @@ class DatetimeTransformer(ColumnTransformer):
                 raise InvalidDataError("a numeric datetime column holds non-integer values")
             column = pd.Series(numbers.astype(np.int64)).astype(str)
         try:
+            if self.other_formats and self.datetime_format is not None:
+                parsed = read_dates(column, [self.datetime_format, *self.other_formats])
+                if parsed.isna().any():
+                    raise ValueError("unparsed")
+                return pd.DatetimeIndex(parsed)
             return pd.DatetimeIndex(pd.to_datetime(column, format=self.datetime_format))
         except (TypeError, ValueError):
-            expected = f"format {self.datetime_format!r}" if self.datetime_format else "one date format"
+            formats = ", ".join(repr(f) for f in [self.datetime_format, *self.other_formats])
+            expected = f"format {formats}" if self.datetime_format else "one date format"
             raise InvalidDataError(f"a datetime column holds values that do not parse with {expected}") from None
 
     @property
@@ -119,6 +130,7 @@ class DatetimeTransformer(ColumnTransformer):
         self._check_fitted("inner_")
         return {
             "datetime_format": self.datetime_format,
+            **({"other_formats": self.other_formats} if self.other_formats else {}),
             "kind": self.kind_,
             "dtype": self.dtype_,
             "unit": self.unit_,
@@ -155,6 +167,7 @@ class DatetimeTransformer(ColumnTransformer):
         else:
             inner = ContinuousTransformer.from_state(state["inner"])
             transformer = cls(state["datetime_format"], max_modes=inner.max_modes, gmm_max_rows=inner.gmm_max_rows)
+        transformer.other_formats = list(state.get("other_formats", []))
         transformer.kind_ = state["kind"]
         transformer.dtype_ = state["dtype"]
         transformer.unit_ = state["unit"]

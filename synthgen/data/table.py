@@ -1,6 +1,7 @@
 """The whole table as one encoded matrix: one fitted column transformer per column, side by side."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,17 +13,67 @@ import pandas as pd
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.missing import MissingIndicator
 from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
-from synthgen.metadata import Metadata
+from synthgen.metadata import MAX_UNREADABLE_SHARE, Metadata, unreadable_cells
 from synthgen.registry import column_transformers, transformer_for
+
+logger = logging.getLogger(__name__)
+
+#: Fewer training rows than this cannot be learned (the generator normalises over a batch), and a
+#: model of one row could only copy that patient.
+MIN_ROWS = 2
+
+
+class _ColumnPrefix(logging.Filter):
+    def __init__(self, column: str) -> None:
+        super().__init__()
+        self.column = column
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"column {self.column!r}: {record.msg}"
+        return True
 
 
 @contextmanager
-def _naming(column: str) -> Iterator[None]:
-    """Prefix a transformer's data error with the column it is about (transformers see one column, unnamed)."""
+def _naming(column: str, transformer: ColumnTransformer | None = None) -> Iterator[None]:
+    """Prefix a transformer's data errors and warnings with the column they are about.
+
+    Transformers see one column, unnamed; their module loggers get a prefixing filter meanwhile.
+    """
+    loggers = []
+    if transformer is not None:
+        modules = {type(transformer).__module__, type(getattr(transformer, "inner", transformer)).__module__}
+        loggers = [logging.getLogger(module) for module in sorted(modules)]
+    prefix = _ColumnPrefix(column)
+    for module_logger in loggers:
+        module_logger.addFilter(prefix)
     try:
         yield
     except (InvalidDataError, UnknownCategoryError) as exc:
         raise type(exc)(f"column {column!r}: {exc}") from exc
+    finally:
+        for module_logger in loggers:
+            module_logger.removeFilter(prefix)
+
+
+def readable_column(name: str, spec: dict[str, Any], column: pd.Series, *, warn: bool) -> pd.Series:
+    """``column`` with the few text cells that do not read as its numbers or dates made missing.
+
+    Detection calls a column numerical or datetime when at most ``MAX_UNREADABLE_SHARE`` of its
+    values are not; more than that is an error naming the column (the metadata is wrong).
+    """
+    bad = unreadable_cells(column, spec)
+    if bad is None or not bad.any():
+        return column
+    n_bad, n_present = int(bad.sum()), int(column.notna().sum())
+    kind = "numbers" if spec.get("sdtype") == "numerical" else "dates in its format"
+    if n_bad > MAX_UNREADABLE_SHARE * n_present:
+        raise InvalidDataError(
+            f"column {name!r} is declared {spec.get('sdtype')}, but {n_bad} of {n_present} values are not {kind}; "
+            "fix the cells or the column's sdtype in the metadata"
+        )
+    if warn:
+        logger.warning("column %r: %d of %d values are not %s and are read as missing", name, n_bad, n_present, kind)
+    return column.where(~bad, None)
 
 
 @dataclass(frozen=True)
@@ -47,13 +98,19 @@ class TableTransformer:
 
     def fit(self, data: pd.DataFrame, rng: np.random.Generator) -> "TableTransformer":
         self.metadata.validate(data)
+        if len(data) < MIN_ROWS:
+            raise InvalidDataError(
+                f"the table has {len(data)} row{'' if len(data) == 1 else 's'} to train on; synthgen needs at "
+                f"least {MIN_ROWS} (a model of one row could only copy that patient)"
+            )
         fitted: dict[str, ColumnTransformer] = {}
         for name, spec in self.metadata.columns.items():
+            column = readable_column(name, spec, data[name], warn=True)
             transformer = transformer_for(name, spec).from_metadata(spec, self.options)
-            if not transformer.handles_missing and data[name].isna().any():
+            if not transformer.handles_missing and column.isna().any():
                 transformer = MissingIndicator(transformer)
-            with _naming(name):
-                fitted[name] = transformer.fit(data[name], rng)
+            with _naming(name, transformer):
+                fitted[name] = transformer.fit(column, rng)
         self._set_columns(fitted)
         return self
 
@@ -93,8 +150,9 @@ class TableTransformer:
         self.metadata.validate(data)
         blocks = []
         for name, transformer in fitted.items():
+            column = readable_column(name, self.metadata.columns[name], data[name], warn=False)
             with _naming(name):
-                blocks.append(transformer.transform(data[name], rng))
+                blocks.append(transformer.transform(column, rng))
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
     def inverse(self, encoded: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:

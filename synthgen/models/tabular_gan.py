@@ -151,7 +151,15 @@ class _Residual(nn.Module):
         self.norm = nn.BatchNorm1d(out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.relu(self.norm(self.linear(x))), x], dim=1)
+        h = self.linear(x)
+        if self.training and h.shape[0] == 1:
+            # One row has no batch statistics (DP's Poisson sampling can draw a batch of one): normalise
+            # with the running ones, leaving them as they are.
+            norm = self.norm
+            h = F.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps)
+        else:
+            h = self.norm(h)
+        return torch.cat([F.relu(h), x], dim=1)
 
 
 class MarginalCalibration(nn.Module):
