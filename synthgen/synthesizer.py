@@ -48,6 +48,9 @@ MARGINAL_WEIGHT = 100.0
 #: draw): on flchain 4,096 rows added 31 MB, 1,024 add 9 MB, at about the same speed (2 threads:
 #: flchain 194-203k rows/s against 184-188k; breast-cancer 113-157k against 147-154k).
 NETWORK_ROWS = 1_024
+#: Rows per sampling block: each block draws from its own random streams, derived from (seed, block
+#: index), so a sample does not depend on how it is chunked (and blocks could be drawn apart).
+SAMPLE_BLOCK_ROWS = 8 * NETWORK_ROWS
 #: Rows drawn after training to measure the generator's marginals for the calibration.
 CALIBRATION_ROWS = 10_000
 
@@ -389,11 +392,9 @@ class TabularSynthesizer:
     def _generate(
         self, num_rows: int, discrete: list[_DiscreteCondition], exact: dict[str, Any], seed: int | None, chunk_rows: int
     ) -> Iterator[pd.DataFrame]:
+        """Rows in blocks of ``SAMPLE_BLOCK_ROWS``, each from its own random streams derived from (seed,
+        block index), cut into chunks afterwards: the rows do not depend on ``chunk_rows``."""
         seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
-        device = self.layout_.tanh_index.device
-        torch_rng = torch.Generator(device).manual_seed(seed)
-        numpy_rng = np.random.default_rng(seed)
-        slots = [c.slot for c in discrete]
         calibration_bias = None
         if self.calibration_ is not None:
             # A requested category is met through the condition; pulling its column back toward
@@ -402,27 +403,34 @@ class TabularSynthesizer:
             starts = self.layout_.softmax_index[:, 0]
             for condition in discrete:
                 calibration_bias[starts == int(condition.data_index[0])] = 0.0
-        budget = 100 * num_rows + 10 * chunk_rows  # rows we are willing to generate for rare conditions
-        remaining, generated = num_rows, 0
+        budget = 100 * num_rows + 10 * SAMPLE_BLOCK_ROWS  # rows we are willing to generate for rare exact values
+        remaining, generated, block = num_rows, 0, 0
+        pending: list[pd.DataFrame] = []
         while remaining > 0:
-            # Native conditions are met by nearly every row; rejection on exact values needs room.
-            batch = chunk_rows if exact else min(chunk_rows, remaining + (remaining // 10 + 64) * bool(discrete))
+            # Without exact conditions every row is kept; with them, rejection needs whole blocks.
+            size = SAMPLE_BLOCK_ROWS if exact else min(SAMPLE_BLOCK_ROWS, remaining)
+            torch_rng, numpy_rng = _block_streams(seed, block, self.layout_.tanh_index.device)
             with torch.inference_mode():
-                encoded = self._encoded(batch, slots, calibration_bias, torch_rng)
-                keep = torch.ones(batch, dtype=torch.bool, device=device)
-                for condition in discrete:
-                    keep &= encoded[:, condition.data_index.to(device)].argmax(1) == condition.category
-                encoded = encoded[keep]
-            generated += batch
+                encoded = self._encoded(size, discrete, calibration_bias, torch_rng)
             frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng)
             if self.value_calibration_ is not None:
                 frame = self.value_calibration_.apply(frame, numpy_rng)
             if exact:
                 frame = frame[self._exact_match(frame, exact)].reset_index(drop=True)
+            frame = frame.iloc[:remaining]
+            remaining -= len(frame)
+            generated += size
+            block += 1
             if len(frame):
-                frame = frame.iloc[:remaining]
-                remaining -= len(frame)
-                yield frame
+                pending.append(frame)
+            ready = sum(len(f) for f in pending)
+            if ready >= chunk_rows or (remaining == 0 and ready):
+                joined = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+                start = 0
+                while len(joined) - start >= chunk_rows or (remaining == 0 and start < len(joined)):
+                    yield joined.iloc[start : start + chunk_rows].reset_index(drop=True)
+                    start += chunk_rows
+                pending = [joined.iloc[start:]] if start < len(joined) else []
             if remaining > 0 and generated >= budget:
                 met = num_rows - remaining
                 raise ConditionError(
@@ -430,12 +438,18 @@ class TabularSynthesizer:
                     f"generating {generated}; the combination may be too rare in the training data"
                 )
 
-    def _encoded(self, rows: int, slots: list[int], calibration_bias: torch.Tensor | None,
+    def _encoded(self, rows: int, discrete: list[_DiscreteCondition], calibration_bias: torch.Tensor | None,
                  rng: torch.Generator) -> torch.Tensor:
-        """``rows`` generated rows, encoded (one-hot draws on softmax spans), in network-sized pieces."""
+        """``rows`` generated rows, encoded (one-hot draws on softmax spans), in network-sized pieces.
+
+        A discrete condition is met through the condition vector: the rows are generated given the
+        requested level, and that column's span is set to it (never rejection: a rare level of a wide
+        column would otherwise cost thousands of rows per row kept).
+        """
         device = self.layout_.tanh_index.device
         autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                                   enabled=use_bfloat16(device, self.config_.mixed_precision))
+        slots = [c.slot for c in discrete]
         pieces = []
         for start in range(0, rows, NETWORK_ROWS):
             size = min(NETWORK_ROWS, rows - start)
@@ -446,6 +460,10 @@ class TabularSynthesizer:
             encoded = self.layout_.activate(raw, self.config_.gumbel_tau, rng, hard=True, softmax_bias=calibration_bias)
             if self.calibration_ is not None:
                 encoded[:, self.layout_.tanh_index] = self.calibration_.map_tanh(encoded[:, self.layout_.tanh_index])
+            for condition in discrete:
+                span = condition.data_index.to(device)
+                encoded[:, span] = 0.0
+                encoded[:, span[condition.category]] = 1.0
             pieces.append(encoded)
         return torch.cat(pieces)
 
@@ -590,6 +608,13 @@ def _calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionS
 def _holdout_draws(seed: int, n_rows: int) -> np.ndarray:
     """One uniform draw per row position; row i's draw does not depend on how many rows follow it."""
     return np.random.default_rng([seed, 0x401D]).random(n_rows)
+
+
+def _block_streams(seed: int, block: int, device: torch.device) -> tuple[torch.Generator, np.random.Generator]:
+    """The torch and numpy random streams of sampling block ``block``: children of (seed, block)."""
+    torch_sequence, numpy_sequence = np.random.SeedSequence(seed, spawn_key=(block,)).spawn(2)
+    torch_seed = int(torch_sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return torch.Generator(device).manual_seed(torch_seed), np.random.default_rng(numpy_sequence)
 
 
 def _within_cells(levels: np.ndarray, shares: np.ndarray) -> np.ndarray:
