@@ -105,3 +105,13 @@ def test_unknown_version_and_corrupt_description_are_refused(model_file: Path, t
     inconsistent = _rewrite(model_file, tmp_path / "inconsistent.sgz", **{"model.json": json.dumps(manifest).encode()})
     with pytest.raises(ModelFileError, match="inconsistent"):
         synthgen.load(inconsistent)
+
+
+def test_saving_twice_gives_the_same_bytes(fitted, tmp_path: Path) -> None:
+    """No clock in the file: zip entries carry 1980-01-01 and the description has no creation time."""
+    first, second = fitted.save(tmp_path / "a.sgz"), fitted.save(tmp_path / "b.sgz")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        manifest = json.loads(archive.read("model.json"))
+    assert "created" not in manifest and "seconds" not in manifest["training"]

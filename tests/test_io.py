@@ -30,3 +30,19 @@ def test_failure_leaves_no_file(tmp_path: Path) -> None:
 def test_compressed_output_is_refused_up_front(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="parquet"):
         TableWriter(tmp_path / "out.csv.gz")
+
+
+def test_directory_or_full_disk_is_an_output_error_naming_the_file(tmp_path: Path, monkeypatch) -> None:
+    from synthgen.errors import OutputError
+
+    (tmp_path / "taken.csv").mkdir()
+    with pytest.raises(OutputError, match="taken.csv.*directory"), TableWriter(tmp_path / "taken.csv") as writer:
+        writer.write(pd.DataFrame({"a": [1]}))
+
+    def no_space(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", no_space)
+    with pytest.raises(OutputError, match="out.parquet.*No space"), TableWriter(tmp_path / "out.parquet") as writer:
+        writer.write(pd.DataFrame({"a": [1]}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.csv"]
