@@ -157,12 +157,17 @@ def recorded_critics() -> Iterator[list]:
         module.Discriminator = original
 
 
-def fit(train: pd.DataFrame, metadata, epsilon: float, seed: int, steps: int | None):
-    """Fit at ``epsilon`` (inf: no DP); the fitted model, its trained critic, seconds, DP record."""
+def fit(train: pd.DataFrame, metadata, epsilon: float, seed: int, steps: int | None, share: float | None = None):
+    """Fit at ``epsilon`` (inf: no DP); the fitted model, its trained critic, seconds, DP record.
+
+    ``share``: the statistics' share of ε (synthgen's default when None); a small one leaves most
+    of the budget to DP-SGD, the strongest test of the critic.
+    """
     import synthgen
     from synthgen.dp.accounting import DPSettings
 
-    dp = None if math.isinf(epsilon) else DPSettings(epsilon=epsilon)
+    options = {} if share is None else {"preprocessing_share": share}
+    dp = None if math.isinf(epsilon) else DPSettings(epsilon=epsilon, **options)
     model = synthgen.TabularSynthesizer(metadata, dp=dp, steps=steps, seed=seed, progress=False)
     start = time.perf_counter()
     with recorded_critics() as critics:
@@ -226,7 +231,8 @@ def audit(epsilon: float, args: argparse.Namespace) -> list[dict[str, Any]]:
     included = rng.random(args.canaries) < 0.5
     train = pd.concat([table, canaries[included]], ignore_index=True)
     steps = args.nodp_steps if math.isinf(epsilon) else args.steps
-    model, critic, seconds, privacy = fit(train, declared_metadata(bounds), epsilon, args.seed, steps)
+    model, critic, seconds, privacy = fit(train, declared_metadata(bounds), epsilon, args.seed, steps,
+                                               args.statistics_share)
     scores = {"critic (DP-SGD's output, white-box)": critic_scores(model, critic, canaries, args.seed + 1)}
     with tempfile.TemporaryDirectory() as folder:
         # The black-box attacker has the model file and nothing else.
@@ -296,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1_000, help="optimiser steps of the DP fits")
     parser.add_argument("--nodp-steps", type=int, default=3_000,
                         help="optimiser steps of the ε = inf fit (long, so that it can memorise: the power check)")
+    parser.add_argument("--statistics-share", type=float, default=None,
+                        help="share of ε for the released statistics (default: synthgen's); e.g. 0.1 audits DP-SGD "
+                             "with most of the budget")
     parser.add_argument("--sample-rows", type=int, default=100_000, help="synthetic rows the attacker draws")
     parser.add_argument("--neighbours", type=int, default=5, help="the k-th nearest synthetic row scores a canary")
     parser.add_argument("--seed", type=int, default=0)
