@@ -55,11 +55,11 @@ BOUND_MARGIN = 1.25
 
 # --------------------------------------------------------------------------------- the bound
 def audit_p_value(canaries: int, guesses: int, correct: int, epsilon: float, delta: float) -> float:
-    """P[≥ ``correct`` right out of ``guesses``] for an (ε, δ)-DP fit: Steinke et al. 2023, Theorem 5.2.
+    """P[≥ ``correct`` right out of ``guesses``] for an (ε, δ)-DP fit (Steinke et al. 2023, main theorem).
 
     Under pure ε-DP the count of right guesses is dominated by Binomial(guesses, q), q = e^ε/(1+e^ε)
     (randomized response is the worst case); δ adds at most ``2 m δ`` times the largest average
-    probability of the ``i`` counts just below ``correct`` (their Algorithm 1).
+    probability of the ``i`` counts just below ``correct`` (as the paper's p-value algorithm computes it).
     """
     if not 0 <= correct <= guesses <= canaries:
         raise ValueError(f"need 0 <= correct <= guesses <= canaries, got {correct}, {guesses}, {canaries}")
