@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -108,7 +109,9 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
             f"this synthgen reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
-        tensors = torch.load(io.BytesIO(tensor_bytes), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on foreign pickles; the refusal below is the one line shown
+            warnings.simplefilter("ignore")
+            tensors = torch.load(io.BytesIO(tensor_bytes), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # torch's text advises loading with weights_only=False: never relay it
         raise ModelFileError(f"{str(path)!r}: the model weights hold Python objects or code, not plain tensors; "
                              "refused as unsafe") from exc
