@@ -88,7 +88,7 @@ def privacy_section(
     rng: np.random.Generator,
     rare_k: int = 5,
     max_rows: int = 20_000,
-    n_attacks: int = 2_000,
+    n_attacks: int = 1_000,
     sensitive: list[str] | None = None,
 ) -> SectionResult:
     """Privacy scores of ``synthetic`` (generated from ``train``), calibrated on ``holdout``.
