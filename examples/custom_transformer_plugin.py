@@ -135,4 +135,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SynthgenError as error:  # bad input or options: one line naming it, not a traceback
+        raise SystemExit(f"error: {error}") from None

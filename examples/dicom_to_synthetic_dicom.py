@@ -30,6 +30,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 import synthgen
+from synthgen.errors import SynthgenError
 
 #: What a scanner writes about the patient and the site; none of it may reach a synthetic file.
 IDENTIFYING = {
@@ -117,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("dicom-to-synthetic-dicom"), help="output folder (created)")
     parser.add_argument("--steps", type=int, default=200,
-                        help="training steps (the default is a quick demo: expect blurry slices)")
+                        help="training steps (the default, about 2 CPU-minutes, is a demo: expect blurry slices)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same CPU: the same model and images")
     parser.add_argument("--dicom", type=Path, help="a folder of your own DICOM files (default: write a phantom series)")
     parser.add_argument("--labels", type=Path, help="with --dicom: a CSV with 'file' and 'finding' columns")
@@ -163,4 +164,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SynthgenError as error:  # bad input or options: one line naming it, not a traceback
+        raise SystemExit(f"error: {error}") from None

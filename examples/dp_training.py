@@ -28,6 +28,7 @@ from sklearn.datasets import load_diabetes
 
 import synthgen
 import synthgen.dp.accounting
+from synthgen.errors import SynthgenError
 
 #: The declared schema: (sdtype, computer_representation, public domain or None).
 SCHEMA = {
@@ -82,4 +83,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SynthgenError as error:  # bad input or options: one line naming it, not a traceback
+        raise SystemExit(f"error: {error}") from None

@@ -20,6 +20,10 @@ from pathlib import Path
 from sklearn.datasets import load_breast_cancer
 
 import synthgen
+from synthgen.errors import SynthgenError
+
+#: Report keys (prefixes) printed as the fidelity headline; "tstr": trained on synthetic, tested on the holdout.
+FIDELITY_HEADLINE = ("column_shapes", "column_pair_trends", "detection", "tstr")
 
 
 def main() -> None:
@@ -31,6 +35,8 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=30,
                         help="how many of the 30 measurements to keep (fewer: a faster fit and report)")
     args = parser.parse_args()
+    if not 1 <= args.columns <= 30:
+        parser.error(f"--columns must be between 1 and 30, got {args.columns}")
     args.out.mkdir(parents=True, exist_ok=True)
 
     frame = load_breast_cancer(as_frame=True).frame
@@ -56,7 +62,7 @@ def main() -> None:
     # The JSON is the machine-readable form of the same report: read the headline back from it.
     document = json.loads((args.out / "report.json").read_text(encoding="utf-8"))
     print(f"Verdict: {document['verdict']} ({document['verdict_detail']})")
-    print(f"Fidelity: {'synthetic':>9} {'holdout':>9}   (the holdout: what fresh real patients score)")
+    print(f"  {'Fidelity':<32} {'synthetic':>9} {'holdout':>9}   (holdout: what fresh real patients score)")
     for score in document["scores"]:
         if score["section"] == "fidelity" and score["key"].startswith(FIDELITY_HEADLINE):
             print(f"  {score['metric']:<32} {_number(score['value']):>9} {_number(score['reference']):>9}")
@@ -66,12 +72,12 @@ def main() -> None:
     print(f"Wrote {args.out / 'report.html'} and {args.out / 'report.json'}")
 
 
-FIDELITY_HEADLINE = ("column_shapes", "column_pair_trends", "detection", "tstr")
-
-
 def _number(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SynthgenError as error:  # bad input or options: one line naming it, not a traceback
+        raise SystemExit(f"error: {error}") from None

@@ -25,7 +25,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def run_example(name: str, out: Path, *arguments: str) -> str:
     """Run ``examples/<name>`` in a fresh interpreter; returns its stdout, fails with its stderr."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(EXAMPLES / name), "--out", str(out), "--seed", "0", *arguments],
                           check=False, capture_output=True, text=True, env=env, timeout=300, cwd=EXAMPLES.parent)
     assert done.returncode == 0, f"{name} failed:\n{done.stderr[-4000:]}"
