@@ -136,7 +136,7 @@ def main() -> None:
     real = synthgen.read_images(source, labels=labels, label_column=LABEL_COLUMN if labels else None,
                                 image_size=args.image_size)
     print(f"Read {len(real)} slices ({real.mapping.modality}, {real.mapping.unit} "
-          f"{real.mapping.low:g}..{real.mapping.high:g}), classes {real.classes}")
+          f"{real.mapping.low:g}..{real.mapping.high:g}), classes {real.classes if any(real.classes) else 'none'}")
 
     model = synthgen.ImageSynthesizer(image_size=args.image_size, seed=args.seed, steps=args.steps).fit(real)
     model.save(args.out / "model.sgz")
