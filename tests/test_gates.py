@@ -209,5 +209,5 @@ def test_cli_exit_codes_pass_fail_and_inconclusive(tmp_path) -> None:
     loose = run("train", "--holdout", str(tmp_path / "holdout.csv"), "--gate", "dcr_share<=0.1",
                 *[f"--gate={gate.metric}<=null+1@0.002" for gate in DEFAULT_GATES])
     assert loose.exit_code == GATE_FAILED_EXIT and "dcr_share<=0.1" in loose.output
-    failed = [line for line in loose.output.splitlines() if line.startswith("FAIL")][0]
+    failed = next(line for line in loose.output.splitlines() if line.startswith("FAIL"))
     assert "1 of 8 evaluated gates failed" in failed, failed

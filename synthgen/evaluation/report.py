@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from synthgen._files import write_atomic
-from synthgen.evaluation.gates import NULL, DEFAULT_GATES, Gate, GateResult, check_known, format_number, metric_key
+from synthgen.evaluation.gates import DEFAULT_GATES, NULL, Gate, GateResult, check_known, format_number, metric_key
 from synthgen.evaluation.scores import SectionResult
 
 SCORE_COLUMNS = ["section", "metric", "key", "value", "low", "high", "reference", "ideal", "method", "note",
