@@ -18,7 +18,7 @@ from synthgen.sequences.evaluate import (
 from synthgen.sequences.model import SequenceConfig
 
 MAX_VISITS = 8
-SMALL = SequenceConfig(noise_dim=16, static_dims=(64,), hidden_dim=32, critic_dims=(64, 64), steps=300, learning_rate=2e-3)
+SMALL = SequenceConfig(noise_dim=16, static_dims=(64,), hidden_dim=32, critic_dims=(64, 64), steps=600, learning_rate=2e-3)
 
 
 def make_visits(n_patients: int = 150, seed: int = 0) -> pd.DataFrame:
@@ -78,14 +78,23 @@ def test_sample_counts_patients_with_fresh_ids_and_lengths_in_range(visits, samp
 
 
 def test_static_part_conditions_the_visits(sample: pd.DataFrame) -> None:
-    """Women's lab values sit 3 units below men's in the fixture; the GRU sees the sex it generated."""
+    """Women's lab values sit 3 units below men's in the fixture; the GRU sees the sex it generated
+    (at 600 steps seeds 0-3 learn 2.7-4.1; visits blind to the static part give about 0.1)."""
     means = sample.groupby("sex")["lab"].mean()
-    assert means["M"] - means["F"] > 1.0
+    assert means["M"] - means["F"] > 1.5
 
 
 def test_same_seed_same_frame(model: SequenceSynthesizer, sample: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(model.sample(300, seed=11), sample)
     assert not model.sample(300, seed=12).equals(sample)
+
+
+def test_same_seed_same_fit(visits: pd.DataFrame) -> None:
+    """Every weight, the GRU's included, is drawn from the seed: two fits sample the same frame."""
+    tiny = visits[visits["patient"] < 1040]
+    fits = [SequenceSynthesizer(seed=5, config=SequenceConfig(steps=3), progress=False).fit(tiny, "patient", "day")
+            for _ in range(2)]
+    pd.testing.assert_frame_equal(fits[0].sample(30, seed=0), fits[1].sample(30, seed=0))
 
 
 def test_save_load_round_trip(model: SequenceSynthesizer, sample: pd.DataFrame, tmp_path) -> None:
@@ -149,6 +158,19 @@ def test_long_sequences_are_cut_at_the_cap_with_a_warning(visits: pd.DataFrame, 
     over = int((tiny.groupby("patient").size() > 3).sum())
     assert f"{over} entities have more than 3 visits" in caplog.text
     assert model.sample(50, seed=0).groupby("patient").size().max() <= 3
+
+
+def test_datetime_index_and_no_index(visits: pd.DataFrame) -> None:
+    """A datetime index comes back as increasing datetimes; without an index, row order is the visit
+    order and the output has no index column."""
+    tiny = visits[visits["patient"] < 1030]
+    dated = tiny.assign(day=pd.Timestamp("2020-01-01") + pd.to_timedelta(tiny["day"], unit="D"))
+    model = SequenceSynthesizer(config=SequenceConfig(steps=2), seed=0, progress=False).fit(dated, "patient", "day")
+    out = model.sample(40, seed=0)
+    assert pd.api.types.is_datetime64_any_dtype(out["day"])
+    assert (out.groupby("patient")["day"].diff().dropna() > pd.Timedelta(0)).all()
+    unindexed = SequenceSynthesizer(config=SequenceConfig(steps=2), seed=0, progress=False).fit(tiny.drop(columns="day"), "patient")
+    assert list(unindexed.sample(40, seed=0).columns) == ["patient", "sex", "age", "lab", "ward"]
 
 
 def test_errors_are_synthgen_errors_without_rows(visits: pd.DataFrame) -> None:

@@ -1,7 +1,8 @@
 """Whole-patient GAN networks (DoppelGANger-like, Lin et al. 2020): no pandas, no files.
 
 The generator draws a patient's static encoding from noise (the tabular generator, unconditioned),
-then its visits with a GRU whose every step sees the static encoding and fresh noise. Each visit's
+then its visits with a GRU cell whose every step sees the static encoding, fresh noise and the visit
+drawn before it (autoregressive: a drawn mode or category can persist). Each visit's
 encoding ends with a two-way (continue, stop) span: a patient is alive at visit t while no earlier
 visit said stop, so the length is generated with the values and stays differentiable in training
 (the soft stop probabilities multiply out). The critic sees whole patients: static encoding,
@@ -9,13 +10,14 @@ padded visits masked by that "alive" mask, and the mask itself, flattened (as Do
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from synthgen.data.base import Span
-from synthgen.models.tabular_gan import Discriminator, Generator, SpanLayout
+from synthgen.models.tabular_gan import Discriminator, Generator, SpanLayout, init_weights
 
 #: The span every visit's encoding ends with: (continue, stop).
 STOP_SPAN = Span(2, "softmax")
@@ -80,6 +82,18 @@ class SequenceGenerator(nn.Module):
         # Alive at t while no earlier visit stopped: 1, (1 - s0), (1 - s0)(1 - s1), ...
         alive = torch.cat([torch.ones_like(stop[:, :1]), torch.cumprod(1 - stop[:, :-1], dim=1)], dim=1)
         return static, visits, alive
+
+
+def init_sequence_weights(module: nn.Module, generator: torch.Generator) -> None:
+    """Every weight drawn from ``generator``: Linear layers as the tabular models do, GRU cells with
+    PyTorch's default U(-1/sqrt(hidden), 1/sqrt(hidden)) (their constructor draws from global state)."""
+    init_weights(module, generator)
+    for layer in module.modules():
+        if isinstance(layer, nn.GRUCell):
+            bound = 1 / math.sqrt(layer.hidden_size)
+            with torch.no_grad():
+                for parameter in layer.parameters():
+                    parameter.copy_(torch.rand(parameter.shape, generator=generator) * 2 * bound - bound)
 
 
 def layouts(static_spans: list[Span], visit_spans: list[Span]) -> tuple[SpanLayout, SpanLayout]:

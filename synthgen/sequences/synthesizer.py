@@ -23,12 +23,11 @@ from synthgen.data.identifier import IdentifierTransformer
 from synthgen.data.table import TableTransformer
 from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
 from synthgen.metadata import Metadata
-from synthgen.models.tabular_gan import init_weights
 from synthgen.sequences.frames import (
     GAP_COLUMN, SequenceSchema, check_long_table, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
     static_columns,
 )
-from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, layouts
+from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts
 from synthgen.sequences.training import train_sequence_gan
 from synthgen.train import select_device
 
@@ -114,8 +113,8 @@ class SequenceSynthesizer:
         generator_net = _generator_builder(static_table, visit_table, self.max_length, config)()
         critic = build_critic(generator_net.static_dim, generator_net.visit_dim, self.max_length, config)
         init_rng = torch.Generator().manual_seed(seed)
-        init_weights(generator_net, init_rng)
-        init_weights(critic, init_rng)
+        init_sequence_weights(generator_net, init_rng)
+        init_sequence_weights(critic, init_rng)
         generator_net, critic = generator_net.to(device), critic.to(device)
         train_rng = torch.Generator(device).manual_seed(seed)
         summary = train_sequence_gan(generator_net, critic, static_encoded.to(device), visits.to(device),
@@ -193,10 +192,25 @@ class SequenceSynthesizer:
             "seed": self.seed_,
             "config": asdict(self.config_),
             "training": self.training_,
+            # The long table's columns with their roles, in the form ``synthgen info`` lists for any model.
+            "metadata": self._long_metadata(),
+            "conditional_columns": [],
             "sequence": self.schema_.to_dict(),
             "static_metadata": self.static_table_.metadata.to_dict(),
             "visit_metadata": self.visit_table_.metadata.to_dict(),
         }
+
+    def _long_metadata(self) -> dict[str, Any]:
+        schema = self.schema_
+        columns: dict[str, dict[str, Any]] = {schema.entity_column: {"sdtype": "id", "entity": True}}
+        if schema.sequence_index is not None:
+            kind = "datetime" if schema.index_kind == "datetime" else "numerical"
+            columns[schema.sequence_index] = {"sdtype": kind, "sequence_index": True}
+        for table, static in ((self.static_table_, True), (self.visit_table_, False)):
+            for name, spec in table.metadata.columns.items():
+                if name in schema.column_order:
+                    columns[name] = {**spec, "static": static}
+        return {"columns": {name: columns[name] for name in schema.column_order}}
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to ``path`` (weights + JSON; no pickle); no clock reading is stored,
