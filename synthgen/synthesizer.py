@@ -161,7 +161,7 @@ class TabularSynthesizer:
         if self.calibrate and numeric:
             # Drawn before the calibration exists, so these are the generator's own marginals.
             drawn = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
-            self.value_calibration_ = ValueCalibration.fit(drawn, data, numeric)
+            self.value_calibration_ = ValueCalibration.fit(drawn, data, numeric, min_count=self.min_category_count)
         return self
 
     def _fit_private(self, data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed: int,
