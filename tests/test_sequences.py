@@ -10,7 +10,7 @@ import pytest
 
 import synthgen
 from synthgen import Metadata
-from synthgen.errors import InvalidDataError, ModelFileError, SynthgenError
+from synthgen.errors import InvalidDataError, MetadataError, ModelFileError, SynthgenError
 from synthgen.sequences import SequenceSynthesizer
 from synthgen.sequences.evaluate import (
     lag1_autocorrelation, length_ks, patient_aggregates, sequence_fidelity, split_patients, static_consistency,
@@ -140,6 +140,13 @@ def test_duplicate_sequence_index_names_the_entity(visits: pd.DataFrame) -> None
     bad.loc[second, "day"] = bad.loc[bad.index[bad["patient"] == 1004][0], "day"]
     with pytest.raises(InvalidDataError, match="within entity 1004"):
         SequenceSynthesizer(config=SMALL, progress=False).fit(bad, "patient", "day")
+
+
+def test_static_flag_must_be_a_boolean(visits: pd.DataFrame) -> None:
+    metadata = Metadata.detect(visits.drop(columns="patient"))
+    metadata.columns["age"]["static"] = 1
+    with pytest.raises(MetadataError, match="'age'.*true or false"):
+        SequenceSynthesizer(metadata, config=SMALL, progress=False).fit(visits, "patient", "day")
 
 
 def test_declared_not_static_is_learned_per_visit(visits: pd.DataFrame) -> None:

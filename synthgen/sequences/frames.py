@@ -132,6 +132,8 @@ def static_columns(frame: pd.DataFrame, entity_column: str, sequence_index: str 
     for name in candidates:
         varies = groups[name].nunique(dropna=False) > 1
         declared = metadata.columns.get(name, {}).get("static") if metadata is not None else None
+        if declared is not None and not isinstance(declared, bool):
+            raise MetadataError(f"column {name!r}: \"static\" must be true or false, got {declared!r}")
         if declared is True and varies.any():
             raise InvalidDataError(
                 f"column {name!r} is declared static but varies within entity {_show(varies.index[varies.to_numpy()][0])} "
