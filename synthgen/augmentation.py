@@ -44,18 +44,17 @@ from threadpoolctl import threadpool_limits
 
 from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
 from synthgen.metadata import Metadata
-from synthgen.synthesizer import DEFAULT_CHUNK_ROWS, TabularSynthesizer
+from synthgen.choices import CLASSIFIERS, DEFAULT_CHUNK_ROWS, SYNTHETIC_FLAG
+from synthgen.synthesizer import TabularSynthesizer
 
 logger = logging.getLogger(__name__)
 
 #: Default name of the boolean column marking synthetic rows (True) in ``augment``'s output.
-SYNTHETIC_FLAG = "synthetic"
 #: Fewest real rows a class needs before ``augment`` will generate more of it.
 MIN_CLASS_ROWS = 2
 #: Rounds of replacing synthetic rows that turned out to be exact copies of real rows.
 REPLACE_ROUNDS = 5
 #: Models ``check_augmentation`` can train (for a numerical target: the regressor of that family).
-CLASSIFIERS = ("hist_gradient_boosting", "logistic_regression")
 #: What ``check_augmentation`` can conclude.
 VERDICTS = ("helped", "hurt", "no measurable effect")
 #: Key of ``DataFrame.attrs`` under which ``augment`` records what it added.

@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -17,23 +17,13 @@ from tqdm.auto import tqdm
 from synthgen._version import __version__
 from synthgen._files import check_output, describe_error
 from synthgen.errors import InvalidArgumentError, SynthgenError
-from synthgen.datasets import EXAMPLES, load_example
+from synthgen.choices import CLASSIFIERS, DEFAULT_CHUNK_ROWS, EXAMPLE_TABLES, IMAGE_FORMATS, SYNTHETIC_FLAG
 from synthgen.dp.accounting import DPSettings, statement as dp_statement
-from synthgen.augmentation import (
-    CLASSIFIERS, SYNTHETIC_FLAG, augment, check_augmentation, check_request, fit_for_augmentation,
-)
-from synthgen.evaluation import Gate, evaluate
-from synthgen.evaluation.gates import DEFAULT_GATES
-from synthgen.evaluation.fidelity import quality_scores
-from synthgen.io import TableWriter, is_table_path, read_table
-from synthgen.loading import load
-from synthgen.metadata import Metadata
-from synthgen.synthesizer import DEFAULT_CHUNK_ROWS, TabularSynthesizer
-from synthgen.data.images import read_images
-from synthgen.image_io import FORMATS as IMAGE_FORMATS, read_written_images, write_images
-from synthgen.evaluation.images import IMAGE_GATES, evaluate_images
-from synthgen.image_synthesizer import ImageSynthesizer
-from synthgen.image_augmentation import augment_images, check_image_augmentation, plan as plan_images
+
+if TYPE_CHECKING:  # the commands import the API when they run, so --help loads no torch
+    from synthgen.evaluation import Gate
+    from synthgen.image_synthesizer import ImageSynthesizer
+    from synthgen.synthesizer import TabularSynthesizer
 
 _PATH = click.Path(path_type=Path)
 
@@ -89,6 +79,7 @@ def _is_image_input(path: Path) -> bool:
 
 def _read_images(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The images at ``path`` and the reading options, as recorded in the model for later re-reading."""
+    from synthgen.data.images import read_images
     reading = {
         "reader": options.get("reader"),
         "labels": str(options["labels_path"]) if options.get("labels_path") else None,
@@ -180,6 +171,10 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     Images: labels come from --labels CSV + --label-column, or from a DICOM tag (--label-tag);
     CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
     """
+    from synthgen.image_synthesizer import ImageSynthesizer
+    from synthgen.io import read_table
+    from synthgen.metadata import Metadata
+    from synthgen.synthesizer import TabularSynthesizer
     check_output(output, inputs=[data, metadata_path, image_options.get("labels_path")])  # before any training
     if _is_image_input(data):
         if metadata_path or dp_epsilon is not None or min_category_count != 5 or no_calibrate:
@@ -259,6 +254,10 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
     Images: OUTPUT is a new folder; --condition LABEL_COLUMN=LABEL (or just LABEL) asks for one
     class. DICOM output is built from scratch (fresh UIDs, no input tag copied) and marked SYNTHETIC.
     """
+    from synthgen.image_io import write_images
+    from synthgen.image_synthesizer import ImageSynthesizer
+    from synthgen.io import TableWriter, is_table_path
+    from synthgen.loading import load
     synthesizer = load(model, device=device)
     is_image = isinstance(synthesizer, ImageSynthesizer)
     if is_image and is_table_path(output):
@@ -297,6 +296,7 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
 @_friendly_errors
 def info(model: Path, as_json: bool) -> None:
     """Show MODEL's schema, training summary, versions and seed."""
+    from synthgen.loading import load
     details = load(model, device="cpu").describe()
     if as_json:
         click.echo(json.dumps(details, indent=2))
@@ -377,6 +377,12 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     privacy gates are one-sided tests at alpha 0.002 against what fresh real (holdout) rows score,
     each with a tolerance.
     """
+    from synthgen.evaluation import Gate, evaluate
+    from synthgen.evaluation.gates import DEFAULT_GATES
+    from synthgen.image_synthesizer import ImageSynthesizer
+    from synthgen.io import read_table
+    from synthgen.loading import load
+    from synthgen.metadata import Metadata
     inputs = [model, real_path, synthetic_path, holdout_path, metadata_path, image_options.get("labels_path")]
     for option, path in (("-o", output), ("--json", json_path)):  # before any scoring
         if path is not None:
@@ -418,6 +424,9 @@ def _evaluate_images(synthesizer: ImageSynthesizer | None, real_path: Path, synt
                      holdout_path: Path | None, image_options: dict[str, Any], user_gates: list[Gate], seed: int,
                      quiet: bool) -> Any:
     """The image evaluation: real images read as fit read them, synthetic ones as sample wrote them."""
+    from synthgen.data.images import read_images
+    from synthgen.evaluation.images import IMAGE_GATES, evaluate_images
+    from synthgen.image_io import read_written_images
     context: dict[str, object] = {"data source": str(real_path), "synthetic source": str(synthetic_path)}
     if synthesizer is not None:
         given = {key: value for key, value in _read_images(real_path, image_options)[1].items()
@@ -509,6 +518,9 @@ def augment_command(data: Path, target: str | None, output: Path | None, balance
     synthgen augment train.csv --target diagnosis --ratio 2 --check test.csv
     synthgen augment ./images/ --labels labels.csv --label-column finding --balance -o ./augmented/
     """
+    from synthgen.augmentation import augment, check_augmentation, check_request, fit_for_augmentation
+    from synthgen.io import TableWriter, read_table
+    from synthgen.loading import load
     if output is None and check_path is None:
         raise InvalidArgumentError(
             "nothing to do: give -o OUT to write the augmented data, --check TEST to measure, or both"
@@ -599,6 +611,11 @@ def _test_reading(check_path: Path, reading: dict[str, Any]) -> dict[str, Any]:
 def _augment_images(data: Path, target: str | None, output: Path | None, balance: bool, ratio: float | None,
                     model_path: Path | None, check_path: Path | None, check_seeds: int, seed: int | None,
                     steps: int | None, image_format: str, image_options: dict[str, Any], quiet: bool) -> None:
+    from synthgen.data.images import read_images
+    from synthgen.image_augmentation import augment_images, check_image_augmentation, plan as plan_images
+    from synthgen.image_io import write_images
+    from synthgen.image_synthesizer import ImageSynthesizer
+    from synthgen.loading import load
     images, reading = _read_images(data, image_options)
     if target is not None and target != images.label_name:
         raise InvalidArgumentError(f"--target {target!r}: these images' label is {images.label_name!r}")
@@ -653,6 +670,8 @@ def _augment_images(data: Path, target: str | None, output: Path | None, balance
 @_friendly_errors
 def metadata_command(data: Path, output: Path) -> None:
     """Detect DATA's column kinds and write them as editable SDV-style metadata JSON."""
+    from synthgen.io import read_table
+    from synthgen.metadata import Metadata
     check_output(output, inputs=[data])
     detected = Metadata.detect(read_table(data))
     detected.save(output)
@@ -660,7 +679,7 @@ def metadata_command(data: Path, output: Path) -> None:
 
 
 @main.command()
-@click.option("--dataset", type=click.Choice(sorted(EXAMPLES)), default="breast-cancer", show_default=True,
+@click.option("--dataset", type=click.Choice(EXAMPLE_TABLES), default="breast-cancer", show_default=True,
               help="A table that ships with scikit-learn (nothing is downloaded).")
 @click.option("-o", "--output-dir", type=_PATH, default=Path("synthgen-demo"), show_default=True)
 @click.option("-n", "--num-rows", type=click.IntRange(min=1), default=10_000, show_default=True)
@@ -670,6 +689,10 @@ def metadata_command(data: Path, output: Path) -> None:
 @_friendly_errors
 def demo(dataset: str, output_dir: Path, num_rows: int, steps: int | None, seed: int, quiet: bool) -> None:
     """The whole job on an embedded table: split 80/20, fit, save, sample, score fidelity."""
+    from synthgen.datasets import load_example
+    from synthgen.evaluation.fidelity import quality_scores
+    from synthgen.io import TableWriter
+    from synthgen.synthesizer import TabularSynthesizer
     train, holdout = load_example(dataset, seed=seed)
     synthesizer = TabularSynthesizer(seed=seed, steps=steps, progress=not quiet).fit(train)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -35,10 +35,10 @@ from pydicom.valuerep import format_number_as_ds
 
 from synthgen._files import atomic_directory
 from synthgen._version import __version__
+from synthgen.choices import IMAGE_FORMATS
 from synthgen.data.images import FILE_COLUMNS, ImageSet, IntensityMapping, read_images
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
-FORMATS = ("dicom", "png", "npz")
 MANIFEST = "labels.csv"
 #: Manifest column marking images that are not patients (augmented sets).
 SYNTHETIC_COLUMN = "synthetic"
@@ -59,8 +59,8 @@ def write_images(images: ImageSet, directory: str | Path, fmt: str = "dicom", *,
     in image order (for npz, the same file N times). ``synthetic`` (one bool per image) adds a
     ``synthetic`` column to ``labels.csv``, so augmented sets say which images are not patients.
     """
-    if fmt not in FORMATS:
-        raise InvalidArgumentError(f"unknown image format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt not in IMAGE_FORMATS:
+        raise InvalidArgumentError(f"unknown image format {fmt!r}; use one of {', '.join(IMAGE_FORMATS)}")
     if len(images) == 0:
         raise InvalidArgumentError("there are no images to write")
     target = Path(directory)

@@ -1,4 +1,4 @@
-"""Importing the package and its errors must stay light: no torch, pydicom or scikit-learn."""
+"""Importing the package and its errors, and ``synthgen --help``, stay light: no torch, pydicom or scikit-learn."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,13 @@ def _loaded_after(statement: str) -> list[str]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("statement", ["import synthgen", "import synthgen.errors", "from synthgen import __version__"])
+HELP = "from click.testing import CliRunner; from synthgen.cli import main; " + "; ".join(
+    f"assert CliRunner().invoke(main, {args!r}).exit_code == 0"
+    for args in (["--help"], ["fit", "--help"], ["sample", "--help"], ["evaluate", "--help"], ["augment", "--help"])
+)
+
+
+@pytest.mark.parametrize("statement", ["import synthgen", "import synthgen.errors", "from synthgen import __version__", HELP])
 def test_importing_the_package_or_its_errors_loads_no_heavy_library(statement):
     assert _loaded_after(statement) == []
 

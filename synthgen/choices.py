@@ -1,0 +1,15 @@
+"""Choices and defaults that ``--help`` shows and the API uses, in a module that imports nothing.
+
+The CLI builds its options from these, so ``synthgen --help`` need not load torch, pydicom or
+scikit-learn just to print a default.
+"""
+#: Rows generated and written per chunk when sampling (memory stays bounded whatever the count).
+DEFAULT_CHUNK_ROWS = 100_000
+#: Formats image sets are written in.
+IMAGE_FORMATS = ("dicom", "png", "npz")
+#: Column that marks augmented (synthetic) rows.
+SYNTHETIC_FLAG = "synthetic"
+#: Classifiers the augmentation check trains (the first is the default).
+CLASSIFIERS = ("hist_gradient_boosting", "logistic_regression")
+#: Example tables that ship inside scikit-learn (``synthgen.datasets``), for the demo.
+EXAMPLE_TABLES = ("breast-cancer", "diabetes")
