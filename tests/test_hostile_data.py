@@ -278,3 +278,12 @@ def test_the_generator_trains_on_a_batch_of_one_row() -> None:
     out.sum().backward()
     assert out.shape == (1, 3) and torch.isfinite(out).all()
     assert all(torch.equal(b, block.norm.running_mean) for b, block in zip(before, generator.body))
+
+
+def test_readable_table_makes_the_stray_cells_missing_for_code_that_reads_the_table_first() -> None:
+    from synthgen.data.table import readable_table
+
+    table = base(30).assign(lab=[str(v) for v in range(29)] + ["<5"])
+    read = readable_table(Metadata.detect(table), table)
+    assert read["lab"].isna().tolist() == [False] * 29 + [True] and read["lab"][3] == "3"
+    assert table["lab"].iloc[-1] == "<5"  # the caller's table is left as it was

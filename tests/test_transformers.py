@@ -299,6 +299,41 @@ def test_rare_categories_are_pooled_and_never_stored() -> None:
     assert restored.inverse(restored.transform(pd.Series(["rare_dx_pku"]), rng), rng).tolist() == ["Other"]
 
 
+def test_a_genuine_other_level_keeps_its_name_and_the_pool_gets_another() -> None:
+    rng = np.random.default_rng(0)
+    column = pd.Series(["flu"] * 20 + ["Other"] * 10 + ["Other (pooled)"] * 6 + ["rare_dx"] * 2)
+    transformer = CategoricalTransformer.from_metadata({"sdtype": "categorical"}, OPTIONS).fit(column, rng)
+    assert transformer.categories == ["flu", "Other", "Other (pooled)", "Other (pooled 2)"]
+    decoded = transformer.inverse(transformer.transform(column, rng), rng)
+    assert decoded.tolist() == column.replace("rare_dx", "Other (pooled 2)").tolist()
+    restored = CategoricalTransformer.from_state(json.loads(json.dumps(transformer.get_state())))
+    assert restored.categories == transformer.categories and restored.condition_index("Other") == 1
+
+
+def test_rare_numeric_codes_merge_into_the_nearest_kept_code() -> None:
+    rng = np.random.default_rng(0)
+    column = pd.Series([0] * 3 + [1] * 10 + [2] * 8 + [3] * 6 + [4] * 2 + [7] * 1, dtype="int64")
+    transformer = CategoricalTransformer.from_metadata({"sdtype": "categorical"}, OPTIONS).fit(column, rng)
+    assert sorted(transformer.categories) == [1, 2, 3]  # 0 bottom-coded into 1; 4 and 7 top-coded into 3
+    decoded = transformer.inverse(transformer.transform(column, rng), rng)
+    assert decoded.dtype == np.int64
+    assert decoded.tolist() == [1] * 13 + [2] * 8 + [3] * 9
+    state = transformer.get_state()
+    assert 0 not in state["levels"] and 7 not in state["levels"] and 4 not in state["levels"]
+    with pytest.raises(UnknownCategoryError, match="nearest"):
+        transformer.condition_index(7)
+
+
+def test_states_from_dp_releases_and_older_files_still_load() -> None:
+    # synthgen/dp/release.py builds states without the newer keys, with the string rare level.
+    state = {"min_category_count": 1, "rare_label": "Other", "levels": [1, 2], "has_missing": False,
+             "rare": True, "dtype": "int64", "kind": "int"}
+    transformer = CategoricalTransformer.from_state(state)
+    assert transformer.categories == [1, 2, "Other"]
+    rng = np.random.default_rng(0)
+    assert transformer.inverse(np.eye(3, dtype=np.float32), rng).tolist() == [1, 2, "Other"]
+
+
 def test_missing_level_round_trips_at_the_observed_rate() -> None:
     rng = np.random.default_rng(0)
     column = pd.Series(rng.choice(np.array(["A", "B", "C"], dtype=object), size=1000))

@@ -76,6 +76,14 @@ def readable_column(name: str, spec: dict[str, Any], column: pd.Series, *, warn:
     return column.where(~bad, None)
 
 
+def readable_table(metadata: Metadata, data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with :func:`readable_column` applied to every column (for code that reads the table
+    before a :class:`TableTransformer` does, such as the DP release)."""
+    columns = {name: readable_column(name, spec, data[name], warn=True) for name, spec in metadata.columns.items()
+               if name in data.columns}
+    return data.assign(**columns) if columns else data
+
+
 @dataclass(frozen=True)
 class ConditionalColumn:
     """A column the model can be conditioned on: where its one-hot span sits in the encoding."""
