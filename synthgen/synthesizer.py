@@ -395,6 +395,8 @@ class TabularSynthesizer:
         """Rows in blocks of ``SAMPLE_BLOCK_ROWS``, each from its own random streams derived from (seed,
         block index), cut into chunks afterwards: the rows do not depend on ``chunk_rows``."""
         seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        if seed < 0:
+            raise InvalidArgumentError(f"the sampling seed must be a non-negative integer, got {seed}")
         calibration_bias = None
         if self.calibration_ is not None:
             # A requested category is met through the condition; pulling its column back toward

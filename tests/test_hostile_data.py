@@ -238,6 +238,10 @@ def test_sample_does_not_depend_on_chunk_rows(small_model: Path, tmp_path: Path,
     assert len(sample) == rows and sample.drop_duplicates().shape[0] > rows // 2
 
 
+def test_a_negative_sampling_seed_is_refused(small_model: Path, tmp_path: Path) -> None:
+    refused(run("sample", small_model, "-n", "10", "-o", tmp_path / "out.csv", "--seed", "-1", "--quiet"), tmp_path, "-1")
+
+
 # ---------------------------------------------------------------- 6. many levels
 def _many_levels(n: int, levels: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
