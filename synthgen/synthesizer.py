@@ -20,7 +20,7 @@ from synthgen._version import __version__
 from synthgen.choices import DEFAULT_CHUNK_ROWS
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields, write_bundle
 from synthgen.data.calibration import ValueCalibration
-from synthgen.data.table import TableTransformer
+from synthgen.data.table import MIN_ROWS, TableTransformer, readable_table
 from synthgen.errors import (
     ConditionError, InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError, NotFittedError,
 )
@@ -193,6 +193,10 @@ class TabularSynthesizer:
         rounds = release_rounds(metadata) + (pair_rounds(metadata) if settings.pairs else 0)
         plan = plan_privacy(settings, rows_hint, batch, steps, rounds, shorten=config_steps is None)
         config = replace(config, steps=plan.steps)
+        if len(data) < MIN_ROWS:
+            raise InvalidDataError(f"the table has {len(data)} row(s) to train on; synthgen needs at least {MIN_ROWS}")
+        # Stray cells (text in a number column, unparsable dates) become gaps, as in a plain fit.
+        data = readable_table(metadata, data)
         release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta,
                                      rows_hint=rows_hint, private=private)
         table = TableTransformer.from_fitted(metadata, {"min_category_count": 1}, release.transformers)

@@ -520,3 +520,18 @@ def test_a_default_training_length_the_budget_cannot_pay_for_is_shortened_not_re
                                  dp=settings).fit(table).privacy_
     assert privacy["epsilon"] <= 0.2 and privacy["noise_multiplier"] <= 1_000
     assert privacy["steps"] <= privacy["steps_requested"]
+
+
+def test_a_dp_numeric_code_keeps_its_type_and_a_genuine_other_stays_apart():
+    """Unreleased numbers are coded to the nearest released one (never the string 'Other'); a released
+    name spelled 'Other' is not the pooled level."""
+    stays = [0] * 300 + [1] * 200 + [2] * 100 + [7]  # 7: one patient's value, never released
+    table = pd.DataFrame({"stays": stays, "ward": ["Other"] * 301 + ["ICU"] * 300})
+    metadata = Metadata.from_dict({"columns": {"stays": {"sdtype": "categorical"}, "ward": {"sdtype": "categorical"}}})
+    release = _release(table, metadata, noise=1.0)
+    stays_transformer, ward = release.transformers["stays"], release.transformers["ward"]
+    assert stays_transformer.categories == [0, 1, 2]
+    decoded = stays_transformer.inverse(stays_transformer.transform(table["stays"], np.random.default_rng(0)),
+                                        np.random.default_rng(0))
+    assert decoded.dtype == np.int64 and decoded.iloc[-1] == 2  # 7 -> the nearest released code
+    assert "Other" in ward.categories and ward.categories[-1] != "Other"  # the pool is spelled apart

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from synthgen.data.base import ColumnTransformer
-from synthgen.data.categorical import BooleanTransformer, CategoricalTransformer, _dtype_kind, _native
+from synthgen.data.categorical import BooleanTransformer, CategoricalTransformer, _distinct_label, _dtype_kind, _native
 from synthgen.data.continuous import _as_float, is_integer_representation
 from synthgen.data.datetime import DatetimeTransformer
 from synthgen.data.identifier import IdentifierTransformer
@@ -317,21 +317,25 @@ def _categorical(column: pd.Series, name: str, spec: dict[str, Any], sigma: floa
     level_counts = noisy[released][order]
     noisy_missing = column.isna().sum() + rng.normal(0.0, sigma)
     has_missing = bool(noisy_missing > _MISSING_SIGMAS * sigma)
-    # With private names the rare level always exists, so whether any name was withheld stays hidden.
-    # Its weight is what the released counts leave of the released row count: the noisy counts of
-    # withheld names are never summed (with none withheld that sum is exactly 0, and one added row
-    # with a new name would move it).
-    rare = public is None
-    pooled = max(0.0, rows - float(level_counts.sum()) - float(noisy_missing)) if rare else 0.0
     dtype = _released_dtype(levels, has_missing)
+    kind = _dtype_kind(pd.Series([], dtype=dtype).dtype)
+    # Private names: a number that was not released is coded to the nearest released number (its
+    # type kept, as top/bottom-coding does); other names go to a rare level that always exists, so
+    # whether any name was withheld stays hidden either way. The rare level's weight is what the
+    # released counts leave of the released row count: the noisy counts of withheld names are never
+    # summed (with none withheld that sum is exactly 0, and one added row with a new name moves it).
+    merge = public is None and bool(levels) and kind in ("int", "float")
+    rare = public is None and not merge
+    pooled = max(0.0, rows - float(level_counts.sum()) - float(noisy_missing)) if rare else 0.0
     state: dict[str, Any] = {
         "min_category_count": 1,
-        "rare_label": "Other",
+        "rare_label": _distinct_label("Other", levels),
         "levels": levels,
         "has_missing": has_missing,
         "rare": rare,
+        "merge_rare": merge,
         "dtype": dtype,
-        "kind": _dtype_kind(pd.Series([], dtype=dtype).dtype),
+        "kind": kind,
     }
     transformer = CategoricalTransformer.from_state(state)
     counts = [*level_counts, *([noisy_missing] if has_missing else []), *([pooled] if rare else [])]
