@@ -129,9 +129,11 @@ def declared_metadata(bounds: dict[str, tuple[float, float]]):
     return synthgen.Metadata(columns)
 
 
-def default_delta(rows: int) -> float:
+def default_delta() -> float:
     """synthgen's default δ (``DPSettings``): the δ the ε = inf run is audited at."""
-    return min(1e-5, 1.0 / (10 * rows))
+    from synthgen.dp.accounting import DEFAULT_DELTA
+
+    return DEFAULT_DELTA
 
 
 @contextlib.contextmanager
@@ -239,7 +241,7 @@ def audit(epsilon: float, args: argparse.Namespace) -> list[dict[str, Any]]:
         released = synthgen.load(model.save(Path(folder) / "audit.sgz"))
         scores["samples (model file, black-box)"] = sample_scores(
             released, canaries, bounds, args.sample_rows, args.neighbours, args.seed + 2)
-    delta = privacy["delta"] if privacy else default_delta(len(train))
+    delta = privacy["delta"] if privacy else default_delta()
     rows = []
     for attack, score in scores.items():
         correct = correct_guesses(score, included, args.guesses, np.random.default_rng(args.seed + 3))
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < 2 * args.guesses <= args.canaries:
         parser.error(f"--guesses must be between 1 and canaries/2, got {args.guesses}")
 
-    rows = []
+    commit, rows = _commit(), []  # the code audited: taken before the fits, which take minutes
     for epsilon in args.epsilons:
         rows.extend(audit(epsilon, args))
         print(render(rows[-2:]), file=sys.stderr, flush=True)
@@ -321,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         settings = {k: v for k, v in vars(args).items() if k != "json"}
         payload = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "settings": settings,
-                   "commit": _commit(), "rows": rows}
+                   "commit": commit, "rows": rows}
         args.json.write_text(json.dumps(payload, indent=2, default=str))
     return 0
 
