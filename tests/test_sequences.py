@@ -10,7 +10,7 @@ import pytest
 
 import synthgen
 from synthgen import Metadata
-from synthgen.errors import InvalidDataError, MetadataError, ModelFileError, SynthgenError
+from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError, SynthgenError
 from synthgen.sequences import SequenceSynthesizer
 from synthgen.sequences.evaluate import (
     lag1_autocorrelation, length_ks, patient_aggregates, sequence_fidelity, split_patients, static_consistency,
@@ -95,6 +95,17 @@ def test_same_seed_same_fit(visits: pd.DataFrame) -> None:
     fits = [SequenceSynthesizer(seed=5, config=SequenceConfig(steps=3), progress=False).fit(tiny, "patient", "day")
             for _ in range(2)]
     pd.testing.assert_frame_equal(fits[0].sample(30, seed=0), fits[1].sample(30, seed=0))
+
+
+def test_bad_seeds_and_counts_are_one_line_errors(model: SequenceSynthesizer, visits: pd.DataFrame) -> None:
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InvalidArgumentError, match="seed"):
+            model.sample(5, seed=bad)
+    for bad in (0, -3, 2.0):
+        with pytest.raises(InvalidArgumentError, match="patients"):
+            model.sample(bad, seed=0)
+    with pytest.raises(InvalidArgumentError, match="seed"):
+        SequenceSynthesizer(seed=-2, config=SMALL, progress=False).fit(visits, "patient", "day")
 
 
 def test_save_load_round_trip(model: SequenceSynthesizer, sample: pd.DataFrame, tmp_path) -> None:

@@ -80,6 +80,7 @@ class SequenceSynthesizer:
         if self.min_category_count < 1:
             raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
         config = self._resolved_config()
+        _check_seed(self.seed)
         check_long_table(frame, entity_column, sequence_index)
         statics = static_columns(frame, entity_column, sequence_index, self.metadata)
         schema = SequenceSchema(
@@ -160,6 +161,7 @@ class SequenceSynthesizer:
         self._check_fitted()
         if isinstance(n_patients, bool) or not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
             raise InvalidArgumentError(f"the number of patients must be a positive integer, got {n_patients!r}")
+        _check_seed(seed)
         seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         torch_sequence, numpy_sequence = np.random.SeedSequence(seed).spawn(2)
         device = next(self.generator_.parameters()).device
@@ -251,6 +253,11 @@ class SequenceSynthesizer:
         synthesizer._set_fitted(schema, static_table, visit_table, config, manifest["seed"],
                                 generator_net.to(select_device(device)), manifest["training"], manifest.get("created"))
         return synthesizer
+
+
+def _check_seed(seed: Any) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
 
 
 def _generator_builder(static_table: TableTransformer, visit_table: TableTransformer, max_length: int,
