@@ -419,7 +419,8 @@ def _all_parse(values: pd.Series, fmt: str) -> bool:
 
 def _parses(values: pd.Series, fmt: str) -> np.ndarray:
     """Which strings parse with ``fmt``."""
-    parsed = pd.to_datetime(values, format=fmt, errors="coerce").notna().to_numpy()
+    # numpy's str_ cells (frames built from numpy draws) are strings too, but pandas' parser refuses them.
+    parsed = pd.to_datetime(values.map(str), format=fmt, errors="coerce").notna().to_numpy()
     if fmt == "%Y%m%d":  # without separators, only 8 digits are unambiguous ("202111" is not a date)
         parsed &= values.astype(str).str.fullmatch(r"\d{8}").to_numpy(dtype=bool)
     return parsed

@@ -484,3 +484,14 @@ def test_constructor_copies_specs():
     metadata = Metadata({"sex": spec})
     spec["options"]["min_count"] = 0
     assert metadata.columns["sex"]["options"] == {"min_count": 3}
+
+
+def test_text_held_as_numpy_strings_is_detected_like_text():
+    rng = np.random.default_rng(0)
+    rows = [{"ward": rng.choice(["icu", "surgery"]), "visit": str(rng.choice(["2021-01-02", "2021-03-04"]))}
+            for _ in range(60)]
+    frame = pd.DataFrame(rows)
+    assert isinstance(frame["ward"].iloc[0], np.str_)
+    metadata = Metadata.detect(frame)
+    assert metadata.columns["ward"]["sdtype"] == "categorical"
+    assert metadata.columns["visit"]["sdtype"] == "datetime"
