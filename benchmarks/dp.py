@@ -332,6 +332,8 @@ def render(results: dict[str, Any]) -> str:
                 if not runs:
                     continue
                 name = LABELS[method]
+                if len(runs) < seeds:  # fewer seeds than the table's header says
+                    name += f" (seed{'s' * (len(runs) > 1)} {', '.join(str(r['seed']) for r in sorted(runs, key=lambda r: r['seed']))})"
                 if math.isinf(epsilon):
                     name += " (no DP)" if method == "synthgen" else " (disabled_dp)"
                 ok = sorted((r for r in runs if r["status"] == "ok"), key=lambda r: r["seed"])
