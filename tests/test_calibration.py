@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import ks_2samp, spearmanr
 
 from synthgen import TabularSynthesizer
@@ -87,3 +88,25 @@ def test_a_fitted_model_does_not_reproduce_unique_training_extremes(patients: pd
         for extreme in (patients[name].min(), patients[name].max()):
             if counts[extreme] < model.min_category_count:
                 assert not (sample[name] == extreme).any(), (name, extreme)
+
+
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_an_extreme_held_by_one_patient_is_never_sampled(calibrate):
+    """With or without the calibration, no output equals a training minimum or maximum that fewer
+    than min_category_count rows hold (here one patient is 94, another 18)."""
+    rng = np.random.default_rng(0)
+    ages = np.concatenate([rng.integers(30, 80, 398), [18, 94]])
+    table = pd.DataFrame({"age": ages, "sex": rng.choice(["F", "M"], 400)})
+    model = TabularSynthesizer(seed=0, steps=60, progress=False, calibrate=calibrate).fit(table)
+    sampled = model.sample(5_000, seed=1)["age"]
+    assert not sampled.isin([18, 94]).any()
+    assert sampled.min() >= np.sort(ages)[4] and sampled.max() <= np.sort(ages)[-5]
+
+
+def test_the_quantile_transformer_keeps_rare_extremes_out_too():
+    from synthgen.data.quantile import QuantileTransformer
+
+    values = pd.Series(np.concatenate([np.arange(100.0), [1_000.0]]))
+    transformer = QuantileTransformer(bins=20).fit(values, np.random.default_rng(0))
+    decoded = transformer.inverse(np.linspace(-1, 1, 2_001)[:, None].astype(np.float32), np.random.default_rng(0))
+    assert decoded.max() <= np.sort(values)[-5] < 1_000.0

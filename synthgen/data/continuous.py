@@ -37,6 +37,17 @@ def int_option(options: dict[str, Any], key: str, default: int) -> int:
     return int(value)
 
 
+def inner_bounds(values: np.ndarray, count: int) -> tuple[float, float]:
+    """The ``count``-th smallest and largest of ``values`` (the middle value when there are fewer).
+
+    Decoded values are clipped here, so a training extreme held by fewer than ``count`` rows (an
+    extreme is what singles a patient out) is never emitted; one held by ``count`` rows can be.
+    """
+    ordered = np.sort(values)
+    k = max(1, min(count, (ordered.size + 1) // 2))
+    return float(ordered[k - 1]), float(ordered[-k])
+
+
 def is_integer_representation(representation: str | None) -> bool:
     """Whether SDV's ``computer_representation`` (``Int64``, ``UInt8``, ``Float``...) is integral."""
     return representation is not None and representation.lower().lstrip("u").startswith("int")
@@ -51,9 +62,11 @@ class ContinuousTransformer(ColumnTransformer):
     name = "numerical"
     handles_missing = False
 
-    def __init__(self, max_modes: int = 10, gmm_max_rows: int = 10_000, integer: bool = False) -> None:
+    def __init__(self, max_modes: int = 10, gmm_max_rows: int = 10_000, integer: bool = False,
+                 extreme_count: int = 5) -> None:
         self.max_modes = max_modes
         self.gmm_max_rows = gmm_max_rows
+        self.extreme_count = extreme_count
         self.integer = integer
 
     @classmethod
@@ -63,6 +76,7 @@ class ContinuousTransformer(ColumnTransformer):
             max_modes=int_option(options, "max_modes", 10),
             gmm_max_rows=int_option(options, "gmm_max_rows", 10_000),
             integer=is_integer_representation(representation),
+            extreme_count=int_option(options, "min_category_count", 5),
         )
 
     def fit(self, column: pd.Series, rng: np.random.Generator) -> ContinuousTransformer:
@@ -76,7 +90,7 @@ class ContinuousTransformer(ColumnTransformer):
         self.means_ = means
         self.stds_ = np.maximum(stds, STD_FLOOR * scale)
         self.weights_ = weights
-        self.min_, self.max_ = low, high
+        self.min_, self.max_ = inner_bounds(values, self.extreme_count)
         self.integer_ = self.integer or pd.api.types.is_integer_dtype(column.dtype)
         return self
 
@@ -134,7 +148,7 @@ class ContinuousTransformer(ColumnTransformer):
         return encoded
 
     def inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
-        """Undo the normalisation in the arg-max mode; clip into the observed range."""
+        """Undo the normalisation in the arg-max mode; clip into the inner bounds (see :func:`inner_bounds`)."""
         self._check_fitted("means_")
         data = np.asarray(data, dtype=np.float64)
         alpha = np.clip(data[:, 0], -1.0, 1.0)

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synthgen.data.base import ColumnTransformer, Span
-from synthgen.data.continuous import _as_float, int_option, is_integer_representation
+from synthgen.data.continuous import _as_float, inner_bounds, int_option, is_integer_representation
 from synthgen.errors import InvalidDataError
 
 #: Normal scores are divided by this so the whole clipped range (±6.4 sd) fits inside tanh's.
@@ -37,14 +37,16 @@ class QuantileTransformer(ColumnTransformer):
     name = "quantile"
     handles_missing = False
 
-    def __init__(self, bins: int = 100, integer: bool = False) -> None:
+    def __init__(self, bins: int = 100, integer: bool = False, extreme_count: int = 5) -> None:
         self.bins = bins
         self.integer = integer
+        self.extreme_count = extreme_count
 
     @classmethod
     def from_metadata(cls, column: dict[str, Any], options: dict[str, Any]) -> QuantileTransformer:
         return cls(bins=int_option(options, "quantile_bins", 100),
-                   integer=is_integer_representation(column.get("computer_representation")))
+                   integer=is_integer_representation(column.get("computer_representation")),
+                   extreme_count=int_option(options, "min_category_count", 5))
 
     @classmethod
     def from_histogram(cls, edges: np.ndarray, counts: np.ndarray, *, integer: bool) -> QuantileTransformer:
@@ -72,7 +74,8 @@ class QuantileTransformer(ColumnTransformer):
             self.cdf_ = np.array([0.0, 1.0])
         else:
             self.cdf_ = np.linspace(0.0, 1.0, self.bins + 1)
-            self.edges_ = np.quantile(values, self.cdf_)
+            # The outer knots stop at the inner bounds: no rare training extreme is emitted.
+            self.edges_ = np.clip(np.quantile(values, self.cdf_), *inner_bounds(values, self.extreme_count))
         self.integer_ = self.integer or pd.api.types.is_integer_dtype(column.dtype)
         return self
 
