@@ -144,8 +144,8 @@ def test_public_values_are_released_whatever_their_counts():
     table = pd.DataFrame({"stage": ["I"] * 500 + ["IV"], "age": np.linspace(20, 90, 501)})
     metadata = Metadata.detect(table)
     metadata.columns["stage"]["public_values"] = ["I", "II", "III", "IV"]
-    transformer = _release(table, metadata).transformers["stage"]
-    assert transformer.categories == ["I", "II", "III", "IV"] or set(transformer.categories) == {"I", "II", "III", "IV"}
+    transformer = _release_where(lambda r: not r.transformers["stage"].has_missing_, table, metadata).transformers["stage"]
+    assert set(transformer.categories) == {"I", "II", "III", "IV"}
     metadata.columns["stage"]["public_values"] = ["I", "II"]
     with pytest.raises(InvalidDataError, match="'stage'.*not among the declared public_values"):
         _release(table, metadata)
@@ -445,7 +445,9 @@ def _dependent_table(n: int, seed: int) -> pd.DataFrame:
 def test_cells_follow_the_encoding_bins_missing_and_categories():
     table = _dependent_table(2_000, 0)
     metadata = Metadata.detect(table)
-    release = _release(table, metadata)
+    # Columns without gaps get a missing level only when noise clears 2σ (about 1 release in 40).
+    release = _release_where(lambda r: not (r.transformers["a"].has_missing_ or r.transformers["c"].name == "missing"
+                                            or r.transformers["d"].has_missing_), table, metadata)
     encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)
     encoded = encoder.transform(release.fill_unreleased_gaps(table, np.random.default_rng(0)), np.random.default_rng(0))
     cells = {c.name: c for c in column_cells(encoder, release.category_counts, bins=4)}
