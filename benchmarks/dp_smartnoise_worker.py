@@ -161,7 +161,7 @@ def _marginal(job: dict, train) -> dict:
     share = float(job.get("names_share", 0.1)) if secret else 0.0
     names = _released_names(train, secret, share * epsilon, delta / 2, rng)
     model_epsilon, model_delta = (1 - share) * epsilon, delta / 2 if secret else delta
-    codes, decoders, cards = {}, {}, []
+    codes, cards = {}, []
     for column, domain in domains.items():
         values = train[column]
         if "low" in domain:
