@@ -26,7 +26,9 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from synthgen.augmentation import CLASSIFIERS, augment, compare_runs, fit_for_augmentation, score_model
+from synthgen.augmentation.check import compare_runs, score_model
+from synthgen.augmentation.tables import augment, fit_for_augmentation
+from synthgen.choices import CLASSIFIERS
 
 TARGET = "target"
 MODES = ("real only", "balance", "ratio 2")

@@ -143,20 +143,25 @@ def recorded_critics() -> Iterator[list]:
     The critic is the network DP-SGD trains on the rows; the model file does not hold it, but its
     final weights are a post-processing of the DP-SGD run, so auditing them audits DP-SGD itself.
     """
-    import synthgen.synthesizer as module
+    # The plain fit builds its critic in synthesizers/tabular.py, the DP fit in synthesizers/private.py.
+    import synthgen.synthesizers.private as private_module
+    import synthgen.synthesizers.tabular as tabular_module
 
-    original, made = module.Discriminator, []
+    modules = (tabular_module, private_module)
+    original, made = tabular_module.Discriminator, []
 
     class Recorded(original):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    module.Discriminator = Recorded
+    for module in modules:
+        module.Discriminator = Recorded
     try:
         yield made
     finally:
-        module.Discriminator = original
+        for module in modules:
+            module.Discriminator = original
 
 
 def fit(train: pd.DataFrame, metadata, epsilon: float, seed: int, steps: int | None, share: float | None = None):

@@ -54,13 +54,15 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from synthgen.augmentation import Interval, compare_runs, macro_roc_auc  # noqa: E402
-from synthgen.data.images import ImageSet, IntensityMapping  # noqa: E402
-from synthgen.evaluation.images import FeatureExtractor, _grid_png, evaluate_images  # noqa: E402
-from synthgen.image_augmentation import augment_images  # noqa: E402
-from synthgen.image_synthesizer import ImageSynthesizer  # noqa: E402
+from synthgen.augmentation.check import Interval, compare_runs, macro_roc_auc  # noqa: E402
+from synthgen.images.types import ImageSet, IntensityMapping  # noqa: E402
+from synthgen.evaluation.images.evaluate import evaluate_images  # noqa: E402
+from synthgen.evaluation.images.features import FeatureExtractor  # noqa: E402
+from synthgen.evaluation.images.grids import grid_png  # noqa: E402
+from synthgen.augmentation.images import augment_images  # noqa: E402
+from synthgen.synthesizers.images import ImageSynthesizer  # noqa: E402
 from synthgen.models.image_gan import ImageDiscriminator, ImageGANConfig, ImageGenerator, init_weights  # noqa: E402
-from synthgen.train import default_image_steps, train_image_gan  # noqa: E402
+from synthgen.training.images import default_image_steps, train_image_gan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -273,7 +275,7 @@ def part_augment(args: argparse.Namespace, defaults: bool = False) -> dict[str, 
                 args.figures.mkdir(parents=True, exist_ok=True)
                 rows = [list(probe.images[probe.labels == c][:8]) for c in classes]
                 name = f"{'augment-defaults' if defaults else 'augment'}-{variant.split()[0]}-draw0-samples.png"
-                (args.figures / name).write_bytes(base64.b64decode(_grid_png(rows)))
+                (args.figures / name).write_bytes(base64.b64decode(grid_png(rows)))
             fits.append({"variant": variant, "draw": draw, "images": len(train), "fit_s": fit_s,
                          "steps": model.training_["steps"], "loop_s": model.training_["seconds"], "judged_accuracy": judged})
             modes = variants[variant]

@@ -226,7 +226,7 @@ def fit_worker(table: str, method: str, seed: int, ctgan_epochs: int, synthgen_s
     elif method == "gaussian_copula":
         import sdv.single_table  # noqa: F401
     elif method == "synthgen":
-        import synthgen.synthesizer  # noqa: F401
+        import synthgen.synthesizers.tabular  # noqa: F401
     rss_before = _rss_mb()
     started = time.perf_counter()
     model.fit(train, metadata)

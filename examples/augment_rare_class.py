@@ -31,7 +31,8 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 
 import synthgen
-import synthgen.augmentation
+import synthgen.augmentation.check
+import synthgen.augmentation.tables
 from synthgen.errors import SynthgenError
 
 TARGET = "diagnosis"
@@ -73,7 +74,7 @@ def main() -> None:
 
     # Fit once and reuse the model for the written table and for every repeat of the check, as the
     # CLI does; synthgen.augment(train, TARGET, balance=True, steps=...) alone would fit its own.
-    model = synthgen.augmentation.fit_for_augmentation(train, TARGET, seed=args.seed, steps=args.steps)
+    model = synthgen.augmentation.tables.fit_for_augmentation(train, TARGET, seed=args.seed, steps=args.steps)
     augmented = synthgen.augment(train, TARGET, balance=True, model=model, seed=args.seed)
     augmented.to_csv(args.out / "augmented.csv", index=False)
     added = augmented[augmented["synthetic"]][TARGET].value_counts()
@@ -81,7 +82,7 @@ def main() -> None:
           f"({', '.join(f'{label} +{count}' for label, count in added.items())})")
 
     # Each repeat gets fresh synthetic rows (its own sampling seed); the check drops the flag column.
-    check = synthgen.augmentation.check_augmentation(
+    check = synthgen.augmentation.check.check_augmentation(
         train, test, TARGET, seeds=args.check_seeds, metadata=model.metadata_,
         augmented_factory=lambda repeat: synthgen.augment(train, TARGET, balance=True, model=model,
                                                           seed=args.seed + 1 + repeat, flag_column=None),

@@ -16,17 +16,17 @@ from synthgen._version import __version__
 #: Public name -> the module that defines it.
 _PUBLIC = {
     "DPSettings": "synthgen.dp.accounting",
-    "ImageSet": "synthgen.data.images",
-    "ImageSynthesizer": "synthgen.image_synthesizer",
+    "ImageSet": "synthgen.images.types",
+    "ImageSynthesizer": "synthgen.synthesizers.images",
     "Metadata": "synthgen.metadata",
-    "TabularSynthesizer": "synthgen.synthesizer",
-    "augment": "synthgen.augmentation",
-    "augment_images": "synthgen.image_augmentation",
+    "TabularSynthesizer": "synthgen.synthesizers.tabular",
+    "augment": "synthgen.augmentation.tables",
+    "augment_images": "synthgen.augmentation.images",
     "evaluate": "synthgen.evaluation",
-    "evaluate_images": "synthgen.evaluation.images",
+    "evaluate_images": "synthgen.evaluation.images.evaluate",
     "load": "synthgen.loading",
-    "read_images": "synthgen.data.images",
-    "write_images": "synthgen.image_io",
+    "read_images": "synthgen.images.reading",
+    "write_images": "synthgen.images.io",
 }
 
 __all__ = [*sorted(_PUBLIC), "__version__"]

@@ -1,4 +1,4 @@
 """``python -m synthgen`` runs the CLI."""
-from synthgen.cli import main
+from synthgen.cli.main import main
 
 main()

@@ -13,3 +13,7 @@ SYNTHETIC_FLAG = "synthetic"
 CLASSIFIERS = ("hist_gradient_boosting", "logistic_regression")
 #: Example tables that ship inside scikit-learn (``synthgen.datasets``), for the demo.
 EXAMPLE_TABLES = ("breast-cancer", "diabetes")
+
+#: Categories seen fewer times are pooled into 'Other' and never generated (a rare value can single
+#: out a patient); the default of the API, the CLI and the augmentation.
+MIN_CATEGORY_COUNT = 5

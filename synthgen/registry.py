@@ -23,7 +23,7 @@ from synthgen.errors import MetadataError, PluginError
 
 if TYPE_CHECKING:
     from synthgen.data.base import ColumnTransformer
-    from synthgen.data.images import ImageReader
+    from synthgen.images.types import ImageReader
 
 TRANSFORMER_GROUP = "synthgen.transformers"
 IMAGE_READER_GROUP = "synthgen.image_readers"
@@ -31,7 +31,7 @@ SYNTHESIZER_GROUP = "synthgen.synthesizers"
 #: What every plugin of a group must be: (module, base class), or None for a duck-typed group.
 _BASES: dict[str, tuple[str, str] | None] = {
     TRANSFORMER_GROUP: ("synthgen.data.base", "ColumnTransformer"),
-    IMAGE_READER_GROUP: ("synthgen.data.images", "ImageReader"),
+    IMAGE_READER_GROUP: ("synthgen.images.types", "ImageReader"),
     SYNTHESIZER_GROUP: None,
 }
 _WHAT = {TRANSFORMER_GROUP: "column transformer", IMAGE_READER_GROUP: "image reader", SYNTHESIZER_GROUP: "synthesizer"}

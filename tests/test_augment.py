@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from sklearn.pipeline import Pipeline
 
 from synthgen import TabularSynthesizer
-from synthgen.augmentation import (
-    SYNTHETIC_FLAG, VERDICTS, augment, check_augmentation, compare_runs, fit_for_augmentation,
-)
-from synthgen.cli import main
+from synthgen.augmentation.check import VERDICTS, check_augmentation, compare_runs
+from synthgen.augmentation.tables import augment, fit_for_augmentation
+from synthgen.choices import SYNTHETIC_FLAG
+from synthgen.cli.main import main
 from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError
 
 
@@ -200,9 +200,9 @@ def test_rare_classes_stay_generable_with_a_warning(caplog) -> None:
     single.loc[3, "label"] = "alone"
     with pytest.raises(InvalidDataError, match="single row"):
         augment(single, "label", balance=True, steps=10, progress=False)
-    with caplog.at_level(logging.WARNING, logger="synthgen.augmentation"):
+    with caplog.at_level(logging.WARNING, logger="synthgen.augmentation.tables"):
         result = augment(frame, "label", balance=True, seed=0, steps=50, progress=False)
-    ours = " ".join(r.getMessage() for r in caplog.records if r.name == "synthgen.augmentation")
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name == "synthgen.augmentation.tables")
     assert "min_category_count is lowered to 3" in ours
     assert re.search(r"\brare\b", ours) is None  # counts only: the rare class is never named
     counts = result["label"].value_counts()

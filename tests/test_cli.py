@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from synthgen.cli import main
+from synthgen.cli.main import main
 
 from conftest import make_patients
 

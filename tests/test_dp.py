@@ -15,7 +15,7 @@ from opacus.accountants.utils import get_noise_multiplier
 
 from conftest import make_patients
 from synthgen import TabularSynthesizer, load
-from synthgen.cli import main
+from synthgen.cli.main import main
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.dp.accounting import DPSettings, plan_privacy, spent_epsilon
 from synthgen.data.table import TableTransformer
@@ -25,7 +25,7 @@ from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataErro
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import Discriminator, GANConfig, MarginalLoss
-from synthgen.train import make_private_critic
+from synthgen.training.private import make_private_critic
 
 
 def _opacus_epsilon(accountant_class: type, history: list[tuple[float, float, int]], delta: float) -> float:

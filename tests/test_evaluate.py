@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from synthgen.cli import GATE_FAILED_EXIT, main
+from synthgen.cli.evaluate import GATE_FAILED_EXIT
+from synthgen.cli.main import main
 from synthgen.errors import InvalidArgumentError
 from synthgen.evaluation import evaluate
 

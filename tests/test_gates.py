@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from synthgen import Metadata, TabularSynthesizer
-from synthgen.cli import GATE_FAILED_EXIT, GATE_INCONCLUSIVE_EXIT, main
+from synthgen.cli.evaluate import GATE_FAILED_EXIT, GATE_INCONCLUSIVE_EXIT
+from synthgen.cli.main import main
 from synthgen.evaluation.gates import DEFAULT_GATES
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.evaluation.report import Report

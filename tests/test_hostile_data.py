@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from synthgen import Metadata, TabularSynthesizer, load
-from synthgen.cli import main
+from synthgen.cli.main import main
 from synthgen.data.table import TableTransformer
 
 N = 60

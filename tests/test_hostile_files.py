@@ -23,7 +23,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from synthgen.cli import main
+from synthgen.cli.main import main
 
 from conftest import make_patients
 
@@ -212,7 +212,7 @@ def test_full_disk_leaves_nothing_and_is_named(work, monkeypatch, command: str) 
 
 
 def _synthgen() -> list[str]:
-    return [sys.executable, "-c", "from synthgen.cli import main; main()"]
+    return [sys.executable, "-c", "from synthgen.cli.main import main; main()"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

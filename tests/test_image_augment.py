@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthgen.data.images import ImageSet, IntensityMapping
+from synthgen.images.types import ImageSet, IntensityMapping
 from synthgen.errors import InvalidArgumentError, InvalidDataError
-from synthgen.image_augmentation import augment_images, plan
+from synthgen.augmentation.images import augment_images, plan
 
 MAPPING = IntensityMapping(low=0.0, high=255.0, unit="pixel")
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from phantoms import PATIENT, write_phantom_dicom
 from pydicom.pixels import apply_modality_lut
 
-from synthgen.cli import main
+from synthgen.cli.main import main
 
 AUGMENT = ["--image-size", "16", "--steps", "30", "--seed", "0", "--quiet"]
 FIT = [*AUGMENT, "--batch-size", "8"]

@@ -19,17 +19,11 @@ from PIL import Image
 from scipy import linalg
 from torch import nn
 
-from synthgen.data.images import ImageSet, IntensityMapping
+from synthgen.images.types import ImageSet, IntensityMapping
 from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError
-from synthgen.evaluation.images import (
-    IMAGE_GATES,
-    IMAGE_WORDING,
-    FeatureExtractor,
-    evaluate_images,
-    frechet_distance,
-    kernel_inception_distance,
-    prdc,
-)
+from synthgen.evaluation.images.evaluate import IMAGE_GATES, IMAGE_WORDING, evaluate_images
+from synthgen.evaluation.images.features import FeatureExtractor
+from synthgen.evaluation.images.metrics import frechet_distance, kernel_inception_distance, prdc
 from synthgen.evaluation.report import Report
 from synthgen.evaluation.scores import Score, SectionResult
 

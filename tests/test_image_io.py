@@ -21,18 +21,16 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from phantoms import LESION, NORMAL, PATIENT, ct_dataset, phantom_images, save, write_phantom_dicom
-from synthgen import image_io, registry
-from synthgen.data.images import (
-    CT_FULL_RANGE,
-    DicomFolderReader,
-    ImageFolderReader,
-    ImageSet,
-    IntensityMapping,
-    NpzReader,
-    read_images,
-)
+from synthgen import registry
+from synthgen.images import io as image_io
+from synthgen.images.common import CT_FULL_RANGE
+from synthgen.images.dicom import DicomFolderReader
+from synthgen.images.folder import ImageFolderReader
+from synthgen.images.npz import NpzReader
+from synthgen.images.reading import read_images
+from synthgen.images.types import ImageSet, IntensityMapping
 from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError, PluginError
-from synthgen.image_io import write_images
+from synthgen.images.io import write_images
 
 N, SIZE, SEED = 10, 16, 3
 TEST_FILES = Path(get_testdata_file("CT_small.dcm")).parent
@@ -110,7 +108,7 @@ def test_image_readers_have_their_own_group_and_stay_out_of_columns(monkeypatch)
         install(registry.IMAGE_READER_GROUP, ("odd", "synthgen.data.continuous:ContinuousTransformer"))
         with pytest.raises(PluginError, match="image reader plugin 'odd'.*not a subclass of ImageReader"):
             registry.image_readers()
-        install(registry.TRANSFORMER_GROUP, ("dicom", "synthgen.data.images:DicomFolderReader"))
+        install(registry.TRANSFORMER_GROUP, ("dicom", "synthgen.images.dicom:DicomFolderReader"))
         with pytest.raises(PluginError, match="column transformer plugin 'dicom'.*not a subclass of ColumnTransformer"):
             registry.column_transformers()
     finally:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import synthgen
-from synthgen.data.images import ImageSet, IntensityMapping
+from synthgen.images.types import ImageSet, IntensityMapping
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
-from synthgen.image_synthesizer import ImageSynthesizer
+from synthgen.synthesizers.images import ImageSynthesizer
 from synthgen.models.image_gan import (
     ImageDiscriminator,
     ImageGANConfig,

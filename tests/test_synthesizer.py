@@ -8,6 +8,7 @@ import torch
 
 from synthgen import TabularSynthesizer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, NotFittedError, UnknownCategoryError
+from synthgen.synthesizers.conditions import plan_conditions
 
 from conftest import make_patients
 
@@ -64,7 +65,7 @@ def test_sex_dependency_is_learned(patients: pd.DataFrame, synthetic: pd.DataFra
 
 def _native_hit_rate(model: TabularSynthesizer, column: str, value: object, n: int = 2_000) -> float:
     """Share of raw generator rows (before any rejection) that carry the requested category."""
-    [condition], _ = model._plan_conditions({column: value})
+    [condition], _ = plan_conditions({column: value}, model.metadata_, model.table_, model.layout_)
     with torch.inference_mode():
         noise = torch.randn(n, model.config_.embedding_dim, generator=torch.Generator().manual_seed(0))
         cond = model.sampler_.fixed(n, [condition.slot])

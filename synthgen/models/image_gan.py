@@ -43,7 +43,7 @@ class ImageGANConfig:
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.9)
     batch_size: int = 64
-    steps: int | None = None  # None: chosen from the set size, see train.default_image_steps
+    steps: int | None = None  # None: chosen from the set size, see training.images.default_image_steps
     ema_decay: float = 0.999
     #: bfloat16 autocast; None means on CUDA only.
     mixed_precision: bool | None = None

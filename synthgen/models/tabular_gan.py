@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -15,16 +16,19 @@ from torch.nn import functional as F
 
 from synthgen.data.base import Span
 
+if TYPE_CHECKING:  # read for its spans only: models know no columns
+    from synthgen.data.table import TableTransformer
+
 
 @dataclass(frozen=True)
 class GANConfig:
-    """Network sizes and optimiser settings; ``None`` settings are chosen for the table by ``train.resolve_config``.
+    """Network sizes and optimiser settings; ``None`` settings are chosen for the table by ``training.tabular.resolve_config``.
 
     Widths and loss follow CTGAN. Defaults that differ were measured on the benchmark tables (share
     of the Column Pair Trends gap closed between an independent sampler and the real holdout; see
     benchmarks/README.md): critic dropout 0.5 -> 0 (breast-cancer 0.16 -> 0.47), PacGAN packs of
     10 -> 1 (-> 0.73), a linear learning-rate decay to 10% (-> 0.86 at 3,000 steps), and for tables
-    under ``train.SMALL_TABLE_ROWS`` rows batches of 128 at learning rate 5e-4, which reach at
+    under ``training.tabular.SMALL_TABLE_ROWS`` rows batches of 128 at learning rate 5e-4, which reach at
     1,500 steps what batches of the whole table at 2e-4 reached at 3,000, in a third of the time.
     """
 
@@ -42,7 +46,7 @@ class GANConfig:
     gumbel_tau: float = 0.2
     steps: int | None = None
     #: bfloat16 autocast for the networks; None: where the hardware computes in bfloat16 natively
-    #: (CUDA, CPUs with AVX512-BF16 or AMX), see ``train.use_bfloat16``.
+    #: (CUDA, CPUs with AVX512-BF16 or AMX), see ``training.loop.use_bfloat16``.
     mixed_precision: bool | None = None
 
 
@@ -440,3 +444,9 @@ class ConditionSampler(nn.Module):
         cond = torch.zeros(batch, self.layout.cond_dim, device=self.counts.device)
         cond[:, slots] = 1.0
         return cond
+
+
+def networks(table: TableTransformer, config: GANConfig) -> tuple[SpanLayout, Generator]:
+    """The span layout and an untrained generator for ``table``'s encoding (spans and conditional offsets)."""
+    layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
+    return layout, Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthgen._version import __version__
-from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields, write_bundle
+from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
+from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.identifier import IdentifierTransformer
 from synthgen.data.table import TableTransformer
-from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
+from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError
 from synthgen.metadata import Metadata
 from synthgen.sequences.frames import (
     GAP_COLUMN, SequenceSchema, check_long_table, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
@@ -29,7 +29,8 @@ from synthgen.sequences.frames import (
 )
 from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts
 from synthgen.sequences.training import train_sequence_gan
-from synthgen.train import select_device
+from synthgen.synthesizers.base import BUNDLE_ERRORS, Synthesizer, draw_seed, generator_weights, inconsistent
+from synthgen.training.loop import select_device
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ DEFAULT_MAX_LENGTH = 32
 NETWORK_PATIENTS = 1_024
 
 
-class SequenceSynthesizer:
+class SequenceSynthesizer(Synthesizer):
     """Learn a long table (an entity column, an optional sequence index) and sample whole entities.
 
     ``metadata`` describes the long table's columns (SDV single-table specs); a column spec may say
@@ -57,7 +58,7 @@ class SequenceSynthesizer:
         seed: int | None = None,
         steps: int | None = None,
         batch_size: int | None = None,
-        min_category_count: int = 5,
+        min_category_count: int = MIN_CATEGORY_COUNT,
         device: str | None = None,
         config: SequenceConfig | None = None,
         progress: bool = True,
@@ -100,7 +101,7 @@ class SequenceSynthesizer:
         if sequence_index is not None:
             positive = split.visits[GAP_COLUMN][split.visits[GAP_COLUMN] > 0]
             schema.min_gap = float(positive.min()) if len(positive) else None
-        seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        seed = draw_seed(self.seed)
         rng = np.random.default_rng(seed)
         static_metadata, visit_metadata = split_metadata(self.metadata, split, schema)
         options = {"min_category_count": self.min_category_count}
@@ -151,10 +152,6 @@ class SequenceSynthesizer:
         self.training_ = training
         self.created_ = created
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "generator_"):
-            raise NotFittedError("this SequenceSynthesizer is not fitted yet; call fit() or synthgen.load() first")
-
     # ------------------------------------------------------------------ sample
     def sample(self, n_patients: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n_patients`` synthetic entities with fresh ids, as a long table like the training one."""
@@ -162,7 +159,7 @@ class SequenceSynthesizer:
         if isinstance(n_patients, bool) or not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
             raise InvalidArgumentError(f"the number of patients must be a positive integer, got {n_patients!r}")
         _check_seed(seed)
-        seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        seed = draw_seed(seed)
         torch_sequence, numpy_sequence = np.random.SeedSequence(seed).spawn(2)
         device = next(self.generator_.parameters()).device
         torch_rng = torch.Generator(device).manual_seed(int(torch_sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
@@ -185,15 +182,8 @@ class SequenceSynthesizer:
     # ------------------------------------------------------------------ persistence
     def describe(self) -> dict[str, Any]:
         """What ``synthgen info`` shows: schema, training summary, versions and seed."""
-        self._check_fitted()
         return {
-            "kind": self.kind,
-            "synthgen_version": __version__,
-            "torch_version": torch.__version__,
-            "created": self.created_,
-            "seed": self.seed_,
-            "config": asdict(self.config_),
-            "training": self.training_,
+            **self._description(),
             # The long table's columns with their roles, in the form ``synthgen info`` lists for any model.
             "metadata": self._long_metadata(),
             "conditional_columns": [],
@@ -219,10 +209,7 @@ class SequenceSynthesizer:
         so the same seed gives the same bytes."""
         manifest = {**self.describe(), "static_transformer": self.static_table_.get_state(),
                     "visit_transformer": self.visit_table_.get_state(), "min_category_count": self.min_category_count}
-        del manifest["created"]
-        manifest["training"] = {k: v for k, v in self.training_.items() if k != "seconds"}
-        tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
-        return write_bundle(path, manifest, tensors)
+        return self._write(path, manifest)
 
     @classmethod
     def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -242,12 +229,12 @@ class SequenceSynthesizer:
                                                        manifest["static_transformer"])
             visit_table = TableTransformer.from_state(Metadata.from_dict(manifest["visit_metadata"]),
                                                       manifest["visit_transformer"])
-            weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
-            generator_net = build_checked(_generator_builder(static_table, visit_table, schema.max_length, config), weights)
+            generator_net = build_checked(_generator_builder(static_table, visit_table, schema.max_length, config),
+                                          generator_weights(tensors))
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
+        except BUNDLE_ERRORS as exc:
+            raise inconsistent(exc) from exc
         synthesizer = cls(max_length=schema.max_length, seed=manifest["seed"],
                           min_category_count=manifest["min_category_count"], config=config, device=device)
         synthesizer._set_fitted(schema, static_table, visit_table, config, manifest["seed"],

@@ -7,7 +7,8 @@ import torch
 
 from synthgen.models.tabular_gan import Discriminator
 from synthgen.sequences.model import SequenceConfig, SequenceGenerator, critic_input
-from synthgen.train import TrainingSummary, _fused, _gradient_penalty, adversarial_loop
+from synthgen.training.loop import TrainingSummary, adam_pair, adversarial_loop
+from synthgen.training.tabular import gradient_penalty
 
 logger = logging.getLogger(__name__)
 
@@ -21,11 +22,10 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
     patients = static.shape[0]
     batch = min(config.batch_size, patients)
     real_rows = critic_input(static, visits, alive)
-    adam = dict(lr=config.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6, fused=_fused(device))
-    g_optimiser = torch.optim.Adam(generator_net.parameters(), **adam)
-    d_optimiser = torch.optim.Adam(critic.parameters(), **adam)
-    decay = lambda step: 1 - 0.9 * step / config.steps  # noqa: E731  (linear decay to 10%, as tabular)
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimiser, d_optimiser)]
+    # Linear decay to 10%, as tabular.
+    g_optimiser, d_optimiser, schedulers = adam_pair(generator_net, critic, learning_rate=config.learning_rate,
+                                                     weight_decay=1e-6, final_fraction=0.1, steps=config.steps,
+                                                     device=device)
 
     def fake_rows() -> torch.Tensor:
         static_noise, visit_noise = generator_net.noise(batch, rng, device)
@@ -38,7 +38,7 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
             fake = fake_rows()
         scores = critic(torch.cat([fake, real]), rng)
         loss = scores[:batch].mean() - scores[batch:].mean()
-        penalty = _gradient_penalty(critic, real, fake, rng)
+        penalty = gradient_penalty(critic, real, fake, rng)
         d_optimiser.zero_grad(set_to_none=True)
         (loss + config.gradient_penalty * penalty).backward()
         d_optimiser.step()
@@ -60,5 +60,4 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
     generator_net.eval()
     critic.eval()
     logger.info("trained %d steps in %.1f s on %s", result.steps, result.seconds, device)
-    return TrainingSummary(result.steps, batch, round(result.seconds, 3), str(device), result.generator_loss,
-                           result.discriminator_loss, False)
+    return TrainingSummary.of(result, batch, device)

@@ -20,10 +20,11 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 import synthgen
 from synthgen import registry
-from synthgen.cli import main
-from synthgen.data.images import CT_FULL_RANGE, DATA_PERCENTILES, read_images
+from synthgen.cli.main import main
+from synthgen.images.common import CT_FULL_RANGE, DATA_PERCENTILES
+from synthgen.images.reading import read_images
 from synthgen.errors import InvalidArgumentError, InvalidDataError
-from synthgen.image_synthesizer import ImageSynthesizer
+from synthgen.synthesizers.images import ImageSynthesizer
 from synthgen.models.image_gan import ImageGANConfig
 
 nib = pytest.importorskip("nibabel", reason="nibabel is not installed (the synthgen-nifti plugin needs it)")

@@ -27,27 +27,24 @@ import json
 import logging
 import re
 from collections import Counter
+from dataclasses import astuple
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, io_orientation
 
-# synthgen's private reader helpers too, so that sizes, windows, labels and ranges mean here
-# exactly what they mean for the built-in readers (this plugin is tested with synthgen's suite).
-from synthgen.data.images import (
-    ImageReader,
-    ImageSet,
-    IntensityMapping,
-    Window,
-    _check_image_size,
-    _check_label_options,
-    _grey_range,
-    _labels_from_csv,
-    _parse_window,
-    _visible_files,
+# synthgen's shared reader helpers, so that sizes, windows, labels and ranges mean here exactly
+# what they mean for the built-in readers (this plugin is tested with synthgen's suite).
+from synthgen.images.common import (
+    check_label_options,
+    grey_range,
+    labels_from_csv,
+    parse_window,
     square_resize,
+    visible_files,
 )
+from synthgen.images.types import ImageReader, ImageSet, IntensityMapping, ReadRequest
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
 __all__ = ["NiftiReader", "is_nifti"]
@@ -127,25 +124,15 @@ class NiftiReader(ImageReader):
 
     @classmethod
     def can_read(cls, path: Path) -> bool:
-        return any(is_nifti(file) for file in _visible_files(Path(path)))
+        return any(is_nifti(file) for file in visible_files(Path(path)))
 
-    def read(
-        self,
-        path: Path,
-        *,
-        labels: Path | None = None,
-        label_column: str | None = None,
-        label_tag: str | None = None,
-        image_size: int = 64,
-        window: Window = None,
-    ) -> ImageSet:
-        path = Path(path)
-        _check_image_size(image_size)
-        _check_label_options(labels, label_column, label_tag)
+    def _read(self, path: Path, request: ReadRequest) -> ImageSet:
+        labels, label_column, label_tag, image_size, window = astuple(request)
+        check_label_options(labels, label_column, label_tag)
         if label_tag is not None:
             raise InvalidArgumentError("label_tag names a DICOM tag; NIfTI volumes take their labels from a labels CSV")
-        chosen_window = _parse_window(window)
-        files = [file for file in _visible_files(path) if is_nifti(file)]
+        chosen_window = parse_window(window)
+        files = [file for file in visible_files(path) if is_nifti(file)]
         if not files:
             what = "it is not a .nii or .nii.gz file" if path.is_file() else "no .nii or .nii.gz files in it"
             raise InvalidDataError(f"{str(path)!r}: no images found: {what}")
@@ -165,11 +152,11 @@ class NiftiReader(ImageReader):
         counts = [len(volume) for volume in volumes]
         if labels is not None:
             root = path if path.is_dir() else path.parent
-            file_labels, label_name = _labels_from_csv(files, root, Path(labels), label_column)
+            file_labels, label_name = labels_from_csv(files, root, Path(labels), label_column)
         else:
             file_labels, label_name = [""] * len(files), None
         physical = np.concatenate(volumes)
-        low, high = _grey_range(physical, unit, modality, chosen_window)
+        low, high = grey_range(physical, unit, modality, chosen_window)
         mapping = IntensityMapping(low, high, unit, modality, "MONOCHROME2")
         logger.info("read %d slice(s) from %d NIfTI volume(s) in %s", len(physical), len(files), path)
         return ImageSet(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,34 +16,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthgen._version import __version__
-from synthgen.choices import DEFAULT_CHUNK_ROWS
-from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields, write_bundle
+from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
+from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT
 from synthgen.data.calibration import ValueCalibration
-from synthgen.data.table import MIN_ROWS, TableTransformer, readable_table
-from synthgen.errors import (
-    ConditionError, InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError, NotFittedError,
-)
+from synthgen.data.table import TableTransformer
+from synthgen.dp.accounting import DPSettings
+from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import (
-    ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, MarginalLoss, SpanLayout, init_weights,
+    ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, SpanLayout, init_weights, networks,
 )
-from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record, row_count_noise
-from synthgen.dp.entropy import PrivateRandom
-from synthgen.dp.pairs import PairRelease, column_cells, pair_bins, pair_rounds, release_pairs
-from synthgen.dp.release import Release, release_row_count, release_rounds, release_statistics
-from synthgen.data.missing import MissingIndicator
-from synthgen.data.quantile import QuantileTransformer
-from synthgen.train import (
-    LARGE_BATCH, LARGE_BATCH_LEARNING_RATE, default_private_steps, effective_batch_size, resolve_config, select_device,
-    train_gan, train_gan_private, use_bfloat16,
+from synthgen.synthesizers.base import (
+    BUNDLE_ERRORS, Synthesizer, check_holdout, draw_seed, generator_weights, inconsistent,
 )
+from synthgen.synthesizers.conditions import (
+    DiscreteCondition, describe_conditions, exact_match, plan_conditions,
+)
+from synthgen.synthesizers.private import fit_private, holdout_draws
+from synthgen.training.loop import select_device, use_bfloat16
+from synthgen.training.tabular import resolve_config, train_gan
 
 logger = logging.getLogger(__name__)
 
-#: Weight of the released tables' loss beside the DP critic's in the generator step. At ε = 3, 1,000
-#: steps, seed 0, 100 against 10: gap closed -0.35 against -0.39 on pbc, -0.04 against -0.08 on flchain.
-MARGINAL_WEIGHT = 100.0
 #: Rows per generator pass when sampling. Its activations set fit's peak memory (the calibration
 #: draw): on flchain 4,096 rows added 31 MB, 1,024 add 9 MB, at about the same speed (2 threads:
 #: flchain 194-203k rows/s against 184-188k; breast-cancer 113-157k against 147-154k).
@@ -55,16 +49,7 @@ SAMPLE_BLOCK_ROWS = 8 * NETWORK_ROWS
 CALIBRATION_ROWS = 10_000
 
 
-@dataclass(frozen=True)
-class _DiscreteCondition:
-    """A condition met through the condition vector: its slot there and its one-hot span in the output."""
-
-    slot: int
-    data_index: torch.Tensor
-    category: int
-
-
-class TabularSynthesizer:
+class TabularSynthesizer(Synthesizer):
     """Learn a table with a conditional GAN and sample synthetic rows like it.
 
     Parameters are stored as given; everything learned ends with ``_``. ``seed`` makes ``fit``
@@ -82,7 +67,7 @@ class TabularSynthesizer:
         seed: int | None = None,
         steps: int | None = None,
         batch_size: int | None = None,
-        min_category_count: int = 5,
+        min_category_count: int = MIN_CATEGORY_COUNT,
         device: str | None = None,
         config: GANConfig | None = None,
         progress: bool = True,
@@ -113,8 +98,7 @@ class TabularSynthesizer:
             raise InvalidDataError("the table is empty: it needs at least one row and one column")
         if self.min_category_count < 1:
             raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
-        if not 0.0 <= holdout <= 0.5:
-            raise InvalidArgumentError(f"holdout must be a fraction between 0 and 0.5, got {holdout}")
+        check_holdout(holdout)
         if self.dp is not None and self.metadata is None:
             raise MetadataError(
                 "differentially private training takes its schema only from metadata you declare: detecting "
@@ -125,13 +109,19 @@ class TabularSynthesizer:
             )
         metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
         config = self._resolved_config()
-        seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        seed = draw_seed(self.seed)
         rng = np.random.default_rng(seed)
         if self.dp is not None:
             # Each row's membership follows from (seed, its position) alone, so the model file need
             # not store the row count or the held-out positions, which would reveal n.
-            held_out = _holdout_draws(seed, len(data)) < holdout
-            return self._fit_private(data[~held_out], metadata, config, seed, rng, holdout)
+            held_out = holdout_draws(seed, len(data)) < holdout
+            fit = fit_private(data[~held_out], metadata, config, seed, rng, holdout, self.dp,
+                              device=self.device, progress=self.progress)
+            created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self._set_fitted(fit.metadata, fit.config, seed, fit.table, fit.layout, fit.generator, fit.sampler,
+                             fit.training, np.zeros(0, dtype=np.int64), created)
+            self.calibration_ = fit.calibration
+            return self
         holdout_rows = np.sort(rng.permutation(len(data))[: round(holdout * len(data))])
         table_rows = len(data)
         if len(holdout_rows):
@@ -143,7 +133,7 @@ class TabularSynthesizer:
 
         device = select_device(self.device)
         config = resolve_config(config, len(data))
-        layout, generator_net = _networks(table, config)
+        layout, generator_net = networks(table, config)
         critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, config.pac, config.dropout)
         init_rng = torch.Generator().manual_seed(seed)
         init_weights(generator_net, init_rng)
@@ -162,81 +152,6 @@ class TabularSynthesizer:
             # Drawn before the calibration exists, so these are the generator's own marginals.
             drawn = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
             self.value_calibration_ = ValueCalibration.fit(drawn, data, numeric, min_count=self.min_category_count)
-        return self
-
-    def _fit_private(self, data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed: int,
-                     rng: np.random.Generator, holdout: float) -> "TabularSynthesizer":
-        """Fit under (ε, δ)-DP: transformers from released statistics, then DP-SGD on the critic.
-
-        Nothing below reads the rows except through a DP release, and every privacy-protecting draw
-        comes from ``private`` (OS entropy); ``rng`` and ``seed`` drive only the public randomness.
-        """
-        settings = self.dp
-        private = PrivateRandom()
-        unit = "one row = one patient (assumed; declare a patient column if a patient can have several rows)"
-        if settings.unit_column is not None:
-            if settings.unit_column not in data.columns:
-                raise InvalidArgumentError(f"the DP unit column {settings.unit_column!r} is not in the table")
-            # Contribution bounding: one random row per patient, so one row is one patient.
-            shuffled = data.iloc[rng.permutation(len(data))]
-            data = shuffled[~shuffled[settings.unit_column].duplicated()].sort_index()
-            unit = f"one patient = one value of {settings.unit_column!r}; one row per patient kept"
-        # The plan (batch rate, length, bins) is sized by a coarse released count, never by n itself.
-        rows_hint = release_row_count(len(data), row_count_noise(settings), private)
-        config_steps = config.steps
-        # DP-SGD's defaults: large batches (a higher sample rate buys less noise per step) at 2e-4.
-        config = replace(config, pac=1, batch_size=config.batch_size or LARGE_BATCH,
-                         learning_rate=config.learning_rate or LARGE_BATCH_LEARNING_RATE)
-        batch = effective_batch_size(config, round(rows_hint))
-        steps = config.steps or default_private_steps(round(rows_hint), batch)
-        config = replace(config, batch_size=batch, steps=steps)
-        rounds = release_rounds(metadata) + (pair_rounds(metadata) if settings.pairs else 0)
-        plan = plan_privacy(settings, rows_hint, batch, steps, rounds, shorten=config_steps is None)
-        config = replace(config, steps=plan.steps)
-        if len(data) < MIN_ROWS:
-            raise InvalidDataError(f"the table has {len(data)} row(s) to train on; synthgen needs at least {MIN_ROWS}")
-        # Stray cells (text in a number column, unparsable dates) become gaps, as in a plain fit.
-        data = readable_table(metadata, data)
-        release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta,
-                                     rows_hint=rows_hint, private=private)
-        table = TableTransformer.from_fitted(metadata, {"min_category_count": 1}, release.transformers)
-        data = release.fill_unreleased_gaps(data, rng)
-        if table.width_ == 0:
-            raise InvalidDataError("every column is an identifier: there is nothing to learn")
-        encoded = release.fill_encoded_gaps(data, table.transform(data, rng), table.slices_, rng)
-        marginal_loss, pairs = None, None
-        if settings.pairs and pair_rounds(metadata):
-            columns = column_cells(table, release.category_counts, pair_bins(round(rows_hint)))
-            pairs = release_pairs(encoded, columns, plan.release_noise, rows=release.rows, private=private)
-            release.record["pairs"] = pairs.record
-            marginal_loss = MarginalLoss([c.to_dict() for c in columns],
-                                         [torch.as_tensor(pairs.one_way(i)) for i in range(len(columns))],
-                                         pairs.pairs, [torch.as_tensor(t) for t in pairs.tables])
-        device = select_device(self.device)
-        layout, generator_net = _networks(table, config)
-        critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, 1, config.dropout)
-        init_rng = torch.Generator().manual_seed(seed)
-        init_weights(generator_net, init_rng)
-        init_weights(critic, init_rng)
-        counts = [torch.as_tensor(release.category_counts[c.name], dtype=torch.float32) for c in table.conditional_columns_]
-        sampler = ConditionSampler(layout, torch.cat(counts) if counts else torch.zeros(0))
-        layout, generator_net, critic, sampler = layout.to(device), generator_net.to(device), critic.to(device), sampler.to(device)
-        train_rng = torch.Generator(device).manual_seed(seed)
-        summary = train_gan_private(
-            generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
-            progress=self.progress,
-            marginal_loss=marginal_loss.to(device) if marginal_loss is not None else None, marginal_weight=MARGINAL_WEIGHT,
-        )
-        calibration = _calibrate(generator_net, layout, sampler, table, release, config, train_rng, pairs)
-        privacy = privacy_record(plan, summary.steps, settings, release.record, unit)
-        logger.info("trained with (%.3g, %.2g)-DP (%s accountant)", privacy["epsilon"], privacy["delta"], privacy["accountant"])
-        # Only released counts go into the record: the true row count is private.
-        training = {**summary.to_dict(), "rows": round(release.rows), "columns": data.shape[1],
-                    "holdout_fraction": holdout, "privacy": privacy}
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training,
-                         np.zeros(0, dtype=np.int64), created)
-        self.calibration_ = calibration
         return self
 
     @property
@@ -278,10 +193,6 @@ class TabularSynthesizer:
             config = replace(config, batch_size=self.batch_size)
         return config
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "generator_"):
-            raise NotFittedError("this TabularSynthesizer is not fitted yet; call fit() or synthgen.load() first")
-
     def split(self, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """(training rows, holdout rows) of the table this model was fitted on, as fit split it.
 
@@ -292,7 +203,7 @@ class TabularSynthesizer:
         if "holdout_fraction" in self.training_:  # a DP fit: membership from (seed, position), see fit
             if not self.training_["holdout_fraction"]:
                 return data, None
-            held_out = _holdout_draws(self.seed_, len(data)) < self.training_["holdout_fraction"]
+            held_out = holdout_draws(self.seed_, len(data)) < self.training_["holdout_fraction"]
             return data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
         expected = self.training_.get("table_rows", self.training_["rows"])
         if len(data) != expected:
@@ -336,69 +247,15 @@ class TabularSynthesizer:
             raise InvalidArgumentError(f"the number of rows must be a positive integer, got {num_rows!r}")
         if chunk_rows < 1:
             raise InvalidArgumentError(f"chunk_rows must be >= 1, got {chunk_rows}")
-        discrete, exact = self._plan_conditions(dict(conditions or {}))
+        discrete, exact = plan_conditions(dict(conditions or {}), self.metadata_, self.table_, self.layout_)
         return self._generate(int(num_rows), discrete, exact, seed, chunk_rows)
 
-    def _plan_conditions(self, conditions: dict[str, Any]) -> tuple[list[_DiscreteCondition], dict[str, Any]]:
-        """Split conditions into those the condition vector meets and those checked after decoding."""
-        discrete: list[_DiscreteCondition] = []
-        exact: dict[str, Any] = {}
-        columns = list(self.metadata_.columns)
-        offsets = np.cumsum([0, *self.layout_.cond_widths])
-        for name, value in conditions.items():
-            if name not in self.metadata_.columns:
-                raise ConditionError(f"cannot condition on {name!r}: no such column (columns: {', '.join(columns)})")
-            conditional = self.table_.conditional_column(name)
-            if conditional is not None:
-                category = self.table_.transformer(name).condition_index(value)
-                position = self.table_.conditional_columns_.index(conditional)
-                discrete.append(
-                    _DiscreteCondition(
-                        slot=int(offsets[position]) + category,
-                        data_index=torch.arange(conditional.data_offset, conditional.data_offset + conditional.width),
-                        category=category,
-                    )
-                )
-            elif self.metadata_.columns[name].get("sdtype") == "id":
-                raise ConditionError(f"cannot condition on identifier column {name!r}: identifiers are generated fresh")
-            else:
-                exact[name] = self._exact_target(name, value)
-        return discrete, exact
-
-    def _exact_target(self, name: str, value: Any) -> Any:
-        """The requested value in the form decoded columns take, checked before any generation."""
-        spec = self.metadata_.columns[name]
-        if spec.get("sdtype") == "numerical":
-            try:
-                return float(value)
-            except (TypeError, ValueError) as exc:
-                raise ConditionError(f"condition {name}={value!r}: column {name!r} is numerical and {value!r} is not a number") from exc
-        if spec.get("sdtype") == "datetime" and not spec.get("datetime_format"):
-            try:
-                return pd.Timestamp(value)
-            except (TypeError, ValueError) as exc:
-                raise ConditionError(f"condition {name}={value!r}: {value!r} is not a date/time") from exc
-        return str(value)
-
-    @staticmethod
-    def _exact_match(frame: pd.DataFrame, exact: dict[str, Any]) -> np.ndarray:
-        """Rows whose decoded values equal the requested ones (the rejection-sampling fallback)."""
-        keep = np.ones(len(frame), dtype=bool)
-        for name, target in exact.items():
-            column = frame[name]
-            if isinstance(target, float):
-                column = column.astype("float64")
-            elif isinstance(target, str):
-                column = column.astype(str)
-            keep &= (column == target).fillna(False).to_numpy(dtype=bool)
-        return keep
-
     def _generate(
-        self, num_rows: int, discrete: list[_DiscreteCondition], exact: dict[str, Any], seed: int | None, chunk_rows: int
+        self, num_rows: int, discrete: list[DiscreteCondition], exact: dict[str, Any], seed: int | None, chunk_rows: int
     ) -> Iterator[pd.DataFrame]:
         """Rows in blocks of ``SAMPLE_BLOCK_ROWS``, each from its own random streams derived from (seed,
         block index), cut into chunks afterwards: the rows do not depend on ``chunk_rows``."""
-        seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        seed = draw_seed(seed)
         if seed < 0:
             raise InvalidArgumentError(f"the sampling seed must be a non-negative integer, got {seed}")
         calibration_bias = None
@@ -422,7 +279,7 @@ class TabularSynthesizer:
             if self.value_calibration_ is not None:
                 frame = self.value_calibration_.apply(frame, numpy_rng)
             if exact:
-                frame = frame[self._exact_match(frame, exact)].reset_index(drop=True)
+                frame = frame[exact_match(frame, exact)].reset_index(drop=True)
             frame = frame.iloc[:remaining]
             remaining -= len(frame)
             generated += size
@@ -440,11 +297,11 @@ class TabularSynthesizer:
             if remaining > 0 and generated >= budget:
                 met = num_rows - remaining
                 raise ConditionError(
-                    f"could not meet the conditions {self._describe(discrete, exact)}: {met} of {num_rows} rows after "
+                    f"could not meet the conditions {describe_conditions(discrete, exact, self.table_, self.layout_)}: {met} of {num_rows} rows after "
                     f"generating {generated}; the combination may be too rare in the training data"
                 )
 
-    def _encoded(self, rows: int, discrete: list[_DiscreteCondition], calibration_bias: torch.Tensor | None,
+    def _encoded(self, rows: int, discrete: list[DiscreteCondition], calibration_bias: torch.Tensor | None,
                  rng: torch.Generator) -> torch.Tensor:
         """``rows`` generated rows, encoded (one-hot draws on softmax spans), in network-sized pieces.
 
@@ -473,30 +330,12 @@ class TabularSynthesizer:
             pieces.append(encoded)
         return torch.cat(pieces)
 
-    def _describe(self, discrete: list[_DiscreteCondition], exact: dict[str, Any]) -> str:
-        names = [c.name for c in self.table_.conditional_columns_]
-        parts = []
-        offsets = np.cumsum([0, *self.layout_.cond_widths])
-        for condition in discrete:
-            position = int(np.searchsorted(offsets, condition.slot, side="right") - 1)
-            label = self.table_.transformer(names[position]).categories[condition.category]
-            parts.append(f"{names[position]}={label}")
-        parts += [f"{name}={value}" for name, value in exact.items()]
-        return ", ".join(parts)
-
     # ------------------------------------------------------------------ persistence
     def describe(self) -> dict[str, Any]:
         """What ``synthgen info`` shows: schema, training summary, versions and seed."""
-        self._check_fitted()
         return {
-            "kind": self.kind,
-            "synthgen_version": __version__,
-            "torch_version": torch.__version__,
-            "created": self.created_,
-            "seed": self.seed_,
+            **self._description(),
             "metadata": self.metadata_.to_dict(),
-            "config": asdict(self.config_),
-            "training": self.training_,
             "conditional_columns": [c.name for c in self.table_.conditional_columns_],
             "calibrated_columns": sorted(self.value_calibration_.maps) if self.value_calibration_ is not None else [],
         }
@@ -507,18 +346,14 @@ class TabularSynthesizer:
         No clock reading is stored (when it was made, how long training took), so the same seed
         gives the same bytes.
         """
-        self._check_fitted()
         manifest = {**self.describe(), "transformer": self.table_.get_state(), "min_category_count": self.min_category_count}
-        del manifest["created"]
-        manifest["training"] = {k: v for k, v in self.training_.items() if k != "seconds"}
         if self.value_calibration_ is not None:
             manifest["value_calibration"] = self.value_calibration_.get_state()
-        tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
-        tensors["condition_counts"] = self.sampler_.counts
-        tensors["holdout_rows"] = torch.from_numpy(self.holdout_rows_.astype(np.int64))
+        tensors = {"condition_counts": self.sampler_.counts,
+                   "holdout_rows": torch.from_numpy(self.holdout_rows_.astype(np.int64))}
         if self.calibration_ is not None:
             tensors |= {f"calibration.{k}": v for k, v in self.calibration_.state_dict().items()}
-        return write_bundle(path, manifest, tensors)
+        return self._write(path, manifest, tensors)
 
     @classmethod
     def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None = None) -> "TabularSynthesizer":
@@ -542,8 +377,8 @@ class TabularSynthesizer:
             table = TableTransformer.from_state(metadata, manifest["transformer"])
             synthesizer = cls(metadata, seed=manifest["seed"], min_category_count=manifest["min_category_count"], config=config, device=device)
             layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
-            weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
-            # The network _networks builds, checked against the weights before it is allocated.
+            weights = generator_weights(tensors)
+            # The network ``networks`` builds, checked against the weights before it is allocated.
             generator_net = build_checked(
                 lambda: Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim), weights,
             )
@@ -553,8 +388,8 @@ class TabularSynthesizer:
             value_calibration = ValueCalibration.from_state(manifest["value_calibration"]) if "value_calibration" in manifest else None
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            raise ModelFileError(f"the model file is inconsistent or from an incompatible synthgen ({exc})") from exc
+        except BUNDLE_ERRORS as exc:
+            raise inconsistent(exc) from exc
         target = select_device(device)
         synthesizer._set_fitted(
             metadata, config, seed, table, layout.to(target), generator_net.to(target), sampler.to(target),
@@ -568,69 +403,8 @@ class TabularSynthesizer:
         return synthesizer
 
 
-def _calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionSampler, table: TableTransformer,
-               release: Release, config: GANConfig, rng: torch.Generator, pairs: PairRelease | None = None,
-               draws: int = 20_000, levels: int = 256) -> MarginalCalibration:
-    """Marginal calibration of a DP generator onto the released statistics (post-processing only).
-
-    Under DP every tanh output is a quantile transformer's score, whose target distribution is
-    known; softmax spans of categories and missing indicators have released frequencies. Where
-    two-way tables were released, a column's cell shares come from their margins (what the
-    generator was trained toward): a tanh output then follows the released CDF inside each cell,
-    with each cell's mass as the tables measured it.
-    """
-    shares = {c.name: pairs.one_way(i) for i, c in enumerate(pairs.columns)} if pairs is not None else {}
-    softmax_targets = torch.full(layout.softmax_mask.shape, float("nan"))
-    row = 0
-    for name, transformer in table.column_transformers_.items():
-        for position, span in enumerate(transformer.spans):
-            if span.activation != "softmax":
-                continue
-            if span.conditional:
-                counts = shares.get(name, release.category_counts[name])
-                counts = torch.as_tensor(counts, dtype=torch.float32)
-                softmax_targets[row, : span.width] = counts / counts.sum()
-            elif isinstance(transformer, MissingIndicator) and position == len(transformer.spans) - 1:
-                rate = float(shares[name][-1]) if name in shares else float(transformer.missing_rate_)
-                softmax_targets[row, :2] = torch.tensor([1.0 - rate, rate])
-            row += 1
-    grid = (np.arange(levels) + 0.5) / levels
-    probabilities = np.tile(grid, (len(layout.tanh_index), 1))
-    tanh_rows = {int(position): index for index, position in enumerate(layout.tanh_index.tolist())}
-    for column in (pairs.columns if pairs is not None else []):
-        cells = shares[column.name][: len(column.thresholds) + 1] if column.kind == "bins" else None
-        if cells is not None and cells.sum() > 0:  # all-zero cells (noise drowned them): keep the released CDF
-            probabilities[tanh_rows[column.positions[0]]] = _within_cells(grid, cells / cells.sum())
-    tanh_targets = torch.as_tensor(QuantileTransformer.encoded_quantiles(probabilities), dtype=torch.float32)
-    device = layout.tanh_index.device
-    tanh_targets = tanh_targets.contiguous().to(device)
-    noise = torch.randn(draws, config.embedding_dim, generator=rng, device=device)
-    with torch.inference_mode():
-        cond = sampler.for_sampling(draws, rng)
-    return MarginalCalibration.fit(generator_net, layout, cond, noise, config.gumbel_tau, rng, tanh_targets,
-                                   softmax_targets.to(device))
-
-
-def _holdout_draws(seed: int, n_rows: int) -> np.ndarray:
-    """One uniform draw per row position; row i's draw does not depend on how many rows follow it."""
-    return np.random.default_rng([seed, 0x401D]).random(n_rows)
-
-
 def _block_streams(seed: int, block: int, device: torch.device) -> tuple[torch.Generator, np.random.Generator]:
     """The torch and numpy random streams of sampling block ``block``: children of (seed, block)."""
     torch_sequence, numpy_sequence = np.random.SeedSequence(seed, spawn_key=(block,)).spawn(2)
     torch_seed = int(torch_sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
     return torch.Generator(device).manual_seed(torch_seed), np.random.default_rng(numpy_sequence)
-
-
-def _within_cells(levels: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """Released-CDF probabilities at quantile ``levels`` of a distribution whose k-th of B equal-probability
-    cells holds ``shares[k]``: a piecewise-linear map from cumulative shares to k/B."""
-    bins = len(shares)
-    return np.interp(levels, np.concatenate([[0.0], np.cumsum(shares)]), np.arange(bins + 1) / bins)
-
-
-def _networks(table: TableTransformer, config: GANConfig) -> tuple[SpanLayout, Generator]:
-    """The span layout and an untrained generator for ``table``'s encoding."""
-    layout = SpanLayout(table.spans_, [c.data_offset for c in table.conditional_columns_])
-    return layout, Generator(config.embedding_dim, layout.cond_dim, config.generator_dims, layout.data_dim)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthgen._version import __version__
-from synthgen.bundle import build_checked, check_fields, write_bundle
-from synthgen.data.images import ImageSet, IntensityMapping, square_resize
-from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, NotFittedError
+from synthgen.bundle import build_checked, check_fields
+from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError
+from synthgen.images.common import square_resize
+from synthgen.images.types import ImageSet, IntensityMapping
 from synthgen.models.image_gan import ImageDiscriminator, ImageGANConfig, ImageGenerator, check_image_size, init_weights
-from synthgen.train import select_device, train_image_gan
+from synthgen.synthesizers.base import (
+    BUNDLE_ERRORS, Synthesizer, check_holdout, draw_seed, generator_weights, inconsistent,
+)
+from synthgen.training.images import train_image_gan
+from synthgen.training.loop import select_device
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ logger = logging.getLogger(__name__)
 SAMPLE_CHUNK = 256
 
 
-class ImageSynthesizer:
+class ImageSynthesizer(Synthesizer):
     """Learn a set of (optionally labelled) images with a conditional GAN and sample new ones.
 
     Parameters are stored as given; everything learned ends with ``_``. ``image_size`` resizes the
@@ -68,10 +72,9 @@ class ImageSynthesizer:
         ``synthgen evaluate`` can read the real images again exactly the same way.
         """
         self.reading_ = dict(reading or {})
-        if not 0.0 <= holdout <= 0.5:
-            raise InvalidArgumentError(f"holdout must be a fraction between 0 and 0.5, got {holdout}")
+        check_holdout(holdout)
         pixels, labels = self._prepare(images)
-        seed = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        seed = draw_seed(self.seed)
         rng = np.random.default_rng(seed)
         holdout_indices = _stratified_holdout(labels, holdout, rng)
         train = np.ones(len(labels), dtype=bool)
@@ -123,7 +126,7 @@ class ImageSynthesizer:
     def _prepare(self, images: ImageSet) -> tuple[np.ndarray, np.ndarray]:
         """Checked float32 pixels at the model's size, and labels as strings."""
         if not isinstance(images, ImageSet):
-            raise InvalidDataError(f"fit expects an ImageSet (see synthgen.data.images), got {type(images).__name__}")
+            raise InvalidDataError(f"fit expects an ImageSet (see synthgen.images), got {type(images).__name__}")
         pixels = np.asarray(images.images)
         if pixels.ndim != 4 or pixels.shape[1] not in (1, 3):
             raise InvalidDataError(f"images must have shape (N, 1 or 3 channels, H, W), got {pixels.shape}")
@@ -171,10 +174,6 @@ class ImageSynthesizer:
             config = replace(config, batch_size=self.batch_size)
         return config
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "generator_"):
-            raise NotFittedError("this ImageSynthesizer is not fitted yet; call fit() or synthgen.load() first")
-
     def split(self, images: ImageSet) -> tuple[ImageSet, ImageSet | None]:
         """(training images, holdout images) of the set this model was fitted on, as fit split it.
 
@@ -206,7 +205,7 @@ class ImageSynthesizer:
         if condition is not None and str(condition) not in self.classes_:
             known = ", ".join(repr(c) for c in self.classes_)
             raise ConditionError(f"unknown label {str(condition)!r}: this model knows {known}")
-        seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        seed = draw_seed(seed)
         device = next(self.generator_.parameters()).device
         rng = torch.Generator(device).manual_seed(seed)
         frequencies = torch.tensor(self.class_counts_, dtype=torch.float32, device=device)
@@ -227,15 +226,8 @@ class ImageSynthesizer:
     # ------------------------------------------------------------------ persistence
     def describe(self) -> dict[str, Any]:
         """What ``synthgen info`` shows: classes, image format, training summary, versions and seed."""
-        self._check_fitted()
         return {
-            "kind": self.kind,
-            "synthgen_version": __version__,
-            "torch_version": torch.__version__,
-            "created": self.created_,
-            "seed": self.seed_,
-            "config": asdict(self.config_),
-            "training": self.training_,
+            **self._description(),
             "image_size": self.image_size_,
             "channels": self.channels_,
             "label_name": self.label_name_,
@@ -250,13 +242,8 @@ class ImageSynthesizer:
 
         The discriminator is not saved: sampling does not need it.
         """
-        self._check_fitted()
-        tensors = {f"generator.{k}": v for k, v in self.generator_.state_dict().items()}
-        tensors["holdout_indices"] = torch.from_numpy(self.holdout_indices_.astype(np.int64))
-        # No clock reading is stored (creation time, seconds trained): the same seed gives the same bytes.
-        manifest = {k: v for k, v in self.describe().items() if k != "created"}
-        manifest["training"] = {k: v for k, v in self.training_.items() if k != "seconds"}
-        return write_bundle(path, manifest, tensors)
+        return self._write(path, self.describe(),
+                           {"holdout_indices": torch.from_numpy(self.holdout_indices_.astype(np.int64))})
 
     @classmethod
     def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None = None) -> "ImageSynthesizer":
@@ -274,13 +261,12 @@ class ImageSynthesizer:
             if not len(classes) == len(counts) == config.n_classes:
                 raise ValueError(f"{len(classes)} classes, {len(counts)} class counts and n_classes={config.n_classes} disagree")
             mapping = IntensityMapping.from_state(manifest["mapping"])
-            weights = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
-            generator_net = build_checked(lambda: ImageGenerator(config), weights)
+            generator_net = build_checked(lambda: ImageGenerator(config), generator_weights(tensors))
             holdout_indices = tensors["holdout_indices"].numpy()
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            raise ModelFileError(f"the image model file is inconsistent or from an incompatible synthgen ({exc})") from exc
+        except BUNDLE_ERRORS as exc:
+            raise inconsistent(exc, "the image model file") from exc
         synthesizer = cls(seed=manifest["seed"], config=config, device=device)
         synthesizer.reading_ = dict(manifest.get("reading") or {})
         return synthesizer._set_fitted(

@@ -1,6 +1,6 @@
 """Augmenting a labelled image set: synthetic images for chosen classes, and whether they help.
 
-The image counterpart of ``synthgen.augmentation``: the same modes (``balance``: every class up
+The image counterpart of ``augmentation/tables.py`` and ``check.py``: the same modes (``balance``: every class up
 to the majority count; ``ratio``: the whole set grown by a factor, class mix kept), generation
 through the model's conditioning on the label, exact copies of real images replaced, and a check
 that trains the same classifier on real and on real+synthetic images and scores both on real
@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthgen.augmentation import REPLACE_ROUNDS, CheckResult, compare_runs, macro_roc_auc
-from synthgen.data.images import ImageSet
+from synthgen.augmentation.check import CheckResult, compare_runs, macro_roc_auc
+from synthgen.augmentation.tables import REPLACE_ROUNDS
 from synthgen.errors import InvalidArgumentError, InvalidDataError
-from synthgen.image_synthesizer import ImageSynthesizer
+from synthgen.images.types import ImageSet
+from synthgen.synthesizers.base import draw_seed
+from synthgen.synthesizers.images import ImageSynthesizer
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def augment_images(
             f"the model makes {model.image_size_} px images with {model.channels_} channel(s); these are "
             f"{images.images.shape[-1]} px with {images.images.shape[1]}: read them with --image-size {model.image_size_}"
         )
-    base_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+    base_seed = draw_seed(seed)
     real_keys = {row.tobytes() for row in _quantised(images.images)}
     blocks, labels, dropped = [], [], 0
     for index, (label, count) in enumerate(sorted(requested.items())):
@@ -125,14 +127,14 @@ def check_image_augmentation(
 ) -> CheckResult:
     """Does the small CNN trained on ``augmented_factory(i)`` beat it trained on ``train``, on ``test``?
 
-    Same protocol and verdict as :func:`synthgen.augmentation.check_augmentation`: per repeat the
+    Same protocol and verdict as :func:`synthgen.augmentation.check.check_augmentation`: per repeat the
     classifier (seed ``i``) learns from the real images and from real + synthetic images, and both
     are scored on the real ``test`` images only (ROC AUC, balanced accuracy, recall of the class
     rarest in ``train``).
     """
     from sklearn.metrics import balanced_accuracy_score, recall_score
 
-    from synthgen.evaluation.images import FeatureExtractor
+    from synthgen.evaluation.images.features import FeatureExtractor
 
     if seeds < 2:
         raise InvalidArgumentError(f"seeds must be >= 2 (an interval needs repeats), got {seeds}")

@@ -36,8 +36,10 @@ from pydicom.valuerep import format_number_as_ds
 from synthgen._files import atomic_directory
 from synthgen._version import __version__
 from synthgen.choices import IMAGE_FORMATS
-from synthgen.data.images import FILE_COLUMNS, ImageSet, IntensityMapping, read_images
 from synthgen.errors import InvalidArgumentError, InvalidDataError
+from synthgen.images.common import FILE_COLUMNS
+from synthgen.images.reading import read_images
+from synthgen.images.types import ImageSet, IntensityMapping
 
 MANIFEST = "labels.csv"
 #: Manifest column marking images that are not patients (augmented sets).

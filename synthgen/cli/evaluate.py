@@ -1,0 +1,147 @@
+"""``synthgen evaluate``: the fidelity and privacy report of a synthetic table or image set, and its gates' exit code."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from synthgen._files import check_output
+from synthgen.cli.common import PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options
+from synthgen.dp.accounting import statement as dp_statement
+
+if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads no torch
+    from synthgen.evaluation import Gate
+    from synthgen.synthesizers.images import ImageSynthesizer
+
+
+#: Exit code of `synthgen evaluate` when the report is written but a gate fails (1 = an error).
+GATE_FAILED_EXIT = 3
+#: Exit code of `synthgen evaluate` when no gate fails but one is inconclusive (too little evidence).
+GATE_INCONCLUSIVE_EXIT = 4
+
+
+@click.command("evaluate")
+@click.argument("model", type=PATH, required=False)
+@click.option("--real", "real_path", type=PATH, required=True,
+              help="The real table. With MODEL: the file given to fit (its --holdout rows are split off again).")
+@click.option("--synthetic", "synthetic_path", type=PATH, required=True, help="The synthetic table to judge.")
+@click.option("--holdout", "holdout_path", type=PATH, help="Real rows never used for training (about as many as --real).")
+@click.option("-o", "--output", type=PATH, help="Write the self-contained HTML report here.")
+@click.option("--json", "json_path", type=PATH, help="Write the report as JSON here.")
+@click.option("--target", help="Column to predict for the machine-learning utility test (needs a holdout).")
+@click.option("--gate", "gate_rules", multiple=True, metavar="RULE",
+              help="Pass/fail rule such as dcr_share<=0.52, or a test against the null of fresh real rows such as "
+                   "dcr_share<=null+0.05@0.002 (fails when p < 0.002 and the excess over the null is above 0.05); "
+                   "replaces the default of that metric. Repeatable.")
+@click.option("--sensitive", "sensitive", multiple=True, metavar="COLUMN",
+              help="A column an attacker may want to infer (attribute inference tries only these; default: every "
+                   "column). Repeatable.")
+@click.option("--metadata", "metadata_path", type=PATH, help="SDV metadata JSON (default: MODEL's, else detected).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and attacks.")
+@image_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, holdout_path: Path | None,
+                     output: Path | None, json_path: Path | None, target: str | None, gate_rules: tuple[str, ...],
+                     sensitive: tuple[str, ...], metadata_path: Path | None, seed: int, quiet: bool,
+                     **image_options: Any) -> None:
+    """Score fidelity and privacy of SYNTHETIC against REAL, optionally for MODEL.
+
+    Tables: REAL, SYNTHETIC and HOLDOUT are table files. Images: folders (or .npz); with an image
+    MODEL the real images are read the way fit read them and SYNTHETIC is what `synthgen sample`
+    wrote (any --format). Image scores use features of a small CNN trained on the real training
+    images (no downloaded weights): Frechet distance, KID, precision/recall/density/coverage,
+    label accuracy, train-on-synthetic accuracy, and nearest-neighbour memorisation checks.
+
+    Prints a summary, writes HTML/JSON when asked, and exits with status 0 when every gate
+    passes, 3 when any gate fails, 4 when none fails but one is inconclusive (too little evidence,
+    e.g. no holdout: never a pass), and 1 for errors, so it can guard a release in CI. The default
+    privacy gates are one-sided tests at alpha 0.002 against what fresh real (holdout) rows score,
+    each with a tolerance.
+    """
+    from synthgen.evaluation import Gate, evaluate
+    from synthgen.evaluation.gates import DEFAULT_GATES
+    from synthgen.io import read_table
+    from synthgen.loading import load
+    from synthgen.metadata import Metadata
+    from synthgen.synthesizers.images import ImageSynthesizer
+    inputs = [model, real_path, synthetic_path, holdout_path, metadata_path, image_options.get("labels_path")]
+    for option, path in (("-o", output), ("--json", json_path)):  # before any scoring
+        if path is not None:
+            check_output(path, inputs=inputs, option=option)
+            inputs.append(path)  # -o and --json may not name one file either
+    synthesizer = load(model, device="cpu") if model is not None else None
+    if isinstance(synthesizer, ImageSynthesizer) or (synthesizer is None and is_image_input(real_path)):
+        refuse(("--target", "--metadata", "--sensitive"), bool(target or metadata_path or sensitive), "tables, not images")
+        report = _evaluate_images(synthesizer, real_path, synthetic_path, holdout_path, image_options,
+                                  [Gate.parse(rule) for rule in gate_rules], seed, quiet)
+        _finish_report(report, output, json_path)
+        return
+    refuse_image_options(image_options)
+    real = read_table(real_path)
+    holdout = read_table(holdout_path) if holdout_path else None
+    metadata = Metadata.load(metadata_path) if metadata_path else None
+    context: dict[str, object] = {"data source": str(real_path), "synthetic source": str(synthetic_path)}
+    if synthesizer is not None:
+        details = synthesizer.describe()
+        metadata = metadata or synthesizer.metadata_
+        if holdout is None:
+            real, holdout = synthesizer.split(real)
+        context["generator"] = {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}
+        privacy = details["training"].get("privacy")
+        if privacy:
+            context["dp statement"] = dp_statement(privacy)
+            context["privacy unit"] = privacy["privacy_unit"]
+    user_gates = [Gate.parse(rule) for rule in gate_rules]
+    replaced = {gate.metric for gate in user_gates}
+    gates = [gate for gate in DEFAULT_GATES if gate.metric not in replaced] + user_gates
+    report = evaluate(real, read_table(synthetic_path), holdout=holdout, metadata=metadata, target=target,
+                      gates=gates, seed=seed, sensitive=list(sensitive) or None, context=context, progress=not quiet)
+    _finish_report(report, output, json_path)
+
+
+def _evaluate_images(synthesizer: ImageSynthesizer | None, real_path: Path, synthetic_path: Path,
+                     holdout_path: Path | None, image_options: dict[str, Any], user_gates: list[Gate], seed: int,
+                     quiet: bool) -> Any:
+    """The image evaluation: real images read as fit read them, synthetic ones as sample wrote them."""
+    from synthgen.evaluation.images.evaluate import IMAGE_GATES, evaluate_images
+    from synthgen.images.io import read_written_images
+    from synthgen.images.reading import read_images
+    context: dict[str, object] = {"data source": str(real_path), "synthetic source": str(synthetic_path)}
+    if synthesizer is not None:
+        given = {key: value for key, value in read_image_folder(real_path, image_options)[1].items()
+                 if image_options.get("labels_path" if key == "labels" else key) is not None}
+        reading = {**synthesizer.reading_, **given}
+        real = read_images(real_path, **reading)
+        if holdout_path is None:
+            real, holdout = synthesizer.split(real)
+        else:
+            holdout = read_images(holdout_path, **reading)
+        synthetic = read_written_images(synthetic_path, synthesizer.mapping_, synthesizer.image_size_,
+                                        synthesizer.label_name_)
+        details = synthesizer.describe()
+        context["generator"] = {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}
+    else:
+        real, reading = read_image_folder(real_path, image_options)
+        holdout = read_images(holdout_path, **reading) if holdout_path else None
+        synthetic = read_images(synthetic_path, **reading)
+    replaced = {gate.metric for gate in user_gates}
+    gates = [gate for gate in IMAGE_GATES if gate.metric not in replaced] + user_gates
+    return evaluate_images(real, synthetic, holdout=holdout, seed=seed, gates=gates, context=context,
+                           progress=not quiet)
+
+
+def _finish_report(report: Any, output: Path | None, json_path: Path | None) -> None:
+    """Print the summary, write the files asked for, and exit 3 when a gate fails, 4 when one is inconclusive."""
+    click.echo(report.summary())
+    if output:
+        report.to_html(output)
+        click.echo(f"Wrote {output}")
+    if json_path:
+        report.to_json(json_path)
+        click.echo(f"Wrote {json_path}")
+    if report.verdict == "FAIL":
+        raise SystemExit(GATE_FAILED_EXIT)
+    if report.verdict != "PASS":
+        raise SystemExit(GATE_INCONCLUSIVE_EXIT)

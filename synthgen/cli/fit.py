@@ -1,0 +1,129 @@
+"""``synthgen fit``: train a tabular (optionally DP) or image synthesizer and save it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from synthgen._files import check_output
+from synthgen.choices import MIN_CATEGORY_COUNT
+from synthgen.cli.common import PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options
+from synthgen.dp.accounting import DPSettings, statement as dp_statement
+from synthgen.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads no torch
+    from synthgen.synthesizers.tabular import TabularSynthesizer
+
+
+@click.command()
+@click.argument("data", type=PATH)
+@click.option("-o", "--output", type=PATH, required=True, help="Model file to write (conventionally .sgz).")
+@click.option("--metadata", "metadata_path", type=PATH, help="SDV single-table metadata JSON; overrides detection.")
+@click.option("--seed", type=int, help="Random seed; the same seed on the same CPU gives identical results.")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Optimiser steps. [default: CTGAN's 300 epochs at batch 500, 1,500-10,000; DP: 3,000-10,000]")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Rows per optimiser step. [default: 128 below 2,500 rows, else 500; DP: 500]")
+@click.option("--no-calibrate", is_flag=True,
+              help="Keep the generator's raw numeric marginals (default: mapped onto the training quantiles).")
+@click.option(
+    "--min-category-count", type=click.IntRange(min=1), default=MIN_CATEGORY_COUNT, show_default=True,
+    help="Categories seen fewer times are pooled into 'Other', so a rare value cannot single out a patient.",
+)
+@click.option(
+    "--holdout", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
+    help="Share of rows kept out of training and recorded in the model, for `synthgen evaluate`.",
+)
+@click.option("--device", help="cuda, cuda:1, mps or cpu. [default: best available]")
+@click.option("--dp-epsilon", type=float,
+              help="Train with differential privacy at this total epsilon (covers the column statistics and training).")
+@click.option("--dp-delta", type=float, help="DP delta; must be below 1/n. [default: 1e-5]")
+@click.option("--dp-clip", type=float, default=1.0, show_default=True, help="DP per-row gradient clipping norm.")
+@click.option("--dp-noise", type=float,
+              help="Fix the DP noise multiplier instead of deriving it; training then stops when epsilon is spent.")
+@click.option("--dp-statistics-share", type=float,
+              help="Share of epsilon for the column statistics and two-way tables. [default: 0.9 below 2,500 rows, else 0.7]")
+@click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
+@click.option("--dp-no-pairs", is_flag=True,
+              help="Do not release the dependent column pairs' two-way tables (their share of epsilon then goes to the rest).")
+@image_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
+        batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
+        dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
+        dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
+        no_calibrate: bool,
+        **image_options: Any) -> None:
+    """Train a synthesizer on DATA and save it to OUTPUT.
+
+    DATA is a table (CSV, TSV or Parquet) or images: a folder of DICOM files, a folder of PNG/JPEG
+    files (one sub-folder per class) or a MedMNIST-style .npz file.
+
+    Tables: column kinds are detected unless --metadata is given; run `synthgen metadata` to get
+    an editable file. With --dp-epsilon the whole fit is (epsilon, delta)-differentially private
+    for adding or removing one patient (the row count is private too); it needs --metadata (nothing
+    about the schema is detected from the rows), and its noise comes from OS entropy, so a DP fit is
+    not byte-reproducible even with --seed. Declare public ranges/categories in the metadata
+    ("public_bounds", "public_values") to spend nothing on them.
+
+    Images: labels come from --labels CSV + --label-column, or from a DICOM tag (--label-tag);
+    CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
+    """
+    from synthgen.io import read_table
+    from synthgen.metadata import Metadata
+    from synthgen.synthesizers.images import ImageSynthesizer
+    from synthgen.synthesizers.tabular import TabularSynthesizer
+    check_output(output, inputs=[data, metadata_path, image_options.get("labels_path")])  # before any training
+    if is_image_input(data):
+        refuse(("--metadata", "--min-category-count", "--no-calibrate", "--dp-*"),
+               bool(metadata_path or dp_epsilon is not None or min_category_count != MIN_CATEGORY_COUNT or no_calibrate),
+               "tables, not images")
+        images, reading = read_image_folder(data, image_options)
+        synthesizer = ImageSynthesizer(seed=seed, steps=steps, batch_size=batch_size, device=device,
+                                       progress=not quiet).fit(images, holdout=holdout, reading=reading)
+        synthesizer.save(output)
+        summary = synthesizer.training_
+        classes = ", ".join(f"{name or '(unlabelled)'}: {count}" for name, count in
+                            zip(synthesizer.classes_, synthesizer.class_counts_))
+        click.echo(
+            f"Trained on {summary['images']} images of {synthesizer.image_size_} px ({classes}; "
+            f"{len(synthesizer.holdout_indices_)} held out): {summary['steps']} steps in {summary['seconds']:.1f} s "
+            f"on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
+        )
+        return
+    refuse_image_options(image_options)
+    dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
+                or dp_statistics_share is not None)
+    if dp_epsilon is None and dp_given:
+        raise InvalidArgumentError("--dp-delta, --dp-noise, --dp-statistics-share, --dp-unit-column and --dp-no-pairs "
+                                   "need --dp-epsilon")
+    dp = None
+    if dp_epsilon is not None:
+        share = {"preprocessing_share": dp_statistics_share} if dp_statistics_share is not None else {}
+        dp = DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise,
+                        unit_column=dp_unit_column, pairs=not dp_no_pairs, **share)
+    table = read_table(data)
+    metadata = Metadata.load(metadata_path) if metadata_path else None
+    synthesizer = TabularSynthesizer(
+        metadata, seed=seed, steps=steps, batch_size=batch_size,
+        min_category_count=min_category_count, device=device, progress=not quiet, dp=dp, calibrate=not no_calibrate,
+    ).fit(table, holdout=holdout)
+    synthesizer.save(output)
+    summary = synthesizer.training_
+    click.echo(
+        f"Trained on {'about ' if 'privacy' in summary else ''}{summary['rows']} rows x {summary['columns']} columns "
+        f"({_held_out(synthesizer)}): {summary['steps']} steps in "
+        f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
+    )
+    if synthesizer.privacy_ is not None:
+        statement = dp_statement(synthesizer.privacy_)
+        click.echo(statement[0].upper() + statement[1:])
+
+
+def _held_out(synthesizer: TabularSynthesizer) -> str:
+    """How many rows were held out; a DP model records only the fraction (a count would reveal n)."""
+    if "holdout_fraction" in synthesizer.training_:
+        return f"{synthesizer.training_['holdout_fraction']:.0%} held out"
+    return f"{len(synthesizer.holdout_rows_)} held out"

@@ -1,0 +1,52 @@
+"""``synthgen info``: what a model file holds (schema, training summary, DP statement, versions, seed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from synthgen.cli.common import PATH, friendly_errors
+from synthgen.dp.accounting import statement as dp_statement
+
+
+@click.command()
+@click.argument("model", type=PATH)
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@friendly_errors
+def info(model: Path, as_json: bool) -> None:
+    """Show MODEL's schema, training summary, versions and seed."""
+    from synthgen.loading import load
+    details = load(model, device="cpu").describe()
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+        return
+    training = details["training"]
+    # A model file holds no clock readings (same seed, same bytes); a model fitted in this process has them.
+    created = f" on {details['created']}" if details.get("created") else ""
+    duration = f"{training['seconds']:.1f} s " if "seconds" in training else ""
+    click.echo(f"synthgen {details['kind']} model, written by synthgen {details['synthgen_version']} "
+               f"(torch {details['torch_version']}){created}")
+    if details["kind"] == "image":
+        mapping = details["mapping"]
+        click.echo(f"trained on {training['images']} images, {training['steps']} steps of {training['batch_size']}, "
+                   f"{duration}on {training['device']}, seed {details['seed']}")
+        click.echo(f"images: {details['image_size']} x {details['image_size']} px, {details['channels']} channel(s), "
+                   f"{mapping['modality']}, values {mapping['low']:g} to {mapping['high']:g} {mapping['unit']}")
+        counts = ", ".join(f"{name or '(unlabelled)'}: {count}" for name, count in zip(details["classes"], details["class_counts"]))
+        click.echo(f"label {details['label_name'] or '(none)'}: {counts}")
+        click.echo("no differential privacy (DP training is available for tables)")
+        return
+    click.echo(f"trained on {training['rows']} rows, {training['steps']} steps of {training['batch_size']} rows, "
+               f"{duration}on {training['device']}, seed {details['seed']}")
+    if training.get("privacy"):
+        click.echo(dp_statement(training["privacy"]))
+    else:
+        click.echo("no differential privacy (trained without --dp-epsilon)")
+    click.echo(f"conditional columns: {', '.join(details['conditional_columns']) or 'none'}")
+    if details.get("calibrated_columns"):
+        click.echo(f"marginals calibrated onto the training quantiles: {', '.join(details['calibrated_columns'])}")
+    click.echo("columns:")
+    for name, spec in details["metadata"]["columns"].items():
+        extras = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")
+        click.echo(f"  {name}: {spec['sdtype']}" + (f" ({extras})" if extras else ""))

@@ -1,0 +1,72 @@
+"""``synthgen sample``: rows into a table file (in chunks) or images into a folder, from a model file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm.auto import tqdm
+
+from synthgen._files import check_output
+from synthgen.choices import DEFAULT_CHUNK_ROWS, IMAGE_FORMATS
+from synthgen.cli.common import PATH, friendly_errors, parse_conditions, refuse, split_condition
+from synthgen.errors import InvalidArgumentError
+
+
+@click.command()
+@click.argument("model", type=PATH)
+@click.option("-n", "--num-rows", type=click.IntRange(min=1), required=True, help="Rows to generate.")
+@click.option("-o", "--output", type=PATH, required=True, help="Output file: .csv, .tsv or .parquet.")
+@click.option("-c", "--condition", "conditions", multiple=True, metavar="COLUMN=VALUE",
+              help="Only rows with this value; repeat for several columns.")
+@click.option("--seed", type=int, help="Random seed for sampling.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=DEFAULT_CHUNK_ROWS, show_default=True,
+              help="Rows generated and written at a time; bounds memory for large -n.")
+@click.option("--format", "image_format", type=click.Choice(IMAGE_FORMATS),
+              help="Image models: write DICOM files, PNG files or one .npz. [default: dicom]")
+@click.option("--device", help="cuda, mps or cpu. [default: best available]")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...], seed: int | None,
+           chunk_rows: int, image_format: str | None, device: str | None, quiet: bool) -> None:
+    """Generate NUM_ROWS synthetic rows (or images) from MODEL into OUTPUT.
+
+    Tables: OUTPUT is a .csv, .tsv or .parquet file. Categorical and boolean conditions are met
+    by the model directly; numeric ones by keeping only matching rows. An impossible condition is
+    an error, never an empty file.
+
+    Images: OUTPUT is a new folder; --condition LABEL_COLUMN=LABEL (or just LABEL) asks for one
+    class. DICOM output is built from scratch (fresh UIDs, no input tag copied) and marked SYNTHETIC.
+    """
+    from synthgen.images.io import write_images
+    from synthgen.io import TableWriter, is_table_path
+    from synthgen.loading import load
+    from synthgen.synthesizers.images import ImageSynthesizer
+    synthesizer = load(model, device=device)
+    is_image = isinstance(synthesizer, ImageSynthesizer)
+    if is_image and is_table_path(output):
+        raise InvalidArgumentError(f"-o {str(output)!r}: an image model writes a folder of images (--format "
+                                   f"{'/'.join(IMAGE_FORMATS)}), not a table file; give a folder name")
+    check_output(output, inputs=[model], directory=is_image)
+    if is_image:
+        if len(conditions) > 1:
+            raise InvalidArgumentError("an image model takes one --condition: the label")
+        label = None
+        if conditions:
+            if "=" in conditions[0]:
+                column, label = split_condition(conditions[0], [synthesizer.label_name_ or ""])
+                if synthesizer.label_name_ and column != synthesizer.label_name_:
+                    raise InvalidArgumentError(f"--condition {conditions[0]!r}: this model's label is {synthesizer.label_name_!r}")
+            else:
+                label = conditions[0]
+        images = synthesizer.sample(num_rows, condition=label, seed=seed)
+        files = write_images(images, output, image_format or "dicom")
+        click.echo(f"Wrote {len(images)} synthetic images to {output} ({len(set(files))} files, {image_format or 'dicom'})")
+        return
+    refuse(("--format",), image_format is not None, "image models; table output takes its format from the file name")
+    columns = list(synthesizer.metadata_.columns)
+    chunks = synthesizer.sample_chunks(num_rows, parse_conditions(conditions, columns), seed=seed, chunk_rows=chunk_rows)
+    with TableWriter(output) as writer, tqdm(total=num_rows, unit="row", disable=quiet, leave=False) as bar:
+        for chunk in chunks:
+            writer.write(chunk)
+            bar.update(len(chunk))
+    click.echo(f"Wrote {writer.rows} synthetic rows to {output}")

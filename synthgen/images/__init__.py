@@ -1,0 +1,1 @@
+"""Images: the shared types, one module per reader, ``read_images`` and the writers (``io.py``)."""

@@ -1,0 +1,1 @@
+"""Training: the shared adversarial loop (loop.py) and each model kind's steps (tabular, private, images)."""
