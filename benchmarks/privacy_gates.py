@@ -54,7 +54,7 @@ def perturbed(train: pd.DataFrame, rng: np.random.Generator, share: float = 0.3)
     for name in train.columns:
         rows = np.flatnonzero(rng.random(n) < share)
         donors = rng.integers(0, n - 1, len(rows))
-        donors += donors >= rows
+        donors += donors >= rows  # any row but the replaced one
         copy.iloc[rows, copy.columns.get_loc(name)] = train[name].to_numpy()[donors]
     return copy
 

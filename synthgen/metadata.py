@@ -282,7 +282,7 @@ def _detect_column(name: str, column: pd.Series) -> dict[str, Any]:
         return {"sdtype": "datetime"}
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
         return _detect_numbers(name, values)
-    if dtype == object or pd.api.types.is_string_dtype(dtype):
+    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
         kind = pd.api.types.infer_dtype(values, skipna=True)
         if kind == "boolean":
             return {"sdtype": "boolean"}

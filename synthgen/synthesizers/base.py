@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,10 @@ BUNDLE_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, AttributeError)
 
 def draw_seed(seed: int | None) -> int:
     """``seed``, or a fresh one from OS entropy, recorded by the caller so a run can be repeated."""
-    return seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+    if seed is not None:
+        return seed
+    entropy = cast(int, np.random.SeedSequence().entropy)  # drawn from the OS without a seed: always an int
+    return int(entropy % 2**63)
 
 
 def check_holdout(holdout: float) -> None:
