@@ -1,9 +1,10 @@
-"""Each DP release mechanism's empirical ε lower bound next to its claim, from tests/test_dp_audit.py.
+"""Each DP release mechanism's empirical ε lower bound next to its claim, from tests/dp/test_dp_audit.py.
 
     python benchmarks/dp_audit_table.py [TREE]
 
-TREE (default: this checkout) is a synthgen source tree holding ``tests/test_dp_audit.py``; pointing it
-at a worktree of an older commit (with the test adapted to that API) gives the "before" column. Each
+TREE (default: this checkout) is a synthgen source tree holding ``tests/dp/test_dp_audit.py`` (older trees:
+``tests/test_dp_audit.py``); pointing it at a worktree of an older commit (with the test adapted to that
+API) gives the "before" column. Each
 audit runs the mechanism thousands of times on a table and on it plus one crafted row; the bound is
 the test's Clopper-Pearson bound (99.9% per side, δ = 1e-2).
 """
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 tree = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1])
-sys.path[:0] = [str(tree), str(tree / "tests")]
+sys.path[:0] = [str(tree), str(tree / "tests"), str(tree / "tests" / "dp")]
 audits = importlib.import_module("test_dp_audit")
 bounds: list[float] = []
 claims: list[float] = []

@@ -1,13 +1,26 @@
 """Shared fixtures: a small mixed-type patient table built here, and one model fitted on it."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from synthgen import Metadata, TabularSynthesizer
 
 N_ROWS = 600
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for torch: tests train tiny networks, which more threads only slow down
+    on a shared machine (and results then do not depend on the core count)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def make_patients(n: int = N_ROWS, seed: int = 0) -> pd.DataFrame:

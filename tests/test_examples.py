@@ -40,6 +40,7 @@ def test_every_example_is_listed_in_the_readme_and_tested_here():
     assert all(f'run_example("{name}"' in tested for name in scripts)
 
 
+@pytest.mark.slow
 def test_share_a_table_writes_a_report_with_fidelity_and_privacy_scores(tmp_path):
     stdout = run_example("share_a_table.py", tmp_path, "--steps", "20", "--columns", "6")
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
@@ -57,6 +58,7 @@ def test_share_a_table_writes_a_report_with_fidelity_and_privacy_scores(tmp_path
     assert len(synthgen.load(tmp_path / "model.sgz").sample(5, seed=1)) == 5
 
 
+@pytest.mark.slow
 def test_augment_rare_class_balances_the_training_set_without_copying_a_row(tmp_path):
     stdout = run_example("augment_rare_class.py", tmp_path, "--steps", "20", "--columns", "6", "--check-seeds", "2")
     train = pd.read_csv(tmp_path / "train.csv")
@@ -76,6 +78,7 @@ def test_augment_rare_class_balances_the_training_set_without_copying_a_row(tmp_
     assert 0.5 < auc["real_mean"] <= 1.0 and math.isfinite(auc["difference_low"])
 
 
+@pytest.mark.slow
 def test_dicom_to_synthetic_dicom_writes_readable_files_without_the_source_identifiers(tmp_path):
     stdout = run_example("dicom_to_synthetic_dicom.py", tmp_path, "--steps", "4", "--slices", "24")
     sources = sorted((tmp_path / "source").glob("*.dcm"))
@@ -102,6 +105,7 @@ def test_dicom_to_synthetic_dicom_writes_readable_files_without_the_source_ident
     assert "none of the" in stdout
 
 
+@pytest.mark.slow
 def test_dp_training_states_its_guarantee_within_the_budget(tmp_path):
     stdout = run_example("dp_training.py", tmp_path, "--steps", "10", "--epsilon", "3")
     assert "ε=" in stdout and "-DP (target ε=3)" in stdout
@@ -116,6 +120,7 @@ def test_dp_training_states_its_guarantee_within_the_budget(tmp_path):
     assert synthetic["age"].between(18, 90).all()  # inside the declared public bounds
 
 
+@pytest.mark.slow
 def test_custom_transformer_plugin_round_trips_and_selects_the_installed_plugin(tmp_path):
     stdout = run_example("custom_transformer_plugin.py", tmp_path, "--steps", "10")
     area = load_breast_cancer(as_frame=True).frame["mean area"]

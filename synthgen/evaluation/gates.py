@@ -12,7 +12,7 @@ is below ALPHA **and** the synthetic statistic exceeds the null by more than TOL
 size that matters). A gate without enough evidence (no score, no null, NaN, or a test that
 reports too little data) is *inconclusive*: never a pass. The default gates are all of this kind,
 each at alpha 0.002, so over the seven of them the chance that fresh real rows fail any gate is at
-most 1.4% (Bonferroni), whatever the data (measured: tests/test_gates.py, benchmarks/privacy_gates.py).
+most 1.4% (Bonferroni), whatever the data (measured: tests/evaluation/test_gates.py, benchmarks/privacy_gates.py).
 """
 from __future__ import annotations
 

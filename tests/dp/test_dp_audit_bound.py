@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "dp_audit.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "dp_audit.py"
 _spec = importlib.util.spec_from_file_location("dp_audit", _PATH)
 dp_audit = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(dp_audit)

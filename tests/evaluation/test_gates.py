@@ -66,7 +66,7 @@ TABLES = {
 # The attack the benchmark measures the gates against (benchmarks/privacy_gates.py), loaded from there so
 # the test and the benchmark judge the same perturbed copies.
 _spec = importlib.util.spec_from_file_location(
-    "privacy_gates", Path(__file__).resolve().parents[1] / "benchmarks" / "privacy_gates.py")
+    "privacy_gates", Path(__file__).resolve().parents[2] / "benchmarks" / "privacy_gates.py")
 _privacy_gates = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_privacy_gates)
 perturbed = _privacy_gates.perturbed

@@ -149,6 +149,7 @@ def test_help_explains_each_command() -> None:
     assert "--min-category-count" in run("fit", "--help").output
 
 
+@pytest.mark.slow
 def test_real_subprocess_fit_and_sample(workdir: Path) -> None:
     executable = shutil.which("synthgen")
     command = [executable] if executable else [sys.executable, "-m", "synthgen"]

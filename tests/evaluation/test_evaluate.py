@@ -68,6 +68,7 @@ def test_an_independent_sampler_passes_privacy_and_scores_the_pair_floor(split) 
     assert abs(scores.loc["DCR share", "value"] - 0.5) < 0.08
 
 
+@pytest.mark.slow
 def test_a_perturbed_copy_sits_between_copy_and_independent(split) -> None:
     train, holdout = split
     rng = np.random.default_rng(1)
@@ -96,6 +97,7 @@ def test_unknown_user_gate_lists_the_available_metrics(split) -> None:
         evaluate(train, _independent(train, 300, 0), holdout=holdout, gates=[Gate.parse("dcr_shar<=0.5")], progress=False)
 
 
+@pytest.mark.slow
 def test_cli_evaluates_a_model_with_its_recorded_holdout(tmp_path: Path) -> None:
     make_patients(1_000, seed=2).to_csv(tmp_path / "patients.csv", index=False)
     runner = CliRunner()

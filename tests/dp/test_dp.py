@@ -305,6 +305,7 @@ def _mia_auc(dp: DPSettings | None, seed: int) -> float:
     return next(s.value for s in section.scores if s.metric == "MIA AUC (distance)")
 
 
+@pytest.mark.slow
 def test_membership_inference_is_closer_to_chance_with_dp():
     seeds = [0, 1, 2]
     plain = [abs(_mia_auc(None, seed) - 0.5) for seed in seeds]
@@ -402,6 +403,7 @@ def test_dates_stay_representable_even_when_noise_drowns_their_counts():
         assert len(filled) == 5
 
 
+@pytest.mark.slow
 def test_calibration_puts_the_released_marginals_on_a_barely_trained_dp_generator(tmp_path):
     from scipy.stats import ks_2samp
 
@@ -515,6 +517,7 @@ def test_marginal_loss_is_zero_at_the_targets_and_pulls_toward_them():
     assert wrong.grad[0, 2] > 0 and wrong.grad[1, 2] > 0  # the loss falls as either value moves down
 
 
+@pytest.mark.slow
 def test_dp_fit_releases_pairs_inside_the_same_budget():
     table = _dependent_table(1_500, 0)
     with_pairs = TabularSynthesizer(_declared(table), steps=30, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
