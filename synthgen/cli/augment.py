@@ -9,7 +9,9 @@ import numpy as np
 
 from synthgen._files import check_output
 from synthgen.choices import CLASSIFIERS, IMAGE_FORMATS, SYNTHETIC_FLAG
-from synthgen.cli.common import PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options
+from synthgen.cli.common import (
+    PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options,
+)
 from synthgen.errors import InvalidArgumentError
 
 

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from synthgen._files import check_output
-from synthgen.cli.common import PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options
+from synthgen.cli.common import (
+    PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options,
+)
 from synthgen.dp.accounting import statement as dp_statement
 
 if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads no torch

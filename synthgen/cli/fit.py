@@ -8,7 +8,9 @@ import click
 
 from synthgen._files import check_output
 from synthgen.choices import MIN_CATEGORY_COUNT
-from synthgen.cli.common import PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options
+from synthgen.cli.common import (
+    PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options,
+)
 from synthgen.dp.accounting import DPSettings, statement as dp_statement
 from synthgen.errors import InvalidArgumentError
 
