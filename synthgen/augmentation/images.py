@@ -44,7 +44,7 @@ def plan(labels: np.ndarray, *, balance: bool, ratio: float | None) -> dict[str,
     if balance == (ratio is not None):
         raise InvalidArgumentError("choose exactly one of balance and ratio")
     classes, counts = np.unique(np.asarray(labels, dtype=str), return_counts=True)
-    if balance:
+    if ratio is None:  # balance: exactly one of the two was given
         if len(classes) < 2:
             raise InvalidArgumentError("balance needs at least two labelled classes; use ratio to grow the set")
         return {str(c): int(counts.max() - k) for c, k in zip(classes, counts)}

@@ -256,12 +256,14 @@ def _task(metadata: Metadata, model: TabularSynthesizer | None, target: str) -> 
 
 def _plan(counts: pd.Series, n_rows: int, balance: bool, ratio: float | None, task: str) -> dict[Any, int]:
     """Synthetic rows to add per class (classification) or in all, under the key None (regression)."""
-    if task == "regression":
-        return {None: round(ratio * n_rows) - n_rows}
-    if balance:
+    if balance and task != "regression":
         majority = int(counts.max())
         return {label: majority - int(count) for label, count in counts.items()}
+    if ratio is None:
+        raise InvalidArgumentError("choose exactly one of balance and ratio")
     extra = round(ratio * n_rows) - n_rows
+    if task == "regression":
+        return {None: extra}
     quotas = counts.to_numpy(dtype=float) * extra / n_rows
     rows = np.floor(quotas).astype(int)
     # Largest remainders get the rows rounding left over, ties to the larger class (counts' order).

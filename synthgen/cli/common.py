@@ -67,7 +67,7 @@ def is_image_input(path: Path) -> bool:
 def read_image_folder(path: Path, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The images at ``path`` and the reading options, as recorded in the model for later re-reading."""
     from synthgen.images.reading import read_images
-    reading = {
+    reading: dict[str, Any] = {
         "reader": options.get("reader"),
         "labels": str(options["labels_path"]) if options.get("labels_path") else None,
         "label_column": options.get("label_column"),

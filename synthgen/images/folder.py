@@ -62,7 +62,8 @@ class ImageFolderReader(ImageReader):
         files = [file for file in visible_files(path) if _is_picture(file)] if path.is_dir() else []
         if not files:
             raise InvalidDataError(f"{str(path)!r}: no images found: no PNG or JPEG files in it")
-        arrays, depths = [], {}
+        arrays: list[np.ndarray] = []
+        depths: dict[int, str] = {}  # bit depth -> one file of that depth
         for file in files:
             try:
                 with Image.open(file) as image:
@@ -77,6 +78,7 @@ class ImageFolderReader(ImageReader):
                 f"{str(path)!r} mixes 8-bit and 16-bit images (e.g. {depths[8]!r} and {depths[16]!r}); convert them to one depth"
             )
         images = np.concatenate([square_resize(array[None], image_size) for array in arrays])
+        label_name: str | None
         if labels is not None:
             file_labels, label_name = labels_from_csv(files, path, Path(labels), label_column)
         else:

@@ -29,7 +29,7 @@ from synthgen.sequences.frames import (
 )
 from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts
 from synthgen.sequences.training import train_sequence_gan
-from synthgen.synthesizers.base import BUNDLE_ERRORS, Synthesizer, draw_seed, generator_weights, inconsistent
+from synthgen.synthesizers.base import BUNDLE_ERRORS, Synthesizer, config_from, draw_seed, generator_weights, inconsistent
 from synthgen.training.loop import select_device
 
 logger = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class SequenceSynthesizer(Synthesizer):
                                 "static_transformer": (dict,), "visit_transformer": (dict,),
                                 "min_category_count": (int,), "config": (dict,), "seed": (int,), "training": (dict,)})
         try:
-            config = SequenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["config"].items()})
+            config = config_from(SequenceConfig, manifest["config"])
             if max(len(config.static_dims), len(config.critic_dims)) > MAX_HIDDEN_LAYERS:
                 raise ValueError("too many hidden layers")
             schema = SequenceSchema.from_dict(manifest["sequence"])

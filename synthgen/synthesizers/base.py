@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch
@@ -16,6 +16,8 @@ import torch
 from synthgen._version import __version__
 from synthgen.bundle import write_bundle
 from synthgen.errors import InvalidArgumentError, ModelFileError, NotFittedError
+
+T = TypeVar("T")
 
 #: The largest holdout share: beyond half the data, the model would learn from the smaller part.
 MAX_HOLDOUT = 0.5
@@ -36,6 +38,12 @@ def check_holdout(holdout: float) -> None:
     """Refuse a holdout share outside [0, 0.5]."""
     if not 0.0 <= holdout <= MAX_HOLDOUT:
         raise InvalidArgumentError(f"holdout must be a fraction between 0 and {MAX_HOLDOUT}, got {holdout}")
+
+
+def config_from(config_class: type[T], fields: dict[str, Any]) -> T:
+    """A network configuration from a model file's JSON, where tuples were written as lists."""
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return config_class(**values)
 
 
 def generator_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

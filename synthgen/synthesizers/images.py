@@ -21,7 +21,7 @@ from synthgen.images.common import square_resize
 from synthgen.images.types import ImageSet, IntensityMapping
 from synthgen.models.image_gan import ImageDiscriminator, ImageGANConfig, ImageGenerator, check_image_size, init_weights
 from synthgen.synthesizers.base import (
-    BUNDLE_ERRORS, Synthesizer, check_holdout, draw_seed, generator_weights, inconsistent,
+    BUNDLE_ERRORS, Synthesizer, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
 )
 from synthgen.training.images import train_image_gan
 from synthgen.training.loop import select_device
@@ -107,7 +107,7 @@ class ImageSynthesizer(Synthesizer):
 
     def _set_fitted(self, config: ImageGANConfig, seed: int, classes: list[str], class_counts: list[int],
                     mapping: IntensityMapping, label_name: str | None, ema: ImageGenerator, training: dict[str, Any],
-                    holdout_indices: np.ndarray, created: str) -> "ImageSynthesizer":
+                    holdout_indices: np.ndarray, created: str | None) -> "ImageSynthesizer":
         """Store what fit learned (or what a model file holds); the one place fitted state is set."""
         self.config_ = config
         self.seed_ = seed
@@ -255,7 +255,7 @@ class ImageSynthesizer(Synthesizer):
         if "holdout_indices" not in tensors:
             raise ModelFileError("the image model file lacks holdout_indices; it is damaged or from an incompatible synthgen")
         try:
-            config = ImageGANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["config"].items()})
+            config = config_from(ImageGANConfig, manifest["config"])
             classes = [str(c) for c in manifest["classes"]]
             counts = [int(c) for c in manifest["class_counts"]]
             if not len(classes) == len(counts) == config.n_classes:

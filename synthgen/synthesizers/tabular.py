@@ -27,7 +27,7 @@ from synthgen.models.tabular_gan import (
     ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, SpanLayout, init_weights, networks,
 )
 from synthgen.synthesizers.base import (
-    BUNDLE_ERRORS, Synthesizer, check_holdout, draw_seed, generator_weights, inconsistent,
+    BUNDLE_ERRORS, Synthesizer, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
 )
 from synthgen.synthesizers.conditions import (
     DiscreteCondition, describe_conditions, exact_match, plan_conditions,
@@ -162,7 +162,7 @@ class TabularSynthesizer(Synthesizer):
 
     def _set_fitted(self, metadata: Metadata, config: GANConfig, seed: int, table: TableTransformer, layout: SpanLayout,
                     generator_net: Generator, sampler: ConditionSampler, training: dict[str, Any],
-                    holdout_rows: np.ndarray, created: str) -> "TabularSynthesizer":
+                    holdout_rows: np.ndarray, created: str | None) -> "TabularSynthesizer":
         """Store what fit learned (or what a model file holds); the one place fitted state is set."""
         self.metadata_ = metadata
         self.config_ = config
@@ -367,10 +367,7 @@ class TabularSynthesizer(Synthesizer):
                 # The DP record is shown by info and the report: a crafted one must fail here, in one line.
                 from synthgen.dp.accounting import statement
                 statement(manifest["training"]["privacy"])
-            config_fields = manifest["config"]
-            config = GANConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in config_fields.items()}
-            )
+            config = config_from(GANConfig, manifest["config"])
             if len(config.generator_dims) > MAX_HIDDEN_LAYERS:
                 raise ValueError(f"{len(config.generator_dims)} generator layers")
             metadata = Metadata.from_dict(manifest["metadata"])
