@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.quantile import piecewise_cdf
 
 #: Quantile levels per column: a knot every 1% of the rows.
@@ -38,7 +39,7 @@ class ValueCalibration:
 
     @classmethod
     def fit(cls, generated: pd.DataFrame, real: pd.DataFrame, columns: list[str],
-            levels: int = DEFAULT_LEVELS, min_count: int = 5) -> "ValueCalibration":
+            levels: int = DEFAULT_LEVELS, min_count: int = MIN_CATEGORY_COUNT) -> "ValueCalibration":
         """Maps for ``columns`` from a large generator draw and the training rows.
 
         Targets stay within the ``min_count``-th smallest and largest training values (see the

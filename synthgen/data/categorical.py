@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.continuous import int_option
 from synthgen.errors import InvalidDataError, UnknownCategoryError
@@ -99,7 +100,7 @@ class CategoricalTransformer(_LevelTransformer):
 
     name = "categorical"
 
-    def __init__(self, min_category_count: int = 5, rare_label: str = "Other",
+    def __init__(self, min_category_count: int = MIN_CATEGORY_COUNT, rare_label: str = "Other",
                  max_categories: int = MAX_CATEGORIES) -> None:
         self.min_category_count = min_category_count
         self.rare_label = rare_label
