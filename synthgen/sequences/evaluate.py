@@ -6,6 +6,11 @@ one (lag-1 autocorrelation of consecutive visits, pooled over patients), and per
 aggregates (first, last, mean, slope over the sequence index) scored like sdmetrics' Column Shapes
 (KSComplement for numbers, TVComplement for categories). ``reference`` (the training patients)
 gives each score's real-data value beside the synthetic one.
+
+Privacy is judged on patients too (``patient_privacy``): each patient becomes one summary row
+(static columns, number of visits, per-visit aggregates) and the tabular privacy section
+(DCR, membership inference, anonymeter-style risks) runs on those rows, so a patient copied
+whole is one close record, not many rows each diluted among the others.
 """
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 from synthgen.errors import InvalidArgumentError, InvalidDataError
+from synthgen.evaluation.privacy import privacy_section
+from synthgen.evaluation.scores import SectionResult
+from synthgen.metadata import Metadata
 
 
 def split_patients(frame: pd.DataFrame, entity_column: str, holdout: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -152,3 +160,51 @@ def sequence_fidelity(synthetic: pd.DataFrame, holdout: pd.DataFrame, entity_col
     return {"holdout": {"lag1": holdout_lag, "patients": int(holdout[entity_column].nunique())},
             "synthetic": measures(synthetic),
             "reference": measures(reference) if reference is not None else None}
+
+
+def patient_summaries(frame: pd.DataFrame, entity_column: str, sequence_index: str | None,
+                      static_columns: list[str], visit_columns: list[str]) -> pd.DataFrame:
+    """One row per patient (entity order of first appearance): its static columns, its number of
+    visits (``<entity column>.visits``) and the first, last, mean and slope of each per-visit column."""
+    missing = [c for c in [entity_column, *static_columns, *visit_columns] if c not in frame.columns]
+    if missing:
+        raise InvalidDataError(f"the table has no column {missing[0]!r}")
+    groups = frame.groupby(entity_column, sort=False)
+    summary = groups[static_columns].first()
+    # Named after the entity column, so it cannot collide with a per-visit column's aggregates.
+    summary[f"{entity_column}.visits"] = groups.size()
+    aggregates = patient_aggregates(frame, entity_column, sequence_index, visit_columns)
+    return summary.join(aggregates).reset_index(drop=True)
+
+
+def _summary_metadata(summary: pd.DataFrame) -> Metadata:
+    # Declared from the dtype, not detected: a per-patient mean is unique to each patient and
+    # detection would take it for an identifier, which the distances leave out.
+    def spec(column: pd.Series) -> dict[str, str]:
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            return {"sdtype": "datetime"}
+        return {"sdtype": "numerical" if _is_numeric(column) else "categorical"}
+
+    return Metadata({name: spec(summary[name]) for name in summary.columns})
+
+
+def patient_privacy(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, entity_column: str,
+                    sequence_index: str | None, static_columns: list[str], *, rng: np.random.Generator,
+                    n_attacks: int = 1_000, sensitive: list[str] | None = None) -> SectionResult:
+    """``synthgen.evaluation.privacy.privacy_section`` on patient summaries (``patient_summaries``):
+    DCR share, membership inference and the risks count patients, and ``holdout`` must hold other
+    patients than ``train`` (``split_patients``). ``sensitive`` names summary columns (e.g.
+    ``"bili.last"``) tried as the secret of attribute inference (default: every one)."""
+    shared = set(train[entity_column]) & set(holdout[entity_column]) if entity_column in holdout else set()
+    if shared:
+        raise InvalidDataError(f"{len(shared)} patient(s) of {entity_column!r} are both in the training and the holdout "
+                               "table; split by patient (split_patients)")
+    visit_columns = [c for c in train.columns if c not in (entity_column, sequence_index, *static_columns)]
+    summaries = [patient_summaries(frame, entity_column, sequence_index, static_columns, visit_columns)
+                 for frame in (train, synthetic, holdout)]
+    # An aggregate missing for every training patient (a slope when all have one visit) has no
+    # distance scale; it says nothing about them, so it is left out.
+    kept = [c for c in summaries[0].columns if summaries[0][c].notna().any()]
+    train_rows, synthetic_rows, holdout_rows = (s[kept] for s in summaries)
+    return privacy_section(train_rows, synthetic_rows, holdout_rows, _summary_metadata(train_rows),
+                           rng=rng, n_attacks=n_attacks, sensitive=sensitive)

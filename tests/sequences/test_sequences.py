@@ -12,8 +12,10 @@ import synthgen
 from synthgen import Metadata
 from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError, SynthgenError
 from synthgen.sequences import SequenceSynthesizer
+from synthgen.evaluation.scores import Score
 from synthgen.sequences.evaluate import (
-    lag1_autocorrelation, length_ks, patient_aggregates, sequence_fidelity, split_patients, static_consistency,
+    lag1_autocorrelation, length_ks, patient_aggregates, patient_privacy, patient_summaries, sequence_fidelity,
+    split_patients, static_consistency,
 )
 from synthgen.sequences.model import SequenceConfig
 
@@ -235,3 +237,60 @@ def test_fidelity_of_real_patients_beats_shuffled_rows(visits: pd.DataFrame) -> 
     assert real["static_consistency"] == 1.0 and mixed["static_consistency"] < 0.8
     assert real["lag1_max_gap"] < 0.05 < mixed["lag1_max_gap"]
     assert real["aggregate_shapes"] > mixed["aggregate_shapes"]
+
+
+def _renamed(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
+    return frame.assign(patient=frame["patient"] + offset)
+
+
+@pytest.fixture(scope="module")
+def three_groups() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Training, holdout and fresh patients: 100 each, all from one population."""
+    everyone = make_visits(300, seed=5)
+    ids = everyone["patient"].drop_duplicates().to_numpy()
+    return tuple(everyone[everyone["patient"].isin(ids[k::3])].reset_index(drop=True) for k in range(3))
+
+
+def _privacy(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, Score]:
+    result = patient_privacy(train, synthetic, holdout, "patient", "day", ["sex", "age"],
+                             rng=np.random.default_rng(0), sensitive=["lab.last"])
+    return {score.metric: score for score in result.scores}
+
+
+def test_patient_privacy_flags_patients_copied_whole(three_groups) -> None:
+    """An attacker's release: the training patients themselves under new ids. Every patient is
+    one copied record, so the DCR share and the membership attack are far above the null."""
+    train, holdout, _ = three_groups
+    copied = _privacy(train, _renamed(train, 10**6), holdout)
+    assert copied["DCR share"].value > 0.95 and copied["DCR share"].p_value < 0.01
+    assert copied["MIA AUC (distance)"].value > 0.9 and copied["MIA AUC (distance)"].p_value < 0.01
+    # Lab values nudged by a little noise: no patient is an exact copy, each is still its own.
+    jitter = np.random.default_rng(1).normal(0, 0.1, len(train))
+    nudged = _privacy(train, _renamed(train, 10**6).assign(lab=train["lab"] + jitter), holdout)
+    assert nudged["Exact copies"].value == 0
+    assert nudged["DCR share"].value > 0.9 and nudged["DCR share"].p_value < 0.01
+    assert nudged["MIA AUC (distance)"].value > 0.8 and nudged["MIA AUC (distance)"].p_value < 0.01
+
+
+def test_patient_privacy_does_not_flag_fresh_patients(three_groups) -> None:
+    """Real patients the model never saw, released as synthetic: what an ideal model does."""
+    train, holdout, fresh = three_groups
+    scores = _privacy(train, _renamed(fresh, 10**6), holdout)
+    assert 0.35 < scores["DCR share"].value < 0.65 and scores["DCR share"].p_value > 0.05
+    assert scores["MIA AUC (distance)"].value < 0.65 and scores["MIA AUC (distance)"].p_value > 0.05
+
+
+def test_patient_privacy_counts_patients_not_visits(three_groups) -> None:
+    """One summary row per patient: static columns, visit count and per-visit aggregates."""
+    train, _, _ = three_groups
+    summary = patient_summaries(train, "patient", "day", ["sex", "age"], ["lab", "ward"])
+    assert len(summary) == train["patient"].nunique() == 100
+    assert {"sex", "age", "patient.visits", "lab.first", "lab.last", "lab.mean", "lab.slope", "ward.last"} <= set(summary)
+    assert summary["patient.visits"].sum() == len(train)
+
+
+def test_patient_privacy_refuses_a_holdout_sharing_patients(three_groups) -> None:
+    train, holdout, _ = three_groups
+    with pytest.raises(InvalidDataError, match="both in the training and the holdout"):
+        patient_privacy(train, train, pd.concat([holdout, train.head(3)]), "patient", "day", ["sex", "age"],
+                        rng=np.random.default_rng(0))
