@@ -2,7 +2,7 @@
 
 Public API::
 
-    from synthgen import TabularSynthesizer, Metadata, DPSettings, load, augment, evaluate
+    from synthgen import TabularSynthesizer, Metadata, DPSettings, load, augment, evaluate, sample_shards
     from synthgen import ImageSynthesizer, read_images, write_images, augment_images, evaluate_images
 
 Every name is imported on first use, so ``import synthgen.errors`` (and the CLI's ``--help``)
@@ -26,6 +26,7 @@ _PUBLIC = {
     "evaluate_images": "synthgen.evaluation.images.evaluate",
     "load": "synthgen.loading",
     "read_images": "synthgen.images.reading",
+    "sample_shards": "synthgen.shards",
     "write_images": "synthgen.images.io",
 }
 

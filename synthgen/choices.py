@@ -5,6 +5,8 @@ scikit-learn just to print a default.
 """
 #: Rows generated and written per chunk when sampling (memory stays bounded whatever the count).
 DEFAULT_CHUNK_ROWS = 100_000
+#: Rows per Parquet part when sampling into a folder (``synthgen.shards``).
+DEFAULT_SHARD_ROWS = 1_000_000
 #: Formats image sets are written in.
 IMAGE_FORMATS = ("dicom", "png", "npz")
 #: Column that marks augmented (synthetic) rows.

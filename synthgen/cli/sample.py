@@ -1,13 +1,14 @@
 """``synthgen sample``: rows into a table file (in chunks) or images into a folder, from a model file."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 from tqdm.auto import tqdm
 
 from synthgen._files import check_output
-from synthgen.choices import DEFAULT_CHUNK_ROWS, IMAGE_FORMATS
+from synthgen.choices import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS, IMAGE_FORMATS
 from synthgen.cli.common import PATH, friendly_errors, parse_conditions, refuse, split_condition
 from synthgen.errors import InvalidArgumentError
 
@@ -23,16 +24,27 @@ from synthgen.errors import InvalidArgumentError
               help="Rows generated and written at a time; bounds memory for large -n.")
 @click.option("--format", "image_format", type=click.Choice(IMAGE_FORMATS),
               help="Image models: write DICOM files, PNG files or one .npz. [default: dicom]")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tables, -o a folder: local processes writing the part files side by side.")
+@click.option("--shard-rows", type=click.IntRange(min=1), default=DEFAULT_SHARD_ROWS, show_default=True,
+              help="Tables, -o a folder: rows per part file.")
 @click.option("--device", help="cuda, mps or cpu. [default: best available]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...], seed: int | None,
-           chunk_rows: int, image_format: str | None, device: str | None, quiet: bool) -> None:
+           chunk_rows: int, image_format: str | None, workers: int, shard_rows: int, device: str | None,
+           quiet: bool) -> None:
     """Generate NUM_ROWS synthetic rows (or images) from MODEL into OUTPUT.
 
     Tables: OUTPUT is a .csv, .tsv or .parquet file. Categorical and boolean conditions are met
     by the model directly; numeric ones by keeping only matching rows. An impossible condition is
     an error, never an empty file.
+
+    Tables, OUTPUT a folder (no file suffix): Parquet parts out/part-00000.parquet, ... of
+    --shard-rows rows each, written by --workers processes (or by every rank of a `torchrun
+    --nproc-per-node N -m synthgen sample ...` launch). Each part is drawn from a seed derived from
+    (--seed, part number), so the rows do not depend on the number of workers; a part appears only
+    when complete, and running the same command again skips the parts already there (resume).
 
     Images: OUTPUT is a new folder; --condition LABEL_COLUMN=LABEL (or just LABEL) asks for one
     class. DICOM output is built from scratch (fresh UIDs, no input tag copied) and marked SYNTHETIC.
@@ -46,7 +58,9 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
     if is_image and is_table_path(output):
         raise InvalidArgumentError(f"-o {str(output)!r}: an image model writes a folder of images (--format "
                                    f"{'/'.join(IMAGE_FORMATS)}), not a table file; give a folder name")
-    check_output(output, inputs=[model], directory=is_image)
+    sharded = not is_image and not is_table_path(output)
+    if not sharded:  # a folder of parts is checked by sample_shards, which may resume into it
+        check_output(output, inputs=[model], directory=is_image)
     if is_image:
         if len(conditions) > 1:
             raise InvalidArgumentError("an image model takes one --condition: the label")
@@ -64,6 +78,18 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
         return
     refuse(("--format",), image_format is not None, "image models; table output takes its format from the file name")
     columns = list(synthesizer.metadata_.columns)
+    if sharded:
+        from synthgen.shards import sample_shards
+        report = sample_shards(model, num_rows, output, seed=seed, conditions=parse_conditions(conditions, columns),
+                               workers=workers, shard_rows=shard_rows, chunk_rows=chunk_rows, device=device,
+                               progress=not quiet)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for all ranks
+            click.echo(f"{output}: {report.plan.num_rows} synthetic rows in {len(report.parts)} part(s) "
+                       f"({report.written} written now, {report.skipped} already there), seed {report.plan.seed}")
+        return
+    if workers > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InvalidArgumentError(f"-o {str(output)!r}: several workers write part files into a folder; "
+                                   "give a folder name (no .csv/.tsv/.parquet suffix) or leave --workers at 1")
     chunks = synthesizer.sample_chunks(num_rows, parse_conditions(conditions, columns), seed=seed, chunk_rows=chunk_rows)
     with TableWriter(output) as writer, tqdm(total=num_rows, unit="row", disable=quiet, leave=False) as bar:
         for chunk in chunks:
