@@ -77,7 +77,10 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     from synthgen.metadata import Metadata
     from synthgen.synthesizers.images import ImageSynthesizer
     from synthgen.synthesizers.tabular import TabularSynthesizer
+    from synthgen.training.distributed import launched
     check_output(output, inputs=[data, metadata_path, image_options.get("labels_path")])  # before any training
+    if is_image_input(data) and launched().distributed:
+        raise InvalidArgumentError("image models train in one process; run this fit without torchrun")
     if is_image_input(data):
         refuse(("--metadata", "--min-category-count", "--no-calibrate", "--dp-*"),
                bool(metadata_path or dp_epsilon is not None or min_category_count != MIN_CATEGORY_COUNT or no_calibrate),
@@ -112,16 +115,23 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         metadata, seed=seed, steps=steps, batch_size=batch_size,
         min_category_count=min_category_count, device=device, progress=not quiet, dp=dp, calibrate=not no_calibrate,
     ).fit(table, holdout=holdout)
+    if synthesizer.training_.get("world_size", 1) > 1 and launched().rank != 0:
+        return  # under torchrun every rank holds the same weights; rank 0 alone writes and reports
     synthesizer.save(output)
     summary = synthesizer.training_
     click.echo(
         f"Trained on {'about ' if 'privacy' in summary else ''}{summary['rows']} rows x {summary['columns']} columns "
         f"({_held_out(synthesizer)}): {summary['steps']} steps in "
-        f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}"
+        f"{summary['seconds']:.1f} s on {summary['device']}{_processes(summary)} (seed {synthesizer.seed_}). Saved {output}"
     )
     if synthesizer.privacy_ is not None:
         statement = dp_statement(synthesizer.privacy_)
         click.echo(statement[0].upper() + statement[1:])
+
+
+def _processes(summary: dict[str, Any]) -> str:
+    processes = summary.get("world_size", 1)
+    return f" x {processes} processes, batches of {summary['batch_size']} rows each" if processes > 1 else ""
 
 
 def _held_out(synthesizer: TabularSynthesizer) -> str:

@@ -18,6 +18,7 @@ def info(model: Path, as_json: bool) -> None:
     """Show MODEL's schema, training summary, versions and seed."""
     from synthgen.loading import load
     details = load(model, device="cpu").describe()
+    details["training"].setdefault("world_size", 1)  # files from before multi-process training: one process
     if as_json:
         click.echo(json.dumps(details, indent=2))
         return
@@ -37,8 +38,10 @@ def info(model: Path, as_json: bool) -> None:
         click.echo(f"label {details['label_name'] or '(none)'}: {counts}")
         click.echo("no differential privacy (DP training is available for tables)")
         return
-    click.echo(f"trained on {training['rows']} rows, {training['steps']} steps of {training['batch_size']} rows, "
-               f"{duration}on {training['device']}, seed {details['seed']}")
+    processes = training["world_size"]
+    per_process = f" per process x {processes} processes (torchrun)" if processes > 1 else ""
+    click.echo(f"trained on {training['rows']} rows, {training['steps']} steps of {training['batch_size']} rows"
+               f"{per_process}, {duration}on {training['device']}, seed {details['seed']}")
     if training.get("privacy"):
         click.echo(dp_statement(training["privacy"]))
     else:

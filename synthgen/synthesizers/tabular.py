@@ -33,6 +33,7 @@ from synthgen.synthesizers.conditions import (
     DiscreteCondition, describe_conditions, exact_match, plan_conditions,
 )
 from synthgen.synthesizers.private import fit_private, holdout_draws
+from synthgen.training.distributed import join, launched
 from synthgen.training.loop import select_device, use_bfloat16
 from synthgen.training.tabular import resolve_config, train_gan
 
@@ -109,9 +110,19 @@ class TabularSynthesizer(Synthesizer):
             )
         metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
         config = self._resolved_config()
+        launch = launched()
+        if launch.distributed and self.seed is None:
+            raise InvalidArgumentError(f"a fit on {launch.world_size} processes (torchrun) needs --seed: every rank must "
+                                       "draw the same holdout and fit the same transformers")
         seed = draw_seed(self.seed)
         rng = np.random.default_rng(seed)
         if self.dp is not None:
+            if launch.distributed:
+                raise InvalidArgumentError(
+                    "differentially private training runs in one process: under torchrun each rank would need its "
+                    "own Poisson sample and the accountant one global sample rate (Opacus' DPDDP), which synthgen "
+                    "does not do yet; run the DP fit without torchrun"
+                )
             # Each row's membership follows from (seed, its position) alone, so the model file need
             # not store the row count or the held-out positions, which would reveal n.
             held_out = holdout_draws(seed, len(data)) < holdout
@@ -131,20 +142,23 @@ class TabularSynthesizer(Synthesizer):
             raise InvalidDataError("every column is an identifier: there is nothing to learn")
         encoded = table.transform(data, rng)
 
-        device = select_device(self.device)
-        config = resolve_config(config, len(data))
+        device = launch.device(select_device(self.device))
+        join(launch, device)
+        config = resolve_config(config, len(data))  # sized by the whole table: each rank's batch is this batch
         layout, generator_net = networks(table, config)
         critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, config.pac, config.dropout)
         init_rng = torch.Generator().manual_seed(seed)
         init_weights(generator_net, init_rng)
         init_weights(critic, init_rng)
         layout, generator_net, critic = layout.to(device), generator_net.to(device), critic.to(device)
-        train_rng = torch.Generator(device).manual_seed(seed)
-        # The encoded table moves to the device once; batches are gathered there.
+        train_rng = torch.Generator(device).manual_seed(launch.stream_seed(seed))
+        # The encoded table (this rank's share of it) moves to the device once; batches are gathered there.
         sampler, summary = train_gan(
-            generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, progress=self.progress
+            generator_net, critic, layout, torch.from_numpy(encoded[launch.share(len(encoded))]).to(device), config,
+            train_rng, progress=self.progress and launch.rank == 0, distributed=launch.distributed,
         )
-        training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows}
+        training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
+                    "world_size": launch.world_size}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
         numeric = [name for name, spec in metadata.columns.items() if spec.get("sdtype") == "numerical"]

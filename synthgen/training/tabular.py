@@ -48,7 +48,9 @@ def gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tens
     return ((grads.norm(2, dim=1) - 1) ** 2).mean()
 
 
-def discriminator_step(generator_net, critic, layout, sampler, data, config, optimiser, rng, batch, autocast):
+def discriminator_step(generator_net, critic, plain_critic, layout, sampler, data, config, optimiser, rng, batch, autocast):
+    """One critic update; ``critic`` may be the DDP wrapper of ``plain_critic`` (the penalty's second
+    pass through the plain module still backpropagates into the same, synchronised, parameters)."""
     cond, _, _, rows = sampler.for_training(batch, rng)
     noise = torch.randn(batch, config.embedding_dim, generator=rng, device=data.device)
     with autocast:  # one context per step: autocast caches its weight casts only within a context
@@ -58,8 +60,8 @@ def discriminator_step(generator_net, critic, layout, sampler, data, config, opt
         fake = torch.cat([fake, cond], dim=1)
         # Real and fake packs in one pass (batch is a whole number of packs, so none mixes them).
         scores = critic(torch.cat([fake, real]), rng).float()
-        loss = scores[: batch // critic.pac].mean() - scores[batch // critic.pac :].mean()
-        penalty = gradient_penalty(critic, real, fake, rng)
+        loss = scores[: batch // plain_critic.pac].mean() - scores[batch // plain_critic.pac :].mean()
+        penalty = gradient_penalty(plain_critic, real, fake, rng)
     optimiser.zero_grad(set_to_none=True)
     (loss + config.gradient_penalty * penalty).backward()
     optimiser.step()
@@ -92,10 +94,16 @@ def train_gan(
     rng: torch.Generator,
     *,
     progress: bool = True,
+    distributed: bool = False,
 ) -> tuple[ConditionSampler, TrainingSummary]:
     """Train ``generator_net`` against ``critic`` on ``data`` (already on the training device).
 
     ``config`` must be resolved (``resolve_config``): batch size, learning rate and steps set.
+    ``distributed`` (inside a joined process group): ``data`` is this rank's share, and both
+    networks are wrapped in DistributedDataParallel, which averages their gradients over the ranks.
+    A forward pass whose gradients must not be synchronised (the generator under no_grad in the
+    critic's step, the frozen critic in the generator's) goes to the plain module: DDP expects
+    every forward through it to be followed by a backward into its parameters.
     """
     device = data.device
     sampler = ConditionSampler.from_data(layout, data)
@@ -109,10 +117,17 @@ def train_gan(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
     generator_net.train()
     critic.train()
+    synced_generator, synced_critic = generator_net, critic
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        synced_generator = DistributedDataParallel(generator_net)
+        synced_critic = DistributedDataParallel(critic)
     result = adversarial_loop(
         steps,
-        lambda: discriminator_step(generator_net, critic, layout, sampler, data, config, d_optimiser, rng, batch, autocast),
-        lambda: generator_step(generator_net, critic, layout, sampler, config, g_optimiser, rng, batch, device, autocast),
+        lambda: discriminator_step(generator_net, synced_critic, critic, layout, sampler, data, config, d_optimiser, rng,
+                                   batch, autocast),
+        lambda: generator_step(synced_generator, critic, layout, sampler, config, g_optimiser, rng, batch, device, autocast),
         schedulers,
         progress=progress,
     )
