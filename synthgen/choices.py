@@ -5,6 +5,9 @@ scikit-learn just to print a default.
 """
 #: Rows generated and written per chunk when sampling (memory stays bounded whatever the count).
 DEFAULT_CHUNK_ROWS = 100_000
+#: Tables with more rows fit their numerical and datetime transformers on a seeded sample of this
+#: many rows (the mixture fits are the slow step), then encode every row.
+TRANSFORMER_SAMPLE_ROWS = 1_000_000
 #: Rows per Parquet part when sampling into a folder (``synthgen.shards``).
 DEFAULT_SHARD_ROWS = 1_000_000
 #: Formats image sets are written in.

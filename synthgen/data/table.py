@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthgen.choices import DEFAULT_CHUNK_ROWS
 from synthgen.data.base import ColumnTransformer, Span
+from synthgen.data.compact import CompactTable
 from synthgen.data.missing import MissingIndicator
 from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
 from synthgen.metadata import MAX_UNREADABLE_SHARE, Metadata, unreadable_cells
@@ -21,6 +23,8 @@ logger = logging.getLogger(__name__)
 #: Fewer training rows than this cannot be learned (the generator normalises over a batch), and a
 #: model of one row could only copy that patient.
 MIN_ROWS = 2
+#: Column kinds whose transformers may be fitted on a sample of rows (see :meth:`TableTransformer.fit`).
+SAMPLED_SDTYPES = ("numerical", "datetime")
 
 
 class _ColumnPrefix(logging.Filter):
@@ -104,7 +108,14 @@ class TableTransformer:
         self.metadata = metadata
         self.options = dict(options or {})
 
-    def fit(self, data: pd.DataFrame, rng: np.random.Generator) -> "TableTransformer":
+    def fit(self, data: pd.DataFrame, rng: np.random.Generator, *, sample_rows: np.ndarray | None = None) -> "TableTransformer":
+        """Fit one transformer per column.
+
+        ``sample_rows`` (positions in ``data``): numerical and datetime columns, whose transformers
+        estimate a distribution (the mixture fit is the slow step on big tables), are fitted on those
+        rows only. Every other column, and whether a column has gaps, is read in full: a category or
+        a gap that the sample missed could not be encoded at all.
+        """
         self.metadata.validate(data)
         if len(data) < MIN_ROWS:
             raise InvalidDataError(
@@ -117,6 +128,8 @@ class TableTransformer:
             transformer = transformer_for(name, spec).from_metadata(spec, self.options)
             if not transformer.handles_missing and column.isna().any():
                 transformer = MissingIndicator(transformer)
+            if sample_rows is not None and spec.get("sdtype") in SAMPLED_SDTYPES:
+                column = column.iloc[sample_rows]
             with _naming(name, transformer):
                 fitted[name] = transformer.fit(column, rng)
         self._set_columns(fitted)
@@ -162,6 +175,19 @@ class TableTransformer:
             with _naming(name):
                 blocks.append(transformer.transform(column, rng))
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+
+    def transform_compact(self, data: pd.DataFrame, rng: np.random.Generator, *,
+                          chunk_rows: int = DEFAULT_CHUNK_ROWS) -> CompactTable:
+        """Encode ``data`` ``chunk_rows`` rows at a time into a :class:`CompactTable`, so the dense
+        matrix exists for one chunk only. A table of at most ``chunk_rows`` rows is encoded in one
+        call, drawing exactly what :meth:`transform` draws (its expansion is the same bytes)."""
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        self._fitted()
+        compact = CompactTable(self.spans_, len(data))
+        for start in range(0, len(data), chunk_rows):
+            compact.put(start, self.transform(data.iloc[start: start + chunk_rows], rng))
+        return compact
 
     def inverse(self, encoded: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
         """Decode model output back into a DataFrame with the training columns, in order."""

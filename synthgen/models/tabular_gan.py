@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from synthgen.data.base import Span
 
 if TYPE_CHECKING:  # read for its spans only: models know no columns
+    from synthgen.data.compact import CompactRows
     from synthgen.data.table import TableTransformer
 
 
@@ -341,7 +342,7 @@ class ConditionSampler(nn.Module):
     needs after training and is what the model file stores.
     """
 
-    def __init__(self, layout: SpanLayout, counts: torch.Tensor, row_categories: torch.Tensor | None = None) -> None:
+    def __init__(self, layout: SpanLayout, counts: torch.Tensor) -> None:
         super().__init__()
         self.layout = layout
         self.n_columns = len(layout.cond_widths)
@@ -357,27 +358,40 @@ class ConditionSampler(nn.Module):
         self.register_buffer("_true_cdf", self._cdf(self.true_probs, mask), persistent=False)
         self.register_buffer("_log_cdf", self._cdf(self.log_probs, mask), persistent=False)
         self.register_buffer("_last_level", mask.sum(1) - 1, persistent=False)
-        if row_categories is not None:
-            self._index_rows(row_categories)
 
     @classmethod
-    def from_data(cls, layout: SpanLayout, data: torch.Tensor) -> "ConditionSampler":
+    def from_data(cls, layout: SpanLayout, data: "torch.Tensor | CompactRows") -> "ConditionSampler":
+        """Counts and row lists from the encoded rows: a dense tensor, or compact rows, whose
+        conditional spans are already category codes (nothing dense is built for them)."""
+        n_rows = data.shape[0]
         if not layout.cond_widths:
             sampler = cls(layout, torch.zeros(0, device=data.device))
-            sampler.n_rows = data.shape[0]
+            sampler.n_rows = n_rows
             return sampler
-        # Category of every row in every conditional column, as a position in the condition vector.
-        logits = data[:, layout.cond_data_index].masked_fill(~layout.cond_mask, float("-inf"))
-        row_categories = logits.argmax(-1) + layout.cond_vector_offsets  # (rows, columns)
-        counts = torch.bincount(row_categories.flatten(), minlength=layout.cond_dim)
-        return cls(layout, counts, row_categories)
+        # Each conditional column's category of every row (0 .. width - 1), one column at a time, so
+        # a big table needs one (rows,) array at a time rather than (rows, columns, widest).
+        codes = [cls._column_codes(layout, data, column) for column in range(len(layout.cond_widths))]
+        counts = torch.cat([torch.bincount(c, minlength=w) for c, w in zip(codes, layout.cond_widths)])
+        sampler = cls(layout, counts)
+        sampler._index_rows(codes)
+        return sampler
 
-    def _index_rows(self, row_categories: torch.Tensor) -> None:
-        """Rows grouped by category, so a row with a given category is one gather away."""
-        n_rows = row_categories.shape[0]
-        flat = row_categories.T.flatten()
-        order = torch.argsort(flat, stable=True)
-        self.register_buffer("rows_by_category", torch.arange(n_rows, device=flat.device).repeat(self.n_columns)[order], persistent=False)
+    @staticmethod
+    def _column_codes(layout: SpanLayout, data: "torch.Tensor | CompactRows", column: int) -> torch.Tensor:
+        width = layout.cond_widths[column]
+        positions = layout.cond_data_index[column, :width]
+        if isinstance(data, torch.Tensor):
+            return data.index_select(1, positions).argmax(1)
+        return data.span_codes(int(positions[0]), width)
+
+    def _index_rows(self, codes: list[torch.Tensor]) -> None:
+        """Rows grouped by category, so a row with a given category is one gather away: for each
+        conditional column in turn, its rows by category, ascending within one (a stable sort).
+        Row numbers are int32 below 2**31 rows (half the memory; ``index_select`` takes either)."""
+        n_rows = codes[0].shape[0]
+        dtype = torch.int32 if n_rows < 2**31 else torch.long
+        self.register_buffer("rows_by_category", torch.cat([torch.argsort(c, stable=True).to(dtype) for c in codes]),
+                             persistent=False)
         self.register_buffer("category_start", torch.cumsum(self.counts.long(), 0) - self.counts.long(), persistent=False)
         self.n_rows = n_rows
 
