@@ -49,6 +49,10 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
 @click.option("--dp-no-pairs", is_flag=True,
               help="Do not release the dependent column pairs' two-way tables (their share of epsilon then goes to the rest).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1),
+              help="Tables: write the training state to OUTPUT.ckpt every K steps (removed once OUTPUT is saved).")
+@click.option("--resume", "resume", type=PATH,
+              help="Tables: continue from a checkpoint, with the same DATA and options (--seed included).")
 @image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
@@ -56,7 +60,7 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
         dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
-        no_calibrate: bool,
+        no_calibrate: bool, checkpoint_every: int | None, resume: Path | None,
         **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
 
@@ -78,12 +82,13 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     from synthgen.synthesizers.images import ImageSynthesizer
     from synthgen.synthesizers.tabular import TabularSynthesizer
     from synthgen.training.distributed import launched
-    check_output(output, inputs=[data, metadata_path, image_options.get("labels_path")])  # before any training
+    check_output(output, inputs=[data, metadata_path, image_options.get("labels_path"), resume])  # before any training
     if is_image_input(data) and launched().distributed:
         raise InvalidArgumentError("image models train in one process; run this fit without torchrun")
     if is_image_input(data):
-        refuse(("--metadata", "--min-category-count", "--no-calibrate", "--dp-*"),
-               bool(metadata_path or dp_epsilon is not None or min_category_count != MIN_CATEGORY_COUNT or no_calibrate),
+        refuse(("--metadata", "--min-category-count", "--no-calibrate", "--dp-*", "--checkpoint-every", "--resume"),
+               bool(metadata_path or dp_epsilon is not None or min_category_count != MIN_CATEGORY_COUNT or no_calibrate
+                    or checkpoint_every or resume),
                "tables, not images")
         images, reading = read_image_folder(data, image_options)
         synthesizer = ImageSynthesizer(seed=seed, steps=steps, batch_size=batch_size, device=device,
@@ -111,13 +116,17 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
                         unit_column=dp_unit_column, pairs=not dp_no_pairs, **share)
     table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
+    checkpoint = output.with_name(output.name + ".ckpt") if checkpoint_every else None
     synthesizer = TabularSynthesizer(
         metadata, seed=seed, steps=steps, batch_size=batch_size,
         min_category_count=min_category_count, device=device, progress=not quiet, dp=dp, calibrate=not no_calibrate,
-    ).fit(table, holdout=holdout)
+        checkpoint_every=checkpoint_every, checkpoint_path=checkpoint,
+    ).fit(table, holdout=holdout, resume=resume)
     if synthesizer.training_.get("world_size", 1) > 1 and launched().rank != 0:
         return  # under torchrun every rank holds the same weights; rank 0 alone writes and reports
     synthesizer.save(output)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # the model now holds everything the checkpoint did
     summary = synthesizer.training_
     click.echo(
         f"Trained on {'about ' if 'privacy' in summary else ''}{summary['rows']} rows x {summary['columns']} columns "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
-from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT
+from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT, TRANSFORMER_SAMPLE_ROWS
 from synthgen.data.calibration import ValueCalibration
+from synthgen.data.compact import CompactRows
 from synthgen.data.table import TableTransformer
 from synthgen.dp.accounting import DPSettings
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError
@@ -33,6 +34,7 @@ from synthgen.synthesizers.conditions import (
     DiscreteCondition, describe_conditions, exact_match, plan_conditions,
 )
 from synthgen.synthesizers.private import fit_private, holdout_draws
+from synthgen.training.checkpoint import Checkpointing, fingerprint
 from synthgen.training.distributed import join, launched
 from synthgen.training.loop import select_device, use_bfloat16
 from synthgen.training.tabular import resolve_config, train_gan
@@ -57,6 +59,8 @@ class TabularSynthesizer(Synthesizer):
     reproducible (the same seed on the same CPU gives byte-identical samples); ``None`` draws one
     and records it, so ``info`` can always tell how to repeat a run. ``calibrate`` maps each decoded
     numeric column onto the training column's quantiles (see ``synthgen.data.calibration``).
+    A table of more than ``transformer_sample_rows`` rows fits its numerical and datetime
+    transformers on a seeded sample of that many rows (recorded in ``training_``).
     """
 
     kind = "tabular"
@@ -74,6 +78,9 @@ class TabularSynthesizer(Synthesizer):
         progress: bool = True,
         dp: DPSettings | None = None,
         calibrate: bool = True,
+        transformer_sample_rows: int = TRANSFORMER_SAMPLE_ROWS,
+        checkpoint_every: int | None = None,
+        checkpoint_path: str | Path | None = None,
     ) -> None:
         self.metadata = metadata
         self.seed = seed
@@ -85,13 +92,19 @@ class TabularSynthesizer(Synthesizer):
         self.progress = progress
         self.dp = dp
         self.calibrate = calibrate
+        self.transformer_sample_rows = transformer_sample_rows
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_path = checkpoint_path
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: pd.DataFrame, *, holdout: float = 0.0) -> "TabularSynthesizer":
+    def fit(self, data: pd.DataFrame, *, holdout: float = 0.0, resume: str | Path | None = None) -> "TabularSynthesizer":
         """Learn ``data``; returns ``self``.
 
         ``holdout`` (a fraction in [0, 0.5]) keeps that share of rows out of training and records
         which ones, so :meth:`split` can hand the same real holdout to ``synthgen.evaluate``.
+        With ``checkpoint_every`` the training state is written to ``checkpoint_path`` every that
+        many steps; ``resume`` (such a file) continues a fit of the same data, settings and seed from
+        its step, ending in the same model as a fit that never stopped.
         """
         if not isinstance(data, pd.DataFrame):
             raise InvalidDataError(f"fit expects a pandas DataFrame, got {type(data).__name__}")
@@ -100,6 +113,16 @@ class TabularSynthesizer(Synthesizer):
         if self.min_category_count < 1:
             raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
         check_holdout(holdout)
+        launch = launched()
+        checkpointed = self.checkpoint_every is not None or resume is not None
+        if checkpointed and (self.dp is not None or launch.distributed):
+            raise InvalidArgumentError(
+                "checkpoints are written for a one-process fit without DP: a DP fit's noise is never stored (so it "
+                "could not be replayed), and under torchrun each rank's random stream would need a file of its own"
+            )
+        if self.checkpoint_every is not None and (self.checkpoint_every < 1 or self.checkpoint_path is None):
+            raise InvalidArgumentError(f"checkpoint_every must be a positive number of steps with a checkpoint_path, "
+                                       f"got {self.checkpoint_every!r} and {self.checkpoint_path!r}")
         if self.dp is not None and self.metadata is None:
             raise MetadataError(
                 "differentially private training takes its schema only from metadata you declare: detecting "
@@ -110,7 +133,6 @@ class TabularSynthesizer(Synthesizer):
             )
         metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
         config = self._resolved_config()
-        launch = launched()
         if launch.distributed and self.seed is None:
             raise InvalidArgumentError(f"a fit on {launch.world_size} processes (torchrun) needs --seed: every rank must "
                                        "draw the same holdout and fit the same transformers")
@@ -137,10 +159,18 @@ class TabularSynthesizer(Synthesizer):
         table_rows = len(data)
         if len(holdout_rows):
             data = data.drop(index=data.index[holdout_rows])
-        table = TableTransformer(metadata, {"min_category_count": self.min_category_count}).fit(data, rng)
+        if self.transformer_sample_rows < 1:
+            raise InvalidArgumentError(f"transformer_sample_rows must be >= 1, got {self.transformer_sample_rows}")
+        # A big table's distribution transformers learn from a seeded sample (drawn only then, so
+        # smaller tables draw exactly as before); every row is still encoded.
+        sample_rows = (np.sort(rng.choice(len(data), self.transformer_sample_rows, replace=False))
+                       if len(data) > self.transformer_sample_rows else None)
+        table = TableTransformer(metadata, {"min_category_count": self.min_category_count}).fit(
+            data, rng, sample_rows=sample_rows)
         if table.width_ == 0:
             raise InvalidDataError("every column is an identifier: there is nothing to learn")
-        encoded = table.transform(data, rng)
+        # Compact (category and mode codes, float32 values), built chunk by chunk: no dense full matrix.
+        encoded = table.transform_compact(data, rng)
 
         device = launch.device(select_device(self.device))
         join(launch, device)
@@ -152,13 +182,19 @@ class TabularSynthesizer(Synthesizer):
         init_weights(critic, init_rng)
         layout, generator_net, critic = layout.to(device), generator_net.to(device), critic.to(device)
         train_rng = torch.Generator(device).manual_seed(launch.stream_seed(seed))
-        # The encoded table (this rank's share of it) moves to the device once; batches are gathered there.
+        # The encoded table (this rank's share of it) moves to the device once, compact; batches are
+        # gathered and expanded to the dense layout there.
         sampler, summary = train_gan(
-            generator_net, critic, layout, torch.from_numpy(encoded[launch.share(len(encoded))]).to(device), config,
+            generator_net, critic, layout, CompactRows.from_table(encoded, launch.share(encoded.n_rows), device), config,
             train_rng, progress=self.progress and launch.rank == 0, distributed=launch.distributed,
+            checkpointing=Checkpointing(
+                Path(self.checkpoint_path or resume), self.checkpoint_every, Path(resume) if resume else None,
+                fingerprint(encoded.raw_bytes(), asdict(config), seed),
+            ) if checkpointed else None,
         )
         training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
-                    "world_size": launch.world_size}
+                    "world_size": launch.world_size,
+                    **({"transformer_sample_rows": len(sample_rows)} if sample_rows is not None else {})}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
         numeric = [name for name, spec in metadata.columns.items() if spec.get("sdtype") == "numerical"]

@@ -84,18 +84,21 @@ def adversarial_loop(
     *,
     progress: bool = True,
     description: str = "training",
+    start_step: int = 0,
+    after_step: Callable[[int], None] | None = None,
 ) -> LoopResult:
-    """Alternate one discriminator and one generator step ``steps`` times; shared by every model kind.
+    """Alternate one discriminator and one generator step up to step ``steps``; shared by every model kind.
 
     Each step function returns its loss as a device tensor; losses are summed on the device and
-    read back every ``_REPORT_EVERY`` steps only.
+    read back every ``_REPORT_EVERY`` steps only. A resumed fit starts after ``start_step``;
+    ``after_step(step)`` runs after each step (checkpoints).
     """
     g_total = d_total = None
     g_loss = d_loss = float("nan")
-    reported = 0
+    reported = start_step
     started = time.perf_counter()
-    bar = tqdm(total=steps, desc=description, unit="step", disable=not progress, leave=False)
-    for step in range(1, steps + 1):
+    bar = tqdm(total=steps, initial=start_step, desc=description, unit="step", disable=not progress, leave=False)
+    for step in range(start_step + 1, steps + 1):
         d_value = discriminator_step().detach()
         g_value = generator_step().detach()
         d_total = d_value if d_total is None else d_total + d_value
@@ -109,6 +112,8 @@ def adversarial_loop(
             reported = step
             bar.set_postfix(loss_g=f"{g_loss:.3f}", loss_d=f"{d_loss:.3f}", refresh=False)
             bar.update(window)
+        if after_step is not None:
+            after_step(step)
     bar.close()
     return LoopResult(steps, time.perf_counter() - started, g_loss, d_loss)
 

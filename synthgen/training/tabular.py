@@ -7,6 +7,7 @@ from dataclasses import replace
 import torch
 
 from synthgen.models.tabular_gan import ConditionSampler, Discriminator, GANConfig, Generator, SpanLayout
+from synthgen.training.checkpoint import Checkpointing, load_checkpoint, save_checkpoint
 from synthgen.training.loop import TrainingSummary, adam_pair, adversarial_loop, use_bfloat16
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def train_gan(
     *,
     progress: bool = True,
     distributed: bool = False,
+    checkpointing: Checkpointing | None = None,
 ) -> tuple[ConditionSampler, TrainingSummary]:
     """Train ``generator_net`` against ``critic`` on ``data`` (already on the training device).
 
@@ -117,6 +119,16 @@ def train_gan(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16)
     generator_net.train()
     critic.train()
+    start, after_step = 0, None
+    if checkpointing is not None:
+        state = ({"generator": generator_net, "critic": critic}, {"generator": g_optimiser, "critic": d_optimiser},
+                 schedulers, rng)
+        if checkpointing.resume is not None:
+            start = load_checkpoint(checkpointing, steps, *state)
+
+        def after_step(step: int) -> None:
+            if checkpointing.due(step) and step < steps:
+                save_checkpoint(checkpointing, step, *state)
     synced_generator, synced_critic = generator_net, critic
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -130,6 +142,8 @@ def train_gan(
         lambda: generator_step(synced_generator, critic, layout, sampler, config, g_optimiser, rng, batch, device, autocast),
         schedulers,
         progress=progress,
+        start_step=start,
+        after_step=after_step,
     )
     generator_net.eval()
     critic.eval()
