@@ -49,6 +49,11 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
 @click.option("--dp-no-pairs", is_flag=True,
               help="Do not release the dependent column pairs' two-way tables (their share of epsilon then goes to the rest).")
+@click.option("--entity-column", help="Patient histories: the column naming each patient (many rows per patient); "
+              "patients are learned and sampled whole.")
+@click.option("--sequence-index", help="Patient histories: the column ordering a patient's rows (visit number, day or date).")
+@click.option("--max-length", type=click.IntRange(min=1),
+              help="Patient histories: most rows kept per patient (longer ones are cut, with a warning). [default: 32]")
 @click.option("--checkpoint-every", type=click.IntRange(min=1),
               help="Tables: write the training state to OUTPUT.ckpt every K steps (removed once OUTPUT is saved).")
 @click.option("--resume", "resume", type=PATH,
@@ -60,8 +65,8 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
         dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
-        no_calibrate: bool, checkpoint_every: int | None, resume: Path | None,
-        **image_options: Any) -> None:
+        no_calibrate: bool, entity_column: str | None, sequence_index: str | None, max_length: int | None,
+        checkpoint_every: int | None, resume: Path | None, **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
 
     DATA is a table (CSV, TSV or Parquet) or images: a folder of DICOM files, a folder of PNG/JPEG
@@ -73,6 +78,11 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     about the schema is detected from the rows), and its noise comes from OS entropy, so a DP fit is
     not byte-reproducible even with --seed. Declare public ranges/categories in the metadata
     ("public_bounds", "public_values") to spend nothing on them.
+
+    Patient histories (one row per visit, lab result, ...): --entity-column names the patient,
+    --sequence-index orders each patient's rows; columns constant within every patient are the
+    patient's static attributes (or say "static": true/false in --metadata). `synthgen sample -n`
+    then counts patients, each with a consistent set of static values and a whole history.
 
     Images: labels come from --labels CSV + --label-column, or from a DICOM tag (--label-tag);
     CT is windowed with --window (a preset or CENTRE,WIDTH) and resized to --image-size.
@@ -104,6 +114,16 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
         )
         return
     refuse_image_options(image_options)
+    sequence_options = ("--sequence-index", "--max-length")
+    refuse(sequence_options, entity_column is None and (sequence_index is not None or max_length is not None),
+           "patient histories, with --entity-column")
+    if entity_column is not None:
+        _fit_histories(data, output, metadata_path, entity_column, sequence_index, max_length, seed=seed, steps=steps,
+                       batch_size=batch_size, min_category_count=min_category_count, device=device, quiet=quiet,
+                       unsupported=bool(dp_epsilon is not None or dp_delta is not None or dp_noise is not None
+                                        or dp_unit_column or dp_no_pairs or dp_statistics_share is not None or holdout
+                                        or no_calibrate or checkpoint_every or resume))
+        return
     dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
                 or dp_statistics_share is not None)
     if dp_epsilon is None and dp_given:
@@ -136,6 +156,25 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     if synthesizer.privacy_ is not None:
         statement = dp_statement(synthesizer.privacy_)
         click.echo(statement[0].upper() + statement[1:])
+
+
+def _fit_histories(data: Path, output: Path, metadata_path: Path | None, entity_column: str, sequence_index: str | None,
+                   max_length: int | None, *, unsupported: bool, quiet: bool, **options: Any) -> None:
+    """Fit a SequenceSynthesizer on a long table (many rows per patient) and save it."""
+    from synthgen.io import read_table
+    from synthgen.metadata import Metadata
+    from synthgen.sequences.synthesizer import DEFAULT_MAX_LENGTH, SequenceSynthesizer
+    refuse(("--dp-*", "--holdout", "--no-calibrate", "--checkpoint-every", "--resume"), unsupported,
+           "one-row-per-patient tables; patient histories (--entity-column) do not have them yet")
+    table = read_table(data)
+    metadata = Metadata.load(metadata_path) if metadata_path else None
+    synthesizer = SequenceSynthesizer(metadata, max_length=max_length or DEFAULT_MAX_LENGTH, progress=not quiet,
+                                      **options).fit(table, entity_column, sequence_index)
+    synthesizer.save(output)
+    summary = synthesizer.training_
+    click.echo(f"Trained on {summary['entities']} patients ({summary['rows']} rows) x {table.shape[1]} columns, "
+               f"static: {', '.join(synthesizer.schema_.static_columns) or 'none'}: {summary['steps']} steps in "
+               f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}")
 
 
 def _processes(summary: dict[str, Any]) -> str:

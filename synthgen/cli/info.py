@@ -38,6 +38,14 @@ def info(model: Path, as_json: bool) -> None:
         click.echo(f"label {details['label_name'] or '(none)'}: {counts}")
         click.echo("no differential privacy (DP training is available for tables)")
         return
+    if details["kind"] == "sequence":
+        schema = details["sequence"]
+        click.echo(f"trained on {training['entities']} patients ({training['rows']} rows), {training['steps']} steps "
+                   f"of {training['batch_size']} patients, {duration}on {training['device']}, seed {details['seed']}")
+        click.echo(f"patients: {schema['entity_column']!r}, ordered by {schema['sequence_index']!r}, at most "
+                   f"{schema['max_length']} rows each; static: {', '.join(schema['static_columns']) or 'none'}")
+        click.echo("no differential privacy (DP training is available for one-row-per-patient tables)")
+        return
     processes = training["world_size"]
     per_process = f" per process x {processes} processes (torchrun)" if processes > 1 else ""
     click.echo(f"trained on {training['rows']} rows, {training['steps']} steps of {training['batch_size']} rows"

@@ -15,7 +15,8 @@ from synthgen.errors import InvalidArgumentError
 
 @click.command()
 @click.argument("model", type=PATH)
-@click.option("-n", "--num-rows", type=click.IntRange(min=1), required=True, help="Rows to generate.")
+@click.option("-n", "--num-rows", type=click.IntRange(min=1), required=True,
+              help="Rows to generate (patients, for a patient-history model).")
 @click.option("-o", "--output", type=PATH, required=True, help="Output file: .csv, .tsv or .parquet.")
 @click.option("-c", "--condition", "conditions", multiple=True, metavar="COLUMN=VALUE",
               help="Only rows with this value; repeat for several columns.")
@@ -77,6 +78,17 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
         click.echo(f"Wrote {len(images)} synthetic images to {output} ({len(set(files))} files, {image_format or 'dicom'})")
         return
     refuse(("--format",), image_format is not None, "image models; table output takes its format from the file name")
+    if synthesizer.kind == "sequence":
+        refuse(("--condition", "--workers"), bool(conditions) or workers > 1,
+               "models of one-row-per-patient tables; a patient-history model samples whole patients unconditioned")
+        if sharded:
+            raise InvalidArgumentError(f"-o {str(output)!r}: a patient-history model writes one table file "
+                                       "(.csv, .tsv or .parquet)")
+        histories = synthesizer.sample(num_rows, seed=seed)
+        with TableWriter(output) as writer:
+            writer.write(histories)
+        click.echo(f"Wrote {num_rows} synthetic patients ({writer.rows} rows) to {output}")
+        return
     columns = list(synthesizer.metadata_.columns)
     if sharded:
         from synthgen.shards import sample_shards
