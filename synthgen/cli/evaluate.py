@@ -11,6 +11,7 @@ from synthgen.cli.common import (
     PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options,
 )
 from synthgen.dp.accounting import statement as dp_statement
+from synthgen.errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads no torch
     from synthgen.evaluation import Gate
@@ -81,6 +82,11 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
         _finish_report(report, output, json_path)
         return
     refuse_image_options(image_options)
+    if synthesizer is not None and synthesizer.kind == "sequence":
+        refuse(("--target", "--metadata"), bool(target or metadata_path), "one-row-per-patient tables")
+        report = _evaluate_histories(synthesizer, real_path, synthetic_path, holdout_path, gate_rules, sensitive, seed)
+        _finish_report(report, output, json_path)
+        return
     real = read_table(real_path)
     holdout = read_table(holdout_path) if holdout_path else None
     metadata = Metadata.load(metadata_path) if metadata_path else None
@@ -101,6 +107,31 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     report = evaluate(real, read_table(synthetic_path), holdout=holdout, metadata=metadata, target=target,
                       gates=gates, seed=seed, sensitive=list(sensitive) or None, context=context, progress=not quiet)
     _finish_report(report, output, json_path)
+
+
+def _evaluate_histories(synthesizer: Any, real_path: Path, synthetic_path: Path, holdout_path: Path | None,
+                        gate_rules: tuple[str, ...], sensitive: tuple[str, ...], seed: int) -> Any:
+    """Patient histories: the model's holdout patients (or --holdout), scored patient by patient."""
+    from synthgen.evaluation import Gate
+    from synthgen.evaluation.gates import DEFAULT_GATES
+    from synthgen.io import read_table
+    from synthgen.sequences.report import evaluate_histories
+    real = read_table(real_path)
+    train, holdout = (real, read_table(holdout_path)) if holdout_path else synthesizer.split(real)
+    if holdout is None:
+        raise InvalidArgumentError("patient-level privacy needs held-out patients: fit with --holdout, or pass --holdout")
+    schema = synthesizer.schema_
+    user_gates = [Gate.parse(rule) for rule in gate_rules]
+    replaced = {gate.metric for gate in user_gates}
+    details = synthesizer.describe()
+    return evaluate_histories(
+        train, read_table(synthetic_path), holdout, entity_column=schema.entity_column,
+        sequence_index=schema.sequence_index, static_columns=list(schema.static_columns),
+        gates=[gate for gate in DEFAULT_GATES if gate.metric not in replaced] + user_gates, seed=seed,
+        sensitive=list(sensitive) or None,
+        context={"data source": str(real_path), "synthetic source": str(synthetic_path),
+                 "generator": {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}},
+    )
 
 
 def _evaluate_images(synthesizer: ImageSynthesizer | None, real_path: Path, synthetic_path: Path,

@@ -118,11 +118,11 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     refuse(sequence_options, entity_column is None and (sequence_index is not None or max_length is not None),
            "patient histories, with --entity-column")
     if entity_column is not None:
-        _fit_histories(data, output, metadata_path, entity_column, sequence_index, max_length, seed=seed, steps=steps,
-                       batch_size=batch_size, min_category_count=min_category_count, device=device, quiet=quiet,
-                       unsupported=bool(dp_epsilon is not None or dp_delta is not None or dp_noise is not None
-                                        or dp_unit_column or dp_no_pairs or dp_statistics_share is not None or holdout
-                                        or no_calibrate or checkpoint_every or resume))
+        _fit_histories(data, output, metadata_path, entity_column, sequence_index, max_length, holdout, seed=seed,
+                       steps=steps, batch_size=batch_size, min_category_count=min_category_count, device=device,
+                       quiet=quiet, unsupported=bool(dp_epsilon is not None or dp_delta is not None or dp_noise is not None
+                                                     or dp_unit_column or dp_no_pairs or dp_statistics_share is not None
+                                                     or no_calibrate or checkpoint_every or resume))
         return
     dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
                 or dp_statistics_share is not None)
@@ -159,20 +159,21 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
 
 
 def _fit_histories(data: Path, output: Path, metadata_path: Path | None, entity_column: str, sequence_index: str | None,
-                   max_length: int | None, *, unsupported: bool, quiet: bool, **options: Any) -> None:
+                   max_length: int | None, holdout: float, *, unsupported: bool, quiet: bool, **options: Any) -> None:
     """Fit a SequenceSynthesizer on a long table (many rows per patient) and save it."""
     from synthgen.io import read_table
     from synthgen.metadata import Metadata
     from synthgen.sequences.synthesizer import DEFAULT_MAX_LENGTH, SequenceSynthesizer
-    refuse(("--dp-*", "--holdout", "--no-calibrate", "--checkpoint-every", "--resume"), unsupported,
+    refuse(("--dp-*", "--no-calibrate", "--checkpoint-every", "--resume"), unsupported,
            "one-row-per-patient tables; patient histories (--entity-column) do not have them yet")
     table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
     synthesizer = SequenceSynthesizer(metadata, max_length=max_length or DEFAULT_MAX_LENGTH, progress=not quiet,
-                                      **options).fit(table, entity_column, sequence_index)
+                                      **options).fit(table, entity_column, sequence_index, holdout=holdout)
     synthesizer.save(output)
     summary = synthesizer.training_
-    click.echo(f"Trained on {summary['entities']} patients ({summary['rows']} rows) x {table.shape[1]} columns, "
+    held_out = f" ({summary['table_entities'] - summary['entities']} held out)" if "holdout_fraction" in summary else ""
+    click.echo(f"Trained on {summary['entities']} patients{held_out} ({summary['rows']} rows) x {table.shape[1]} columns, "
                f"static: {', '.join(synthesizer.schema_.static_columns) or 'none'}: {summary['steps']} steps in "
                f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}")
 

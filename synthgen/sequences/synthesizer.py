@@ -29,7 +29,9 @@ from synthgen.sequences.frames import (
 )
 from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts
 from synthgen.sequences.training import train_sequence_gan
-from synthgen.synthesizers.base import BUNDLE_ERRORS, Synthesizer, config_from, draw_seed, generator_weights, inconsistent
+from synthgen.synthesizers.base import (
+    BUNDLE_ERRORS, Synthesizer, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
+)
 from synthgen.training.loop import select_device
 
 logger = logging.getLogger(__name__)
@@ -74,8 +76,15 @@ class SequenceSynthesizer(Synthesizer):
         self.progress = progress
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame, entity_column: str, sequence_index: str | None = None) -> "SequenceSynthesizer":
-        """Learn the entities of ``frame``; returns ``self``."""
+    def fit(self, frame: pd.DataFrame, entity_column: str, sequence_index: str | None = None, *,
+            holdout: float = 0.0) -> "SequenceSynthesizer":
+        """Learn the entities of ``frame``; returns ``self``.
+
+        ``holdout`` (a fraction in [0, 0.5]) keeps that share of *patients*, with all their rows, out
+        of training; which ones follows from the seed and the patients' order, so :meth:`split` can
+        hand the same patients to the evaluation.
+        """
+        check_holdout(holdout)
         if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 1:
             raise InvalidArgumentError(f"max_length must be an integer >= 1, got {self.max_length!r}")
         if self.min_category_count < 1:
@@ -83,6 +92,11 @@ class SequenceSynthesizer(Synthesizer):
         config = self._resolved_config()
         _check_seed(self.seed)
         check_long_table(frame, entity_column, sequence_index)
+        seed = draw_seed(self.seed)
+        table_entities = int(frame[entity_column].nunique())
+        if holdout:
+            from synthgen.sequences.evaluate import split_patients  # the evaluation's split, by patient
+            frame = split_patients(frame, entity_column, holdout, seed)[0]
         statics = static_columns(frame, entity_column, sequence_index, self.metadata)
         schema = SequenceSchema(
             entity_column=entity_column,
@@ -101,7 +115,6 @@ class SequenceSynthesizer(Synthesizer):
         if sequence_index is not None:
             positive = split.visits[GAP_COLUMN][split.visits[GAP_COLUMN] > 0]
             schema.min_gap = float(positive.min()) if len(positive) else None
-        seed = draw_seed(self.seed)
         rng = np.random.default_rng(seed)
         static_metadata, visit_metadata = split_metadata(self.metadata, split, schema)
         options = {"min_category_count": self.min_category_count}
@@ -122,10 +135,27 @@ class SequenceSynthesizer(Synthesizer):
         summary = train_sequence_gan(generator_net, critic, static_encoded.to(device), visits.to(device),
                                      alive.to(device), config, train_rng, progress=self.progress)
         training = {**summary.to_dict(), "entities": int(len(split.lengths)), "rows": int(split.lengths.sum()),
-                    "table_rows": int(len(frame))}
+                    "table_rows": int(len(frame)),
+                    **({"holdout_fraction": holdout, "table_entities": table_entities} if holdout else {})}
         self._set_fitted(schema, static_table, visit_table, config, seed, generator_net, training,
                          datetime.now(timezone.utc).isoformat(timespec="seconds"))
         return self
+
+    def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """(training patients' rows, held-out patients' rows) of the table ``fit`` was given; no holdout: (frame, None)."""
+        self._check_fitted()
+        fraction = self.training_.get("holdout_fraction")
+        if not fraction:
+            return frame, None
+        entity = self.schema_.entity_column
+        if entity not in frame.columns:
+            raise InvalidDataError(f"the table has no entity column {entity!r}: it is not the table this model was fitted on")
+        found, expected = int(frame[entity].nunique()), int(self.training_["table_entities"])
+        if found != expected:
+            raise InvalidDataError(f"the table has {found} patients in {entity!r}, the model was fitted on {expected}: "
+                                   "give the same table to find the held-out patients, or pass --holdout")
+        from synthgen.sequences.evaluate import split_patients
+        return split_patients(frame, entity, fraction, self.seed_)
 
     def _resolved_config(self) -> SequenceConfig:
         config = self.config or SequenceConfig()

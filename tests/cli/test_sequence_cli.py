@@ -37,9 +37,9 @@ def fitted(tmp_path_factory) -> tuple[Path, Path]:
     _histories().to_csv(data, index=False)
     model = folder / "model.sgz"
     result = run("fit", data, "-o", model, "--entity-column", "patient", "--sequence-index", "visit",
-                 "--max-length", "5", "--steps", "60", "--seed", "2", "--quiet")
+                 "--max-length", "5", "--steps", "60", "--seed", "2", "--holdout", "0.25", "--quiet")
     assert result.exit_code == 0, result.output
-    assert "80 patients" in result.output and "static: sex" in result.output
+    assert "60 patients (20 held out)" in result.output and "static: sex" in result.output
     return data, model
 
 
@@ -57,7 +57,7 @@ def test_sample_counts_patients_and_keeps_them_whole(fitted, tmp_path: Path) -> 
     assert again.read_bytes() == out.read_bytes()
     details = json.loads(run("info", model, "--json").output)
     assert details["kind"] == "sequence" and details["sequence"]["entity_column"] == "patient"
-    assert "trained on 80 patients" in run("info", model).output
+    assert "trained on 60 patients" in run("info", model).output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -81,3 +81,24 @@ def test_history_sample_refuses_conditions_and_folders(fitted, tmp_path: Path) -
     result = run("sample", model, "-n", "5", "-o", tmp_path / "parts")
     assert result.exit_code == 1 and "writes one table file" in result.output
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "parts").exists()
+
+
+def test_evaluate_scores_patients_and_flags_copied_patients(fitted, tmp_path: Path) -> None:
+    data, model = fitted
+    synthetic = tmp_path / "synthetic.csv"
+    assert run("sample", model, "-n", "60", "-o", synthetic, "--seed", "1").exit_code == 0
+    report, scores = tmp_path / "report.html", tmp_path / "report.json"
+    result = run("evaluate", model, "--real", data, "--synthetic", synthetic, "-o", report, "--json", scores, "--quiet")
+    assert result.exit_code in (0, 4), result.output  # a fresh sample is not judged a leak
+    document = json.loads(scores.read_text())
+    metrics = {score["metric"] for score in document["scores"]}
+    assert {"Sequence length KS statistic", "Static consistency", "Lag-1 autocorrelation, largest gap"} <= metrics
+    assert document["context"]["patients"] == {"real (training)": 60, "holdout": 20, "synthetic": 60}
+    assert report.read_text().count("Static consistency") >= 1
+    # The attacker's "synthetic" file: the training patients themselves, under new ids.
+    from synthgen.loading import load
+    train, _ = load(model).split(pd.read_csv(data))
+    copied = tmp_path / "copies.csv"
+    train.assign(patient=train["patient"] + 10_000).to_csv(copied, index=False)
+    result = run("evaluate", model, "--real", data, "--synthetic", copied, "--quiet")
+    assert result.exit_code == 3, result.output  # a gate fails: patients copied whole
