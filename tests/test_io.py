@@ -46,3 +46,17 @@ def test_directory_or_full_disk_is_an_output_error_naming_the_file(tmp_path: Pat
     with pytest.raises(OutputError, match="out.parquet.*No space"), TableWriter(tmp_path / "out.parquet") as writer:
         writer.write(pd.DataFrame({"a": [1]}))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.csv"]
+
+
+def test_reading_parquet_hands_arrows_freed_conversion_buffers_back(tmp_path: Path, monkeypatch) -> None:
+    import pyarrow as pa
+
+    released: list[bool] = []
+
+    class Pool:
+        def release_unused(self) -> None:
+            released.append(True)
+
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "t.parquet")
+    monkeypatch.setattr(pa, "default_memory_pool", Pool)
+    assert read_table(tmp_path / "t.parquet")["a"].tolist() == [1, 2] and released == [True]

@@ -212,11 +212,12 @@ class CompactRows:
         return dense
 
     def span_codes(self, start: int, width: int) -> torch.Tensor:
-        """The category (0 .. width - 1, int64) of every row in the softmax span at ``start`` of the
-        dense row: its codes, or the arg-max of its float columns where it is stored dense."""
+        """The category (0 .. width - 1) of every row in the softmax span at ``start`` of the dense
+        row: its codes in their own dtype (a view, no copy), or the arg-max of its float columns
+        (int64) where it is stored dense."""
         if start in self._coded_at:
             group, column = self._coded_at[start]
-            return self.codes[group][:, column].long()
+            return self.codes[group][:, column]
         columns = ((self.float_positions >= start) & (self.float_positions < start + width)).nonzero().squeeze(1)
         return self.floats.index_select(1, columns).argmax(1)
 

@@ -368,12 +368,23 @@ class ConditionSampler(nn.Module):
             sampler = cls(layout, torch.zeros(0, device=data.device))
             sampler.n_rows = n_rows
             return sampler
-        # Each conditional column's category of every row (0 .. width - 1), one column at a time, so
-        # a big table needs one (rows,) array at a time rather than (rows, columns, widest).
-        codes = [cls._column_codes(layout, data, column) for column in range(len(layout.cond_widths))]
-        counts = torch.cat([torch.bincount(c, minlength=w) for c, w in zip(codes, layout.cond_widths)])
-        sampler = cls(layout, counts)
-        sampler._index_rows(codes)
+        # One conditional column at a time (its categories 0 .. width - 1, in the compact form's own
+        # narrow dtype), so a big table never holds more than one column's codes and sort order.
+        # Rows grouped by category, so a row with a given category is one gather away: per column,
+        # its rows by category, ascending within one (a stable sort). Row numbers are int32 below
+        # 2**31 rows: half the memory, and ``index_select`` takes either.
+        rows_by_category = torch.empty(len(layout.cond_widths) * n_rows, device=data.device,
+                                       dtype=torch.int32 if n_rows < 2**31 else torch.long)
+        counts = []
+        for column, width in enumerate(layout.cond_widths):
+            codes = cls._column_codes(layout, data, column)
+            counts.append(torch.bincount(codes, minlength=width))
+            rows_by_category[column * n_rows: (column + 1) * n_rows] = torch.argsort(codes, stable=True)
+        sampler = cls(layout, torch.cat(counts))
+        sampler.register_buffer("rows_by_category", rows_by_category, persistent=False)
+        sampler.register_buffer("category_start", torch.cumsum(sampler.counts.long(), 0) - sampler.counts.long(),
+                                persistent=False)
+        sampler.n_rows = n_rows
         return sampler
 
     @staticmethod
@@ -383,17 +394,6 @@ class ConditionSampler(nn.Module):
         if isinstance(data, torch.Tensor):
             return data.index_select(1, positions).argmax(1)
         return data.span_codes(int(positions[0]), width)
-
-    def _index_rows(self, codes: list[torch.Tensor]) -> None:
-        """Rows grouped by category, so a row with a given category is one gather away: for each
-        conditional column in turn, its rows by category, ascending within one (a stable sort).
-        Row numbers are int32 below 2**31 rows (half the memory; ``index_select`` takes either)."""
-        n_rows = codes[0].shape[0]
-        dtype = torch.int32 if n_rows < 2**31 else torch.long
-        self.register_buffer("rows_by_category", torch.cat([torch.argsort(c, stable=True).to(dtype) for c in codes]),
-                             persistent=False)
-        self.register_buffer("category_start", torch.cumsum(self.counts.long(), 0) - self.counts.long(), persistent=False)
-        self.n_rows = n_rows
 
     @staticmethod
     def _cdf(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
