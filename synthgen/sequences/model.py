@@ -36,6 +36,18 @@ class SequenceConfig:
     steps: int = 1_500
     gradient_penalty: float = 10.0
     gumbel_tau: float = 0.2
+    #: Scale of the fresh noise each visit gets (the patient's own noise sets the GRU's start).
+    visit_noise_scale: float = 1.0
+    #: Whether the critic also sees each visit's change from the previous one.
+    difference_channel: bool = False
+    #: Whether every visit's GRU step also sees the patient's own noise (a latent shared by its visits).
+    patient_noise_per_visit: bool = False
+    #: Whether a visit's pre-activation outputs are the previous visit's plus a change (a level and
+    #: deltas), so that a value or category persists unless the generator moves it.
+    residual_visits: bool = True
+    #: With ``residual_visits``: a categorical (or mixture-mode) span carries the category drawn at the
+    #: previous visit (its one-hot times a learned gain), not the previous logits, so the draw persists.
+    sticky_categories: bool = True
 
 
 class SequenceGenerator(nn.Module):
@@ -50,15 +62,24 @@ class SequenceGenerator(nn.Module):
         self.max_length = max_length
         self.noise_dim = config.noise_dim
         self.tau = config.gumbel_tau
+        self.visit_noise_scale = config.visit_noise_scale
+        self.patient_noise_per_visit = config.patient_noise_per_visit
+        self.residual_visits = config.residual_visits
+        self.sticky_categories = config.sticky_categories
+        categorical = torch.ones(self.visit_dim, dtype=torch.bool)
+        categorical[visit_layout.tanh_index] = False
+        self.register_buffer("categorical", categorical[: self.visit_dim - STOP_SPAN.width], persistent=False)
+        self.stickiness = nn.Parameter(torch.ones(self.visit_dim - STOP_SPAN.width)) if config.sticky_categories else None
         self.static_net = Generator(config.noise_dim, 0, config.static_dims, self.static_dim) if self.static_dim else None
         self.initial = nn.Linear(self.static_dim + config.noise_dim, config.hidden_dim)
-        self.cell = nn.GRUCell(self.static_dim + config.noise_dim + self.visit_dim, config.hidden_dim)
+        step_input = self.static_dim + config.noise_dim * (2 if config.patient_noise_per_visit else 1) + self.visit_dim
+        self.cell = nn.GRUCell(step_input, config.hidden_dim)
         self.head = nn.Linear(config.hidden_dim, self.visit_dim)
 
     def noise(self, batch: int, rng: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(static noise, per-visit noise) for ``batch`` patients."""
         static = torch.randn(batch, self.noise_dim, generator=rng, device=device)
-        visits = torch.randn(batch, self.max_length, self.noise_dim, generator=rng, device=device)
+        visits = torch.randn(batch, self.max_length, self.noise_dim, generator=rng, device=device) * self.visit_noise_scale
         return static, visits
 
     def forward(self, static_noise: torch.Tensor, visit_noise: torch.Tensor, rng: torch.Generator | None,
@@ -70,12 +91,22 @@ class SequenceGenerator(nn.Module):
             static = static_noise[:, :0]
         hidden = torch.tanh(self.initial(torch.cat([static, static_noise], dim=1)))
         previous = static.new_zeros(batch, self.visit_dim)
+        logits = None
         produced = []
+        patient = [static_noise] if self.patient_noise_per_visit else []
         # Each visit sees the one drawn before it, so a drawn mode or category can persist along
         # the sequence (independent draws per visit broke the lag-1 autocorrelation).
         for step in range(self.max_length):
-            hidden = self.cell(torch.cat([static, visit_noise[:, step], previous], dim=1), hidden)
-            previous = self.visit_layout.activate(self.head(hidden), self.tau, rng, hard)
+            hidden = self.cell(torch.cat([static, *patient, visit_noise[:, step], previous], dim=1), hidden)
+            change = self.head(hidden)
+            if self.residual_visits and logits is not None:
+                # The stop span is decided afresh at every visit; the values move from the last visit's.
+                carried = logits[:, :-STOP_SPAN.width]
+                if self.stickiness is not None:
+                    carried = torch.where(self.categorical, self.stickiness * previous[:, :-STOP_SPAN.width], carried)
+                change = torch.cat([carried + change[:, :-STOP_SPAN.width], change[:, -STOP_SPAN.width:]], dim=1)
+            logits = change
+            previous = self.visit_layout.activate(logits, self.tau, rng, hard)
             produced.append(previous)
         visits = torch.stack(produced, dim=1)
         stop = visits[:, :, -1]
@@ -104,15 +135,22 @@ def layouts(static_spans: list[Span], visit_spans: list[Span]) -> tuple[SpanLayo
     return SpanLayout(static_spans, []), SpanLayout(visit_spans, [])
 
 
-def critic_input(static: torch.Tensor, visits: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
-    """A whole patient as one row: static ⊕ masked visits (flattened) ⊕ mask."""
+def critic_input(static: torch.Tensor, visits: torch.Tensor, alive: torch.Tensor, differences: bool = False) -> torch.Tensor:
+    """A whole patient as one row: static ⊕ masked visits (flattened) ⊕ mask, and with ``differences``
+    each visit minus the one before it (masked by the later visit's alive)."""
     masked = visits * alive[:, :, None]
-    return torch.cat([static, masked.flatten(1), alive], dim=1)
+    parts = [static, masked.flatten(1), alive]
+    if differences:
+        parts.append(((visits[:, 1:] - visits[:, :-1]) * alive[:, 1:, None]).flatten(1))
+    return torch.cat(parts, dim=1)
 
 
 def build_critic(static_dim: int, visit_dim: int, max_length: int, config: SequenceConfig) -> Discriminator:
     """The tabular critic over whole-patient rows (no packing, no dropout)."""
-    return Discriminator(static_dim + max_length * (visit_dim + 1), config.critic_dims, 1, 0.0)
+    width = static_dim + max_length * (visit_dim + 1)
+    if config.difference_channel:
+        width += (max_length - 1) * visit_dim
+    return Discriminator(width, config.critic_dims, 1, 0.0)
 
 
 def encode_real(static: torch.Tensor, visits: torch.Tensor, lengths: torch.Tensor,

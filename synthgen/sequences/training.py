@@ -21,7 +21,7 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
     device = static.device
     patients = static.shape[0]
     batch = min(config.batch_size, patients)
-    real_rows = critic_input(static, visits, alive)
+    real_rows = critic_input(static, visits, alive, config.difference_channel)
     # Linear decay to 10%, as tabular.
     g_optimiser, d_optimiser, schedulers = adam_pair(generator_net, critic, learning_rate=config.learning_rate,
                                                      weight_decay=1e-6, final_fraction=0.1, steps=config.steps,
@@ -29,7 +29,7 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
 
     def fake_rows() -> torch.Tensor:
         static_noise, visit_noise = generator_net.noise(batch, rng, device)
-        return critic_input(*generator_net(static_noise, visit_noise, rng))
+        return critic_input(*generator_net(static_noise, visit_noise, rng), config.difference_channel)
 
     def discriminator_step() -> torch.Tensor:
         rows = torch.randint(patients, (batch,), generator=rng, device=device)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import synthgen
 from synthgen import Metadata
@@ -17,7 +19,8 @@ from synthgen.sequences.evaluate import (
     lag1_autocorrelation, length_ks, patient_aggregates, patient_privacy, patient_summaries, sequence_fidelity,
     split_patients, static_consistency,
 )
-from synthgen.sequences.model import SequenceConfig
+from synthgen.data.base import Span
+from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, layouts
 
 MAX_VISITS = 8
 SMALL = SequenceConfig(noise_dim=16, static_dims=(64,), hidden_dim=32, critic_dims=(64, 64), steps=600, learning_rate=2e-3)
@@ -294,3 +297,23 @@ def test_patient_privacy_refuses_a_holdout_sharing_patients(three_groups) -> Non
     with pytest.raises(InvalidDataError, match="both in the training and the holdout"):
         patient_privacy(train, train, pd.concat([holdout, train.head(3)]), "patient", "day", ["sex", "age"],
                         rng=np.random.default_rng(0))
+
+
+def test_sticky_categories_let_a_drawn_category_persist() -> None:
+    """A generator whose visit head outputs nothing but whose learned stickiness is high keeps the
+    category drawn at the first visit; without stickiness each visit draws afresh (1/3 stay)."""
+    static_layout, visit_layout = layouts([Span(1, "tanh")], [Span(1, "tanh"), Span(3, "softmax"), STOP_SPAN])
+    stays = {}
+    for sticky in (True, False):
+        net = SequenceGenerator(static_layout, visit_layout, 6, replace(SMALL, residual_visits=True, sticky_categories=sticky))
+        with torch.no_grad():
+            net.head.weight.zero_()
+            net.head.bias.zero_()
+            if sticky:
+                net.stickiness.fill_(50.0)
+        rng = torch.Generator().manual_seed(0)
+        _, visits, _ = net(*net.noise(500, rng, torch.device("cpu")), rng, hard=True)
+        category = visits[:, :, 1:4].argmax(dim=2)
+        stays[sticky] = float((category[:, 1:] == category[:, :-1]).float().mean())
+    assert stays[True] > 0.99
+    assert 0.25 < stays[False] < 0.42
