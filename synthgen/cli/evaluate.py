@@ -116,6 +116,10 @@ def _evaluate_histories(synthesizer: Any, real_path: Path, synthetic_path: Path,
     from synthgen.evaluation.gates import DEFAULT_GATES
     from synthgen.io import read_table
     from synthgen.sequences.report import evaluate_histories
+    if synthesizer.tables_ is not None:
+        raise InvalidArgumentError("this model learned a parent and a child table; evaluating two tables is not built "
+                                   "yet (synthgen.sequences.tables.join_tables gives the long table "
+                                   "synthgen.sequences.report.evaluate_histories scores)")
     real = read_table(real_path)
     train, holdout = (real, read_table(holdout_path)) if holdout_path else synthesizer.split(real)
     if holdout is None:

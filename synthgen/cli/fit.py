@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
 
 
 @click.command()
-@click.argument("data", type=PATH)
+@click.argument("paths", metavar="DATA...", type=PATH, nargs=-1, required=True)
 @click.option("-o", "--output", type=PATH, required=True, help="Model file to write (conventionally .sgz).")
 @click.option("--metadata", "metadata_path", type=PATH, help="SDV single-table metadata JSON; overrides detection.")
 @click.option("--seed", type=int, help="Random seed; the same seed on the same CPU gives identical results.")
@@ -61,13 +61,18 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
 @image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
+def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed: int | None, steps: int | None,
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
         dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
         no_calibrate: bool, entity_column: str | None, sequence_index: str | None, max_length: int | None,
         checkpoint_every: int | None, resume: Path | None, **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
+
+    DATA is one file or folder, or two tables: `synthgen fit patients.csv visits.csv --metadata
+    multi.json` learns patient histories from a parent table (one row per patient) and a child
+    table (many rows per patient) linked as SDV multi-table metadata says (one relationship; the
+    child's optional sequence_index orders its rows); `synthgen sample` then writes both tables.
 
     DATA is a table (CSV, TSV or Parquet) or images: a folder of DICOM files, a folder of PNG/JPEG
     files (one sub-folder per class) or a MedMNIST-style .npz file.
@@ -92,7 +97,21 @@ def fit(data: Path, output: Path, metadata_path: Path | None, seed: int | None, 
     from synthgen.synthesizers.images import ImageSynthesizer
     from synthgen.synthesizers.tabular import TabularSynthesizer
     from synthgen.training.distributed import launched
-    check_output(output, inputs=[data, metadata_path, image_options.get("labels_path"), resume])  # before any training
+    check_output(output, inputs=[*paths, metadata_path, image_options.get("labels_path"), resume])  # before any training
+    if len(paths) > 2:
+        raise InvalidArgumentError(f"fit takes one table (or image folder) or two tables (parent, child); got {len(paths)}")
+    if len(paths) == 2:
+        refuse(("--entity-column", "--sequence-index"), bool(entity_column or sequence_index),
+               "one long table; with two tables the metadata's relationship names the key and sequence_index")
+        if metadata_path is None:
+            raise InvalidArgumentError("two tables need --metadata: SDV multi-table metadata with the relationship "
+                                       "that links the child table to the parent table")
+        _fit_two_tables(paths, output, metadata_path, max_length, holdout, seed=seed, steps=steps, batch_size=batch_size,
+                        min_category_count=min_category_count, device=device, quiet=quiet,
+                        unsupported=bool(dp_epsilon is not None or no_calibrate or checkpoint_every or resume
+                                         or any(value is not None for value in image_options.values())))
+        return
+    data = paths[0]
     if is_image_input(data) and launched().distributed:
         raise InvalidArgumentError("image models train in one process; run this fit without torchrun")
     if is_image_input(data):
@@ -176,6 +195,25 @@ def _fit_histories(data: Path, output: Path, metadata_path: Path | None, entity_
     click.echo(f"Trained on {summary['entities']} patients{held_out} ({summary['rows']} rows) x {table.shape[1]} columns, "
                f"static: {', '.join(synthesizer.schema_.static_columns) or 'none'}: {summary['steps']} steps in "
                f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}")
+
+
+def _fit_two_tables(paths: tuple[Path, ...], output: Path, metadata_path: Path, max_length: int | None, holdout: float, *,
+                    unsupported: bool, quiet: bool, **options: Any) -> None:
+    """Fit patient histories from a parent and a child table (in that order) and save the model."""
+    from synthgen.io import read_table
+    from synthgen.sequences.synthesizer import DEFAULT_MAX_LENGTH, SequenceSynthesizer
+    from synthgen.sequences.tables import read_two_table_metadata
+    refuse(("--dp-*", "--no-calibrate", "--checkpoint-every", "--resume", "image options"), unsupported,
+           "one table; two tables (a parent and a child) do not have them yet")
+    layout, specs = read_two_table_metadata(metadata_path)
+    parents, children = (read_table(path) for path in paths)
+    synthesizer = SequenceSynthesizer(max_length=max_length or DEFAULT_MAX_LENGTH, progress=not quiet, **options)
+    synthesizer.fit_tables(parents, children, layout, specs, holdout=holdout)
+    synthesizer.save(output)
+    summary = synthesizer.training_
+    click.echo(f"Trained on {summary['entities']} {layout.parent!r} rows with {summary['rows']} {layout.child!r} rows "
+               f"({summary['steps']} steps in {summary['seconds']:.1f} s on {summary['device']}, seed "
+               f"{synthesizer.seed_}). Saved {output}")
 
 
 def _processes(summary: dict[str, Any]) -> str:

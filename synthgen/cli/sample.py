@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 from tqdm.auto import tqdm
@@ -81,6 +82,9 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
     if synthesizer.kind == "sequence":
         refuse(("--condition", "--workers"), bool(conditions) or workers > 1,
                "models of one-row-per-patient tables; a patient-history model samples whole patients unconditioned")
+        if synthesizer.tables_ is not None:
+            _sample_two_tables(synthesizer, num_rows, output, model, seed, sharded)
+            return
         if sharded:
             raise InvalidArgumentError(f"-o {str(output)!r}: a patient-history model writes one table file "
                                        "(.csv, .tsv or .parquet)")
@@ -108,3 +112,18 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
             writer.write(chunk)
             bar.update(len(chunk))
     click.echo(f"Wrote {writer.rows} synthetic rows to {output}")
+
+
+def _sample_two_tables(synthesizer: Any, patients: int, output: Path, model: Path, seed: int | None, folder: bool) -> None:
+    """A parent and a child table, as the model learned them, into a new folder (whole, or not at all)."""
+    from synthgen._files import atomic_directory
+    layout = synthesizer.tables_
+    if not folder:
+        raise InvalidArgumentError(f"-o {str(output)!r}: this model writes two tables ({layout.parent}.csv and "
+                                   f"{layout.child}.csv); give a new folder name")
+    check_output(output, inputs=[model], directory=True)
+    parents, children = synthesizer.sample_tables(patients, seed=seed)
+    with atomic_directory(output) as staging:
+        parents.to_csv(staging / f"{layout.parent}.csv", index=False)
+        children.to_csv(staging / f"{layout.child}.csv", index=False)
+    click.echo(f"Wrote {len(parents)} synthetic {layout.parent!r} rows and {len(children)} {layout.child!r} rows to {output}")

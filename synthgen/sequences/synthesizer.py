@@ -27,6 +27,7 @@ from synthgen.sequences.frames import (
     GAP_COLUMN, SequenceSchema, check_long_table, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
     static_columns,
 )
+from synthgen.sequences.tables import TwoTables, join_tables, split_tables
 from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts
 from synthgen.sequences.training import train_sequence_gan
 from synthgen.synthesizers.base import (
@@ -181,8 +182,27 @@ class SequenceSynthesizer(Synthesizer):
         self.generator_ = generator_net.eval()
         self.training_ = training
         self.created_ = created
+        self.tables_: TwoTables | None = None
+
+    def fit_tables(self, parents: pd.DataFrame, children: pd.DataFrame, layout: TwoTables, specs: dict[str, Any], *,
+                   holdout: float = 0.0) -> "SequenceSynthesizer":
+        """Learn a parent table (one row per patient) and its child table (many rows per patient), as
+        SDV multi-table metadata links them (``synthgen.sequences.tables``); returns ``self``."""
+        long, metadata = join_tables(parents, children, layout, specs)
+        self.metadata = metadata
+        self.fit(long, layout.child_key, layout.sequence_index, holdout=holdout)
+        self.tables_ = layout
+        return self
 
     # ------------------------------------------------------------------ sample
+    def sample_tables(self, n_patients: int, *, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(parent table, child table) of ``n_patients`` synthetic patients with fresh keys; for a
+        model fitted by :meth:`fit_tables`."""
+        self._check_fitted()
+        if self.tables_ is None:
+            raise InvalidArgumentError("this model learned one long table, not a parent and a child table; use sample")
+        return split_tables(self.sample(n_patients, seed=seed), self.tables_)
+
     def sample(self, n_patients: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n_patients`` synthetic entities with fresh ids, as a long table like the training one."""
         self._check_fitted()
@@ -218,6 +238,7 @@ class SequenceSynthesizer(Synthesizer):
             "metadata": self._long_metadata(),
             "conditional_columns": [],
             "sequence": self.schema_.to_dict(),
+            **({"tables": self.tables_.to_dict()} if self.tables_ is not None else {}),
             "static_metadata": self.static_table_.metadata.to_dict(),
             "visit_metadata": self.visit_table_.metadata.to_dict(),
         }
@@ -269,6 +290,11 @@ class SequenceSynthesizer(Synthesizer):
                           min_category_count=manifest["min_category_count"], config=config, device=device)
         synthesizer._set_fitted(schema, static_table, visit_table, config, manifest["seed"],
                                 generator_net.to(select_device(device)), manifest["training"], manifest.get("created"))
+        if "tables" in manifest:
+            try:
+                synthesizer.tables_ = TwoTables.from_dict(manifest["tables"])
+            except BUNDLE_ERRORS as exc:
+                raise inconsistent(exc) from exc
         return synthesizer
 
 

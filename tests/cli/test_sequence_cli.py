@@ -102,3 +102,63 @@ def test_evaluate_scores_patients_and_flags_copied_patients(fitted, tmp_path: Pa
     train.assign(patient=train["patient"] + 10_000).to_csv(copied, index=False)
     result = run("evaluate", model, "--real", data, "--synthetic", copied, "--quiet")
     assert result.exit_code == 3, result.output  # a gate fails: patients copied whole
+
+
+def _two_tables(folder: Path) -> tuple[Path, Path, Path]:
+    """A parent table (one row per patient) and a child table (visits), with SDV multi-table metadata."""
+    long = _histories()
+    parents = long.drop_duplicates("patient")[["patient", "sex"]].rename(columns={"patient": "id"})
+    parents["age"] = np.random.default_rng(1).integers(30, 80, len(parents))
+    children = long[["patient", "visit", "lab"]].rename(columns={"patient": "patient_id"})
+    metadata = {
+        "METADATA_SPEC_VERSION": "V1",
+        "tables": {
+            "patients": {"primary_key": "id", "columns": {"id": {"sdtype": "id"}, "sex": {"sdtype": "categorical"},
+                                                          "age": {"sdtype": "numerical"}}},
+            "visits": {"sequence_index": "visit",
+                       "columns": {"patient_id": {"sdtype": "id"}, "visit": {"sdtype": "numerical"},
+                                   "lab": {"sdtype": "numerical"}}},
+        },
+        "relationships": [{"parent_table_name": "patients", "parent_primary_key": "id",
+                           "child_table_name": "visits", "child_foreign_key": "patient_id"}],
+    }
+    paths = folder / "patients.csv", folder / "visits.csv", folder / "multi.json"
+    parents.to_csv(paths[0], index=False)
+    children.to_csv(paths[1], index=False)
+    paths[2].write_text(json.dumps(metadata))
+    return paths
+
+
+def test_two_tables_in_two_tables_out_with_consistent_fresh_keys(tmp_path: Path) -> None:
+    parents, children, metadata = _two_tables(tmp_path)
+    model = tmp_path / "model.sgz"
+    result = run("fit", parents, children, "--metadata", metadata, "-o", model, "--steps", "60", "--seed", "1",
+                 "--max-length", "5", "--quiet")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    result = run("sample", model, "-n", "30", "-o", out, "--seed", "2")
+    assert result.exit_code == 0, result.output
+    synthetic_parents, synthetic_children = pd.read_csv(out / "patients.csv"), pd.read_csv(out / "visits.csv")
+    assert list(synthetic_parents.columns) == ["id", "sex", "age"]
+    assert list(synthetic_children.columns) == ["patient_id", "visit", "lab"]
+    assert len(synthetic_parents) == 30 and synthetic_parents["id"].is_unique
+    assert set(synthetic_children["patient_id"]) == set(synthetic_parents["id"])  # no orphan, no childless patient
+    assert (synthetic_children.groupby("patient_id")["visit"].apply(lambda v: v.is_monotonic_increasing)).all()
+    result = run("sample", model, "-n", "5", "-o", tmp_path / "one.csv")
+    assert result.exit_code == 1 and "give a new folder name" in result.output
+
+
+def test_two_tables_that_do_not_link_are_refused_by_count(tmp_path: Path) -> None:
+    parents, children, metadata = _two_tables(tmp_path)
+    visits = pd.read_csv(children)
+    orphans, childless = tmp_path / "orphans.csv", tmp_path / "childless.csv"
+    pd.concat([visits, visits.head(2).assign(patient_id=-1)]).to_csv(orphans, index=False)
+    visits[visits["patient_id"] != visits["patient_id"].iloc[0]].to_csv(childless, index=False)
+    for child, message in ((orphans, "2 row(s) of 'visits' point at no 'patients' row"),
+                           (childless, "1 'patients' row(s) have no 'visits' row")):
+        output = tmp_path / "model.sgz"
+        result = run("fit", parents, child, "--metadata", metadata, "-o", output, "--steps", "5", "--quiet")
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not output.exists()
+    result = run("fit", parents, children, "-o", tmp_path / "m.sgz")
+    assert result.exit_code == 1 and "two tables need --metadata" in result.output
