@@ -35,7 +35,7 @@ def _opt() -> pd.DataFrame:
     # as "." (SAS) or as a blank padded string: both become missing, text is stripped of its padding,
     # and the laboratory columns that "." kept as text become numbers again.
     table = _rdataset("medicaldata", "opt").drop(columns=["PID"])
-    for name in table.columns[table.dtypes == object]:
+    for name in table.select_dtypes(include="object").columns:
         text = table[name].str.strip().replace({"": None, ".": None})
         numbers = pd.to_numeric(text, errors="coerce")
         table[name] = numbers if numbers.notna().sum() == text.notna().sum() else text
