@@ -80,17 +80,20 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
         return
     refuse(("--format",), image_format is not None, "image models; table output takes its format from the file name")
     if synthesizer.kind == "sequence":
-        refuse(("--condition", "--workers"), bool(conditions) or workers > 1,
-               "models of one-row-per-patient tables; a patient-history model samples whole patients unconditioned")
+        refuse(("--workers",), workers > 1, "models of one-row-per-patient tables")
+        wanted = parse_conditions(conditions, list(synthesizer.schema_.column_order))
         if synthesizer.tables_ is not None:
+            refuse(("--condition",), bool(conditions), "one long table; a two-table model samples patients unconditioned")
             _sample_two_tables(synthesizer, num_rows, output, model, seed, sharded)
             return
         if sharded:
             raise InvalidArgumentError(f"-o {str(output)!r}: a patient-history model writes one table file "
                                        "(.csv, .tsv or .parquet)")
-        histories = synthesizer.sample(num_rows, seed=seed)
-        with TableWriter(output) as writer:
-            writer.write(histories)
+        patients = synthesizer.sample_chunks(num_rows, wanted, seed=seed)  # whole patients, a block at a time
+        with TableWriter(output) as writer, tqdm(total=num_rows, unit="patient", disable=quiet, leave=False) as bar:
+            for block in patients:
+                writer.write(block)
+                bar.update(block[synthesizer.schema_.entity_column].nunique())
         click.echo(f"Wrote {num_rows} synthetic patients ({writer.rows} rows) to {output}")
         return
     columns = list(synthesizer.metadata_.columns)

@@ -7,7 +7,7 @@ sample: noise → SequenceGenerator (static, visits, stop) → TableTransformer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,17 +21,18 @@ from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.identifier import IdentifierTransformer
 from synthgen.data.table import TableTransformer
-from synthgen.errors import InvalidArgumentError, InvalidDataError, ModelFileError
+from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError
 from synthgen.metadata import Metadata
 from synthgen.sequences.frames import (
     GAP_COLUMN, SequenceSchema, check_long_table, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
     static_columns,
 )
 from synthgen.sequences.tables import TwoTables, join_tables, split_tables
+from synthgen.synthesizers.conditions import exact_match, exact_target
 from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts
 from synthgen.sequences.training import train_sequence_gan
 from synthgen.synthesizers.base import (
-    BUNDLE_ERRORS, Synthesizer, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
+    BUNDLE_ERRORS, Synthesizer, block_streams, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
 )
 from synthgen.training.loop import select_device
 
@@ -203,31 +204,67 @@ class SequenceSynthesizer(Synthesizer):
             raise InvalidArgumentError("this model learned one long table, not a parent and a child table; use sample")
         return split_tables(self.sample(n_patients, seed=seed), self.tables_)
 
-    def sample(self, n_patients: int, *, seed: int | None = None) -> pd.DataFrame:
-        """``n_patients`` synthetic entities with fresh ids, as a long table like the training one."""
+    def sample(self, n_patients: int, conditions: Mapping[str, Any] | None = None, *,
+               seed: int | None = None) -> pd.DataFrame:
+        """``n_patients`` synthetic entities with fresh ids, as a long table like the training one;
+        every one with the static values of ``conditions`` (``{static column: value}``)."""
+        return pd.concat(list(self.sample_chunks(n_patients, conditions, seed=seed)), ignore_index=True)
+
+    def sample_chunks(self, n_patients: int, conditions: Mapping[str, Any] | None = None, *,
+                      seed: int | None = None) -> Iterator[pd.DataFrame]:
+        """The patients of :meth:`sample` in blocks of at most ``NETWORK_PATIENTS`` whole patients, in
+        bounded memory. Each block draws from its own streams, children of (seed, block), so the rows
+        do not depend on how they are consumed. Arguments and conditions are checked here, first.
+
+        Conditions are met by rejection: whole patients are generated and those whose static values
+        match are kept (up to 100 times the request plus ten blocks; then an error says so).
+        """
         self._check_fitted()
         if isinstance(n_patients, bool) or not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
             raise InvalidArgumentError(f"the number of patients must be a positive integer, got {n_patients!r}")
         _check_seed(seed)
-        seed = draw_seed(seed)
-        torch_sequence, numpy_sequence = np.random.SeedSequence(seed).spawn(2)
+        return self._generate(int(n_patients), self._static_targets(dict(conditions or {})), draw_seed(seed))
+
+    def _static_targets(self, conditions: dict[str, Any]) -> dict[str, Any]:
+        """Each condition as the value decoded static columns hold, checked before any generation."""
+        statics = self.schema_.static_columns
+        for name in conditions:
+            if name not in statics:
+                kind = "a per-visit column" if name in self.schema_.column_order else "not a column"
+                raise ConditionError(f"condition {name}=...: {name!r} is {kind}; patients can be conditioned on "
+                                     f"their static columns only ({', '.join(statics) or 'none'})")
+        return {name: exact_target(self.static_table_.metadata, name, value) for name, value in conditions.items()}
+
+    def _generate(self, n_patients: int, exact: dict[str, Any], seed: int) -> Iterator[pd.DataFrame]:
         device = next(self.generator_.parameters()).device
-        torch_rng = torch.Generator(device).manual_seed(int(torch_sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
-        numpy_rng = np.random.default_rng(numpy_sequence)
-        statics, visits, lengths = [], [], []
-        with torch.inference_mode():
-            for start in range(0, int(n_patients), NETWORK_PATIENTS):
-                size = min(NETWORK_PATIENTS, int(n_patients) - start)
-                static, visit, alive = self.generator_(*self.generator_.noise(size, torch_rng, device), torch_rng, hard=True)
-                kept = alive.bool()
-                statics.append(static.float().cpu().numpy())
-                visits.append(visit[kept][:, : -STOP_SPAN.width].float().cpu().numpy())
-                lengths.append(kept.sum(1).cpu().numpy())
-        static_frame = _decode(self.static_table_, np.concatenate(statics), numpy_rng)
-        visit_frame = _decode(self.visit_table_, np.concatenate(visits), numpy_rng)
+        # Ids for the whole request at once: distinct across blocks.
         ids = IdentifierTransformer.from_state({"kind": self.schema_.entity_kind}).inverse(
-            np.zeros((int(n_patients), 0), dtype=np.float32), numpy_rng)
-        return join_long_table(static_frame, visit_frame, np.concatenate(lengths).astype(np.int64), ids, self.schema_)
+            np.zeros((n_patients, 0), dtype=np.float32), np.random.default_rng([seed, 0x1D5]))
+        budget = 100 * n_patients + 10 * NETWORK_PATIENTS
+        done = tried = block = 0
+        while done < n_patients:
+            if tried >= budget:
+                wanted = ", ".join(f"{name}={value!r}" for name, value in exact.items())
+                raise ConditionError(f"condition {wanted}: only {done} of {n_patients} patients met it in {tried} "
+                                     "generated; the model rarely or never produces it")
+            torch_rng, numpy_rng = block_streams(seed, block, device)
+            size = NETWORK_PATIENTS if exact else min(NETWORK_PATIENTS, n_patients - done)
+            with torch.inference_mode():
+                static, visit, alive = self.generator_(*self.generator_.noise(size, torch_rng, device), torch_rng, hard=True)
+                kept_visits = alive.bool()
+                lengths = kept_visits.sum(1).cpu().numpy().astype(np.int64)
+                visit_rows = visit[kept_visits][:, : -STOP_SPAN.width].float().cpu().numpy()
+            static_frame = _decode(self.static_table_, static.float().cpu().numpy(), numpy_rng)
+            visit_frame = _decode(self.visit_table_, visit_rows, numpy_rng)
+            keep = exact_match(static_frame, exact) if exact else np.ones(size, dtype=bool)
+            keep[np.flatnonzero(keep)[n_patients - done:]] = False  # no more than requested
+            owner = np.repeat(np.arange(size), lengths)
+            taken = int(keep.sum())
+            if taken:
+                yield join_long_table(static_frame[keep].reset_index(drop=True),
+                                      visit_frame[keep[owner]].reset_index(drop=True), lengths[keep],
+                                      ids.iloc[done:done + taken].reset_index(drop=True), self.schema_)
+            done, tried, block = done + taken, tried + size, block + 1
 
     # ------------------------------------------------------------------ persistence
     def describe(self) -> dict[str, Any]:

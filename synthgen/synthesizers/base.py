@@ -34,6 +34,13 @@ def draw_seed(seed: int | None) -> int:
     return int(entropy % 2**63)
 
 
+def block_streams(seed: int, block: int, device: torch.device) -> tuple[torch.Generator, np.random.Generator]:
+    """The torch and numpy random streams of sampling block ``block``: children of (seed, block)."""
+    torch_sequence, numpy_sequence = np.random.SeedSequence(seed, spawn_key=(block,)).spawn(2)
+    torch_seed = int(torch_sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return torch.Generator(device).manual_seed(torch_seed), np.random.default_rng(numpy_sequence)
+
+
 def check_holdout(holdout: float) -> None:
     """Refuse a holdout share outside [0, 0.5]."""
     if not 0.0 <= holdout <= MAX_HOLDOUT:

@@ -28,7 +28,7 @@ from synthgen.models.tabular_gan import (
     ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, SpanLayout, init_weights, networks,
 )
 from synthgen.synthesizers.base import (
-    BUNDLE_ERRORS, Synthesizer, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
+    BUNDLE_ERRORS, Synthesizer, block_streams, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
 )
 from synthgen.synthesizers.conditions import (
     DiscreteCondition, describe_conditions, exact_match, plan_conditions,
@@ -322,7 +322,7 @@ class TabularSynthesizer(Synthesizer):
         while remaining > 0:
             # Without exact conditions every row is kept; with them, rejection needs whole blocks.
             size = SAMPLE_BLOCK_ROWS if exact else min(SAMPLE_BLOCK_ROWS, remaining)
-            torch_rng, numpy_rng = _block_streams(seed, block, self.layout_.tanh_index.device)
+            torch_rng, numpy_rng = block_streams(seed, block, self.layout_.tanh_index.device)
             with torch.inference_mode():
                 encoded = self._encoded(size, discrete, calibration_bias, torch_rng)
             frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng)
@@ -450,8 +450,3 @@ class TabularSynthesizer(Synthesizer):
         return synthesizer
 
 
-def _block_streams(seed: int, block: int, device: torch.device) -> tuple[torch.Generator, np.random.Generator]:
-    """The torch and numpy random streams of sampling block ``block``: children of (seed, block)."""
-    torch_sequence, numpy_sequence = np.random.SeedSequence(seed, spawn_key=(block,)).spawn(2)
-    torch_seed = int(torch_sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-    return torch.Generator(device).manual_seed(torch_seed), np.random.default_rng(numpy_sequence)

@@ -74,10 +74,16 @@ def test_bad_history_input_is_named_and_leaves_no_file(fitted, tmp_path: Path, a
     assert "Traceback" not in result.output and not output.exists()
 
 
-def test_history_sample_refuses_conditions_and_folders(fitted, tmp_path: Path) -> None:
+def test_history_conditions_on_static_columns_and_refusals(fitted, tmp_path: Path) -> None:
     _, model = fitted
-    result = run("sample", model, "-n", "5", "-o", tmp_path / "x.csv", "-c", "sex=F")
-    assert result.exit_code == 1 and "samples whole patients unconditioned" in result.output
+    women = tmp_path / "women.csv"
+    result = run("sample", model, "-n", "25", "-o", women, "-c", "sex=F", "--seed", "4")
+    assert result.exit_code == 0, result.output
+    sample = pd.read_csv(women)
+    assert sample["patient"].nunique() == 25 and set(sample["sex"]) == {"F"}
+    for condition, message in (("lab=5", "'lab' is a per-visit column"), ("sex=X", "only 0 of 5 patients met it")):
+        result = run("sample", model, "-n", "5", "-o", tmp_path / "x.csv", "-c", condition)
+        assert result.exit_code == 1 and message in result.output, result.output
     result = run("sample", model, "-n", "5", "-o", tmp_path / "parts")
     assert result.exit_code == 1 and "writes one table file" in result.output
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "parts").exists()
