@@ -34,7 +34,8 @@ def uninterrupted(table, tmp_path_factory) -> bytes:
     return TabularSynthesizer(seed=3, steps=STEPS, progress=False).fit(table).save(path).read_bytes()
 
 
-def _killed_fit(table, checkpoint: Path, monkeypatch) -> None:
+def _killed(fit, monkeypatch) -> None:
+    """Run ``fit()`` with the process "killed" at generator step CRASH."""
     real_step, calls = tabular_training.generator_step, []
 
     def step(*args, **kwargs):
@@ -45,8 +46,13 @@ def _killed_fit(table, checkpoint: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(tabular_training, "generator_step", step)
     with pytest.raises(Killed):
-        TabularSynthesizer(seed=3, steps=STEPS, progress=False, checkpoint_every=EVERY, checkpoint_path=checkpoint).fit(table)
+        fit()
     monkeypatch.setattr(tabular_training, "generator_step", real_step)
+
+
+def _killed_fit(table, checkpoint: Path, monkeypatch) -> None:
+    _killed(lambda: TabularSynthesizer(seed=3, steps=STEPS, progress=False, checkpoint_every=EVERY,
+                                       checkpoint_path=checkpoint).fit(table), monkeypatch)
 
 
 def test_a_resumed_fit_ends_in_the_same_model_bytes(table, uninterrupted: bytes, tmp_path: Path, monkeypatch) -> None:
@@ -89,19 +95,8 @@ def test_cli_checkpoints_resumes_and_cleans_up(table, tmp_path: Path, monkeypatc
                                          "--quiet", *extra])
 
     assert fit(tmp_path / "whole.sgz").exit_code == 0
-    real_step, calls = tabular_training.generator_step, []
-
-    def step(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == CRASH:
-            raise Killed
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(tabular_training, "generator_step", step)
     output = tmp_path / "model.sgz"
-    with pytest.raises(Killed):
-        fit(output, "--checkpoint-every", str(EVERY))
-    monkeypatch.setattr(tabular_training, "generator_step", real_step)
+    _killed(lambda: fit(output, "--checkpoint-every", str(EVERY)), monkeypatch)
     assert not output.exists() and (tmp_path / "model.sgz.ckpt").exists()
     result = fit(output, "--checkpoint-every", str(EVERY), "--resume", str(tmp_path / "model.sgz.ckpt"))
     assert result.exit_code == 0, result.output
