@@ -1,4 +1,4 @@
-"""Side-by-side benchmark: synthgen vs CTGAN, SDV's GaussianCopula and an independent sampler.
+"""Side-by-side benchmark: synthgen vs CTGAN, SDV's GaussianCopula, peers in their own venvs, an independent sampler.
 
     python benchmarks/run.py --tables pbc colon --seeds 0 1 2 \
         --methods synthgen ctgan gaussian_copula independent --ctgan-epochs 300 [--quick] [--write-readme]
@@ -21,8 +21,10 @@ import platform
 import re
 import resource
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -35,8 +37,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tables import TABLES, split  # noqa: E402
 
-METHODS = ("synthgen", "ctgan", "gaussian_copula", "independent")
-MODEL_METHODS = ("synthgen", "ctgan", "gaussian_copula")
+#: Peers that pin libraries synthgen's environment cannot hold: each runs peers_worker.py under the
+#: Python of its own venv (--peer-python METHOD=PATH overrides), talking through CSV and JSON files.
+PEERS = {"tabular_argn": "/work/peers/mostly/bin/python", "ddpm": "/work/peers/synthcity/bin/python",
+         "arf": "/work/peers/synthcity/bin/python"}
+METHODS = ("synthgen", "ctgan", "gaussian_copula", *PEERS, "independent")
+MODEL_METHODS = ("synthgen", "ctgan", "gaussian_copula", *PEERS)
+PEERS_WORKER = Path(__file__).resolve().parent / "peers_worker.py"
 DRAWS = 3  # synthetic draws (holdout-sized) scored per fit, and independent-sampler draws per seed
 SAMPLE_ROWS = 1_000_000  # rows sampled to time sampling (first seed only)
 STEP_BATCH = 500  # batch size of the time-per-step comparison (CTGAN's default)
@@ -248,6 +255,65 @@ def fit_worker(table: str, method: str, seed: int, ctgan_epochs: int, synthgen_s
     return result
 
 
+def peer_fit(method: str, table: str, seed: int, n_draw: int, n_big: int, python: str, timeout: float,
+             workdir: Path) -> dict[str, Any]:
+    """Fit ``method`` in peers_worker.py under ``python`` and return what ``fit_worker`` returns.
+
+    The draws are ``fit_worker``'s (DRAWS holdout-sized, then one training-sized, same seeds); the
+    peak memory is the worker's own (or, if larger, its largest child's) resident peak after fit.
+    A failure comes back as ``{"status": "failed", "error": ...}``.
+    """
+    import synthgen
+
+    train, _ = split(table)
+    columns = synthgen.Metadata.detect(train).to_dict()["columns"]
+    kept = [c for c in train if columns[c]["sdtype"] != "id"]  # ids are regenerated, as for ctgan
+    stem = workdir / f"{table}-{method}-{seed}"
+    train[kept].to_csv(f"{stem}.train.csv", index=False)
+    sizes = [n_draw] * DRAWS + [n_big]
+    job = {"method": method, "train": f"{stem}.train.csv", "out": f"{stem}.out.csv", "result": f"{stem}.result.json",
+           "seed": seed, "draws": [[rows, _draw_seed(seed, d)] for d, rows in enumerate(sizes)],
+           "categorical": [c for c in kept if columns[c]["sdtype"] != "numerical"],
+           "numerical": [c for c in kept if columns[c]["sdtype"] == "numerical"],
+           "threads": THREADS, "workdir": str(workdir / f"{table}-{method}-{seed}.work")}
+    Path(f"{stem}.job.json").write_text(json.dumps(job))
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS),
+           "HF_HUB_OFFLINE": "1"}  # nothing may be downloaded while a benchmark runs
+    started = time.perf_counter()
+    try:
+        process = subprocess.run([python, str(PEERS_WORKER), f"{stem}.job.json"], capture_output=True, text=True,
+                                 timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "error": f"not finished after {timeout:.0f} s (fit and draws)",
+                "fit_s": time.perf_counter() - started}
+    if not Path(job["result"]).exists():
+        return {"status": "failed", "error": f"worker exited {process.returncode}: {process.stderr.strip()[-600:]}"}
+    result = json.loads(Path(job["result"]).read_text())
+    if not result.pop("ok"):
+        return {"status": "failed", **result}
+    frame = _conform(pd.read_csv(job["out"], dtype={c: str for c in job["categorical"]}), train, columns)
+    bounds = np.cumsum([0, *sizes])
+    frames = [frame.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:])]
+    result["peak_mb"] = max(result["peak_mb"], result.get("children_peak_mb") or 0.0)
+    return {"status": "ok", **result, "draws": frames[:DRAWS], "big": frames[DRAWS], "steps": None, "loop_s": None}
+
+
+def _conform(frame: pd.DataFrame, train: pd.DataFrame, columns: dict[str, Any]) -> pd.DataFrame:
+    """A peer's CSV back in the training dtypes: ids fresh, integer columns rounded (as the ctgan wrapper)."""
+    for name, spec in columns.items():
+        if spec["sdtype"] == "id":
+            frame[name] = np.arange(len(frame)) + 10**6
+        elif spec["sdtype"] == "numerical" and spec.get("computer_representation", "Float") != "Float":
+            frame[name] = np.round(pd.to_numeric(frame[name], errors="coerce"))
+        elif spec["sdtype"] != "numerical" and train[name].dtype.kind in "ifb":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce")
+        elif spec["sdtype"] != "numerical":
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+        if train[name].dtype.kind in "iu" and not frame[name].isna().any():
+            frame[name] = frame[name].astype(train[name].dtype)
+    return frame[list(train.columns)]
+
+
 def step_worker(table: str, steps: int, rounds: int) -> dict[str, list[float]]:
     """Seconds per optimiser step at batch 500, widths (256, 256), in interleaved rounds.
 
@@ -385,10 +451,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for method in args.methods:
             runs = []
             for i, seed in enumerate(args.seeds):
-                fitted = _in_fresh_process(fit_worker, table, method, seed, args.ctgan_epochs, args.synthgen_steps, n_draw, n_big,
-                                           0 if i or args.no_sampling else
-                                           SAMPLE_ROWS if method in ("synthgen", "independent") else args.peer_sample_rows,
-                                           args.sample_threads)
+                if method in PEERS:
+                    workdir = Path(tempfile.mkdtemp(prefix=f"{method}-"))
+                    fitted = peer_fit(method, table, seed, n_draw, n_big, args.peer_python.get(method, PEERS[method]),
+                                      args.peer_timeout, workdir)
+                    if fitted.pop("status") != "ok":
+                        entry.setdefault("failures", {})[f"{method} seed {seed}"] = fitted
+                        print(f"  {table} {method} seed {seed}: FAILED {fitted.get('error')}", file=sys.stderr, flush=True)
+                        continue
+                    shutil.rmtree(workdir)
+                else:
+                    fitted = _in_fresh_process(fit_worker, table, method, seed, args.ctgan_epochs, args.synthgen_steps,
+                                               n_draw, n_big, 0 if i or args.no_sampling else
+                                               SAMPLE_ROWS if method in ("synthgen", "independent") else args.peer_sample_rows,
+                                               args.sample_threads)
                 row = score_fit(train, holdout, metadata, fitted)
                 add_gaps(row, reference, floor)
                 row["seed"] = seed
@@ -397,7 +473,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       f"{row['Column Shapes']:.3f}, AUC {row['detection_auc']:.3f}, DCR {row['dcr_share']:.3f}, "
                       f"copies {row['copies']}, fit {row['fit_s']:.1f} s, steps {row['steps']}, "
                       f"peak {row['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
-            entry["methods"][method] = runs
+            if runs:
+                entry["methods"][method] = runs
         if not args.no_step_timing and {"synthgen", "ctgan"} <= set(args.methods):
             entry["step_seconds"] = _in_fresh_process(step_worker, table, args.timing_steps, args.timing_rounds)
             print(f"  {table} step timing: " + ", ".join(
@@ -514,12 +591,16 @@ def main() -> None:
                         help="rows CTGAN and GaussianCopula sample to time sampling (synthgen, independent: 1M)")
     parser.add_argument("--no-sampling", action="store_true", help="skip timing the sampling of 1M rows")
     parser.add_argument("--sample-threads", type=int, default=2, help="torch threads while timing sampling (every method alike)")
+    parser.add_argument("--peer-python", nargs="+", default=[], metavar="METHOD=PYTHON",
+                        help=f"the venv Python of a peer (defaults: {', '.join(f'{k}={v}' for k, v in PEERS.items())})")
+    parser.add_argument("--peer-timeout", type=float, default=1800.0, help="seconds per peer fit and its draws")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--from-json", nargs="+", type=Path, help="render earlier --json results (merged) instead of running")
     parser.add_argument("--write-readme", action="store_true", help=f"write the table into {README.name} between markers")
     args = parser.parse_args()
     if args.quick:
         args.seeds = args.seeds[:1]
+    args.peer_python = dict(item.split("=", 1) for item in args.peer_python)
     # Spawned workers inherit these before they import numpy/torch/scikit-learn.
     os.environ["BENCH_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
