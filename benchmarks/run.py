@@ -268,6 +268,7 @@ def peer_fit(method: str, table: str, seed: int, n_draw: int, n_big: int, python
     train, _ = split(table)
     columns = synthgen.Metadata.detect(train).to_dict()["columns"]
     kept = [c for c in train if columns[c]["sdtype"] != "id"]  # ids are regenerated, as for ctgan
+    workdir = workdir.resolve()
     stem = workdir / f"{table}-{method}-{seed}"
     train[kept].to_csv(f"{stem}.train.csv", index=False)
     sizes = [n_draw] * DRAWS + [n_big]
@@ -280,9 +281,9 @@ def peer_fit(method: str, table: str, seed: int, n_draw: int, n_big: int, python
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS),
            "HF_HUB_OFFLINE": "1"}  # nothing may be downloaded while a benchmark runs
     started = time.perf_counter()
-    try:
+    try:  # in workdir: synthcity writes a "workspace" folder into the current directory
         process = subprocess.run([python, str(PEERS_WORKER), f"{stem}.job.json"], capture_output=True, text=True,
-                                 timeout=timeout, env=env)
+                                 timeout=timeout, env=env, cwd=workdir)
     except subprocess.TimeoutExpired:
         return {"status": "failed", "error": f"not finished after {timeout:.0f} s (fit and draws)",
                 "fit_s": time.perf_counter() - started}
@@ -485,6 +486,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entry["wall_s"] = time.perf_counter() - started
         results["tables"][table] = entry
         print(f"{table}: done in {entry['wall_s']:.0f} s", file=sys.stderr, flush=True)
+        if args.json:  # a long run stopped part-way still leaves its finished tables
+            args.json.with_suffix(".partial.json").write_text(json.dumps(results, indent=1, default=float))
     return results
 
 
