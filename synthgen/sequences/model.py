@@ -2,7 +2,10 @@
 
 The generator draws a patient's static encoding from noise (the tabular generator, unconditioned),
 then its visits with a GRU cell whose every step sees the static encoding, fresh noise and the visit
-drawn before it (autoregressive: a drawn mode or category can persist). Each visit's
+drawn before it (autoregressive, teacher-free: as at sampling). A visit's outputs before activation are
+the previous visit's plus a change (a level and deltas), and a categorical span starts from the
+category drawn at the previous visit times a learned gain, so values and categories persist unless
+the generator moves them (independent draws made trajectories jumpier than real ones). Each visit's
 encoding ends with a two-way (continue, stop) span: a patient is alive at visit t while no earlier
 visit said stop, so the length is generated with the values and stays differentiable in training
 (the soft stop probabilities multiply out). The critic sees whole patients: static encoding,
