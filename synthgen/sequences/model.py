@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -56,6 +57,8 @@ class SequenceConfig:
 class SequenceGenerator(nn.Module):
     """noise → (static encoding, visits (batch, max_length, visit width), alive mask (batch, max_length))."""
 
+    categorical: torch.Tensor  # (visit width without the stop span,) True on softmax positions
+
     def __init__(self, static_layout: SpanLayout, visit_layout: SpanLayout, max_length: int, config: SequenceConfig) -> None:
         super().__init__()
         self.static_layout = static_layout
@@ -68,9 +71,8 @@ class SequenceGenerator(nn.Module):
         self.visit_noise_scale = config.visit_noise_scale
         self.patient_noise_per_visit = config.patient_noise_per_visit
         self.residual_visits = config.residual_visits
-        self.sticky_categories = config.sticky_categories
         categorical = torch.ones(self.visit_dim, dtype=torch.bool)
-        categorical[visit_layout.tanh_index] = False
+        categorical[cast(torch.Tensor, visit_layout.tanh_index)] = False
         self.register_buffer("categorical", categorical[: self.visit_dim - STOP_SPAN.width], persistent=False)
         self.stickiness = nn.Parameter(torch.ones(self.visit_dim - STOP_SPAN.width)) if config.sticky_categories else None
         self.static_net = Generator(config.noise_dim, 0, config.static_dims, self.static_dim) if self.static_dim else None
