@@ -462,10 +462,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         continue
                     shutil.rmtree(workdir)
                 else:
-                    fitted = _in_fresh_process(fit_worker, table, method, seed, args.ctgan_epochs, args.synthgen_steps,
-                                               n_draw, n_big, 0 if i or args.no_sampling else
-                                               SAMPLE_ROWS if method in ("synthgen", "independent") else args.peer_sample_rows,
-                                               args.sample_threads)
+                    try:  # a method that refuses a table is recorded (issue 19: synthgen on opt), the run goes on
+                        fitted = _in_fresh_process(fit_worker, table, method, seed, args.ctgan_epochs, args.synthgen_steps,
+                                                   n_draw, n_big, 0 if i or args.no_sampling else
+                                                   SAMPLE_ROWS if method in ("synthgen", "independent") else
+                                                   args.peer_sample_rows, args.sample_threads)
+                    except Exception as exc:
+                        entry.setdefault("failures", {})[f"{method} seed {seed}"] = {"error": f"{type(exc).__name__}: {exc}"}
+                        print(f"  {table} {method} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                        continue
                 row = score_fit(train, holdout, metadata, fitted)
                 add_gaps(row, reference, floor)
                 row["seed"] = seed
