@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
     help="Share of rows kept out of training and recorded in the model, for `synthgen evaluate`.",
 )
 @click.option("--device", help="cuda, cuda:1, mps or cpu. [default: best available]")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tables: train with N processes on this machine (runs this command under torchrun; needs --seed).")
 @click.option("--dp-epsilon", type=float,
               help="Train with differential privacy at this total epsilon (covers the column statistics and training).")
 @click.option("--dp-delta", type=float, help="DP delta; must be below 1/n. [default: 1e-5]")
@@ -65,7 +67,7 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
         dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
-        no_calibrate: bool, entity_column: str | None, sequence_index: str | None, max_length: int | None,
+        no_calibrate: bool, nproc: int, entity_column: str | None, sequence_index: str | None, max_length: int | None,
         checkpoint_every: int | None, resume: Path | None, **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
 
@@ -98,6 +100,9 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
     from synthgen.synthesizers.tabular import TabularSynthesizer
     from synthgen.training.distributed import launched
     check_output(output, inputs=[*paths, metadata_path, image_options.get("labels_path"), resume])  # before any training
+    if nproc > 1:
+        _relaunch(nproc, seed)
+        return
     if len(paths) > 2:
         raise InvalidArgumentError(f"fit takes one table (or image folder) or two tables (parent, child); got {len(paths)}")
     if len(paths) == 2:
@@ -195,6 +200,28 @@ def _fit_histories(data: Path, output: Path, metadata_path: Path | None, entity_
     click.echo(f"Trained on {summary['entities']} patients{held_out} ({summary['rows']} rows) x {table.shape[1]} columns, "
                f"static: {', '.join(synthesizer.schema_.static_columns) or 'none'}: {summary['steps']} steps in "
                f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}")
+
+
+def _relaunch(nproc: int, seed: int | None) -> None:
+    """Run this very command again under ``torchrun --standalone`` with ``nproc`` processes, and exit as it does."""
+    import subprocess
+    import sys
+
+    from synthgen.training.distributed import launched
+    if launched().distributed:
+        raise InvalidArgumentError("--nproc starts torchrun itself; under torchrun, leave it out")
+    if seed is None:
+        raise InvalidArgumentError("--nproc needs --seed: every process must draw the same holdout and fit the same "
+                                   "transformers")
+    arguments, tokens = [], iter(sys.argv[1:])  # this command's own arguments, less --nproc
+    for token in tokens:
+        if token == "--nproc":
+            next(tokens, None)  # and its value
+        elif not token.startswith("--nproc="):
+            arguments.append(token)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "synthgen", *arguments]
+    raise SystemExit(subprocess.run(command).returncode)
 
 
 def _fit_two_tables(paths: tuple[Path, ...], output: Path, metadata_path: Path, max_length: int | None, holdout: float, *,
