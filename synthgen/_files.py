@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,10 @@ from pathlib import Path
 from synthgen.errors import OutputError, SynthgenError
 
 PARTIAL = ".partial"
+#: Set by the CLI's SIGINT/SIGTERM handlers. Their exception normally stops the work at once, but one
+#: raised while Python runs a callback from C code is printed and dropped; writers check this
+#: between chunks so such a signal still stops them (CI saw Ctrl-C leave a sample running to the end).
+INTERRUPTED = threading.Event()
 
 
 def _umask() -> int:

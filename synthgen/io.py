@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthgen._files import atomic_path
+from synthgen._files import INTERRUPTED, atomic_path
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,8 @@ class TableWriter:
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt("interrupted by a signal")
         if self.kind == "parquet":
             if self._parquet is None:
                 table = pa.Table.from_pandas(frame, preserve_index=False)

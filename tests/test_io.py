@@ -60,3 +60,21 @@ def test_reading_parquet_hands_arrows_freed_conversion_buffers_back(tmp_path: Pa
     pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "t.parquet")
     monkeypatch.setattr(pa, "default_memory_pool", Pool)
     assert read_table(tmp_path / "t.parquet")["a"].tolist() == [1, 2] and released == [True]
+
+
+def test_a_writer_stops_at_its_next_chunk_once_a_signal_came(tmp_path) -> None:
+    """A SIGINT/SIGTERM whose exception Python dropped (raised inside a callback from C) still stops
+    the writing at the next chunk, and leaves no file behind."""
+    from synthgen._files import INTERRUPTED
+    from synthgen.io import TableWriter
+
+    target = tmp_path / "out.csv"
+    frame = pd.DataFrame({"a": [1, 2, 3]})
+    try:
+        with pytest.raises(KeyboardInterrupt), TableWriter(target) as writer:
+            writer.write(frame)
+            INTERRUPTED.set()  # what the CLI's handler does before raising
+            writer.write(frame)
+    finally:
+        INTERRUPTED.clear()
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from synthgen._files import INTERRUPTED
 from synthgen._version import __version__
 from synthgen.cli.augment import augment_command
 from synthgen.cli.demo import demo
@@ -35,12 +36,16 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
-        click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+        previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+        click.get_current_context().call_on_close(lambda: [signal.signal(n, h) for n, h in previous.items()])
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    """SIGTERM as an exception, as SIGINT already is: the writers' cleanup runs and no partial file is left."""
+def _stop(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGINT as exceptions, so the writers' cleanup runs and no partial file is left; the flag
+    also stops a writer at its next chunk when Python dropped the exception (see ``INTERRUPTED``)."""
+    INTERRUPTED.set()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 

@@ -270,8 +270,9 @@ def test_gaps_are_filled_from_the_released_distribution_not_with_other_patients_
     encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)
     encoded = release.fill_encoded_gaps(table, encoder.transform(table, rng), encoder.slices_, rng)
     present, gaps = encoded[600:, 0], encoded[:600, 0]
-    # No gap carries a value that a present row holds.
-    assert not np.isin(gaps, present).any()
+    # Gaps do not carry present rows' values (copying donors gave every gap one); a continuous draw
+    # can still equal one of 1,400 float32 values by chance (CI saw one), so a handful is allowed.
+    assert np.isin(gaps, present).mean() < 0.01
 
 
 def test_one_row_per_patient_is_kept_when_a_unit_column_is_declared():
