@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synthgen._files import write_atomic
+from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.errors import InvalidDataError, MetadataError
 
 logger = logging.getLogger(__name__)
@@ -407,7 +408,11 @@ def _detect_numbers(name: str, values: pd.Series) -> dict[str, Any]:
     distinct = values.nunique()
     if integral and distinct == len(values) and len(values) >= _MIN_ID_ROWS and _looks_like_id(name):
         return {"sdtype": "id"}
-    if distinct <= 5 or (integral and distinct <= 10):
+    # Few distinct values make a coded category, unless none is seen MIN_CATEGORY_COUNT times: then
+    # every level would be pooled away and nothing could be generated (medicaldata::opt's
+    # BL.Drks.Day: 9 values in 658 rows), so the numbers are modelled as numbers.
+    frequent = int(values.value_counts().max()) >= MIN_CATEGORY_COUNT
+    if frequent and (distinct <= 5 or (integral and distinct <= 10)):
         return {"sdtype": "categorical"}
     return {"sdtype": "numerical", "computer_representation": "Int64" if integral else "Float"}
 

@@ -29,8 +29,9 @@ def test_few_distinct_floats_are_categorical():
 
 
 def test_integers_with_up_to_10_values_are_categorical_but_11_are_numerical():
-    ten = pd.DataFrame({"stage": np.arange(N) % 10})
-    eleven = pd.DataFrame({"stage": np.arange(N) % 11})
+    # Each value seen at least MIN_CATEGORY_COUNT times (else it is numbers: see the sparse-coded test).
+    ten = pd.DataFrame({"stage": np.arange(100) % 10})
+    eleven = pd.DataFrame({"stage": np.arange(100) % 11})
     assert sdtype_of(ten, "stage") == {"sdtype": "categorical"}
     assert sdtype_of(eleven, "stage") == {"sdtype": "numerical", "computer_representation": "Int64"}
 
@@ -495,3 +496,19 @@ def test_text_held_as_numpy_strings_is_detected_like_text():
     metadata = Metadata.detect(frame)
     assert metadata.columns["ward"]["sdtype"] == "categorical"
     assert metadata.columns["visit"]["sdtype"] == "datetime"
+
+
+def test_a_sparse_coded_column_is_detected_as_numbers_and_fits() -> None:
+    """A numeric column with few distinct values is a coded category, unless no value is seen often
+    enough to be kept: every level would be pooled away and the fit refused (medicaldata::opt's
+    BL.Drks.Day has 9 values in 658 rows)."""
+    from synthgen.synthesizers.tabular import TabularSynthesizer
+
+    rng = np.random.default_rng(0)
+    sparse = pd.Series(np.nan, index=range(300))
+    sparse[:9] = [1, 2, 3, 4, 2, 6, 7, 3, 1]
+    table = pd.DataFrame({"drinks": sparse, "stage": rng.integers(1, 4, 300), "lab": rng.normal(5, 1, 300)})
+    columns = Metadata.detect(table).columns
+    assert columns["drinks"]["sdtype"] == "numerical" and columns["stage"]["sdtype"] == "categorical"
+    sample = TabularSynthesizer(seed=0, steps=20, progress=False).fit(table).sample(200, seed=1)
+    assert sample["drinks"].isna().mean() > 0.5  # mostly gaps, as in the table
