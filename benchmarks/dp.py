@@ -191,25 +191,9 @@ def smartnoise_fit(python: str, table: str, epsilon: float, seed: int, share: fl
     result = json.loads(Path(job["result"]).read_text())
     if not result.pop("ok"):
         return {"status": "failed", **result}
-    frame = _conform(pd.read_csv(job["out"]), train, columns)
+    frame = bench._conform(pd.read_csv(job["out"]), train, columns)
     draws = [frame.iloc[d * n_draw:(d + 1) * n_draw].reset_index(drop=True) for d in range(bench.DRAWS)]
     return {"status": "ok", **result, "draws": draws, "big": frame.iloc[bench.DRAWS * n_draw:].reset_index(drop=True)}
-
-
-def _conform(frame: pd.DataFrame, train: pd.DataFrame, columns: dict[str, Any]) -> pd.DataFrame:
-    """Read-back CSV in the training dtypes: ids fresh, integer columns rounded (as run.py's ctgan)."""
-    for name, spec in columns.items():
-        if spec["sdtype"] == "id":
-            frame[name] = np.arange(len(frame)) + 10**6
-        elif spec["sdtype"] == "numerical" and spec.get("computer_representation", "Float") != "Float":
-            frame[name] = np.round(frame[name].astype("float64"))
-        elif spec["sdtype"] != "numerical" and train[name].dtype.kind in "if":
-            frame[name] = pd.to_numeric(frame[name], errors="coerce")
-        elif spec["sdtype"] != "numerical":
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-        if train[name].dtype.kind in "iu" and not frame[name].isna().any():
-            frame[name] = frame[name].astype(train[name].dtype)
-    return frame[list(train.columns)]
 
 
 # ---------------------------------------------------------------------------- scoring (parent)
