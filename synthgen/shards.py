@@ -138,6 +138,9 @@ def sample_shards(
         counts = torch.tensor([written, skipped])
         dist.all_reduce(counts)
         written, skipped = (int(count) for count in counts)
+        # Leave together: a rank that exits while gloo still talks to it makes its peer abort (CI saw SIGABRT).
+        dist.barrier()
+        dist.destroy_process_group()
     parts = [plan.path_of(folder, shard) for shard in range(plan.shards)]
     return ShardReport(plan, parts, written, skipped)
 

@@ -35,7 +35,7 @@ from synthgen.synthesizers.conditions import (
 )
 from synthgen.synthesizers.private import fit_private, holdout_draws
 from synthgen.training.checkpoint import Checkpointing, fingerprint
-from synthgen.training.distributed import join, launched
+from synthgen.training.distributed import join, launched, leave
 from synthgen.training.loop import select_device, use_bfloat16
 from synthgen.training.tabular import resolve_config, train_gan
 
@@ -192,6 +192,7 @@ class TabularSynthesizer(Synthesizer):
                 fingerprint(encoded.raw_bytes(), asdict(config), seed),
             ) if checkpointed else None,
         )
+        leave(launch)
         training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
                     "world_size": launch.world_size,
                     **({"transformer_sample_rows": len(sample_rows)} if sample_rows is not None else {})}

@@ -65,3 +65,13 @@ def join(launch: Launch, device: torch.device) -> None:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def leave(launch: Launch) -> None:
+    """Leave the process group together once training is done: a rank that exits while gloo still talks
+    to it makes its peer abort (seen as SIGABRT in CI), so all wait for each other, then disband."""
+    import torch.distributed as dist
+
+    if launch.distributed and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
