@@ -17,13 +17,13 @@ import concurrent.futures
 import hashlib
 import json
 import multiprocessing
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from synthgen._files import PARTIAL, check_output, write_atomic
 from synthgen.choices import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS
@@ -103,7 +103,11 @@ def sample_shards(
     if shard_rows < 1 or chunk_rows < 1:
         raise InvalidArgumentError(f"shard_rows and chunk_rows must be >= 1, got {shard_rows} and {chunk_rows}")
     model, folder = Path(model), Path(folder)
-    rank, world = _launch()
+    from synthgen.training.distributed import join, launched, leave
+
+    launch = launched()
+    join(launch, torch.device("cpu"))  # gloo: the ranks exchange a seed and counts, not training tensors
+    rank, world = launch.rank, launch.world_size
     if world > 1 and workers > 1:
         raise InvalidArgumentError(f"under torchrun each of the {world} ranks is a worker; leave --workers at 1")
     synthesizer = _load_tabular(model, device)
@@ -132,15 +136,12 @@ def sample_shards(
                     bar.update(plan.rows_of(futures[future]))
     written, skipped = len(pending), len(mine) - len(pending)
     if world > 1:  # every rank's counts, and no rank returns before all parts exist
-        import torch
         import torch.distributed as dist
 
         counts = torch.tensor([written, skipped])
         dist.all_reduce(counts)
         written, skipped = (int(count) for count in counts)
-        # Leave together: a rank that exits while gloo still talks to it makes its peer abort (CI saw SIGABRT).
-        dist.barrier()
-        dist.destroy_process_group()
+        leave(launch)
     parts = [plan.path_of(folder, shard) for shard in range(plan.shards)]
     return ShardReport(plan, parts, written, skipped)
 
@@ -216,18 +217,6 @@ def _read_manifest(path: Path) -> ShardPlan:
     if plan.num_rows < 1 or plan.shard_rows < 1:
         raise OutputError(f"{str(path)!r} is not a valid shard manifest; write to a new folder")
     return plan
-
-
-def _launch() -> tuple[int, int]:
-    """(rank, world size) under torchrun, joining its process group (gloo: parts are files, not tensors)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return dist.get_rank(), dist.get_world_size()
 
 
 def _load_tabular(model: Path, device: str | None) -> Any:
