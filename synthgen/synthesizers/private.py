@@ -97,9 +97,10 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
         columns = column_cells(table, release.category_counts, pair_bins(round(rows_hint)))
         pairs = release_pairs(encoded, columns, plan.release_noise, rows=release.rows, private=private)
         release.record["pairs"] = pairs.record
+        targets, tables = pairs.implied_tables()
         marginal_loss = MarginalLoss([c.to_dict() for c in columns],
                                      [torch.as_tensor(pairs.one_way(i)) for i in range(len(columns))],
-                                     pairs.pairs, [torch.as_tensor(t) for t in pairs.tables])
+                                     targets, [torch.as_tensor(t) for t in tables])
     device = select_device(device)
     layout, generator_net = networks(table, config)
     critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, 1, config.dropout)

@@ -19,7 +19,7 @@ from synthgen.cli.main import main
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.dp.accounting import DPSettings, plan_privacy, spent_epsilon
 from synthgen.data.table import TableTransformer
-from synthgen.dp.pairs import ColumnCells, column_cells, release_pairs
+from synthgen.dp.pairs import ColumnCells, PairRelease, column_cells, release_pairs
 from synthgen.dp.release import release_rounds, release_statistics
 from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError
 from synthgen.evaluation.privacy import privacy_section
@@ -516,6 +516,51 @@ def test_marginal_loss_is_zero_at_the_targets_and_pulls_toward_them():
     distance.backward()
     assert distance.item() > 0.01
     assert wrong.grad[0, 2] > 0 and wrong.grad[1, 2] > 0  # the loss falls as either value moves down
+
+
+def _chain_release() -> tuple[PairRelease, np.ndarray]:
+    """Exact tables of a Markov chain a → b → c, and d independent of all: (a, b) and (b, c) released."""
+    p_a = np.array([0.2, 0.5, 0.3])
+    b_given_a = np.array([[0.7, 0.2, 0.1, 0.0], [0.1, 0.6, 0.2, 0.1], [0.0, 0.1, 0.3, 0.6]])
+    c_given_b = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.05, 0.95]])
+    p_d = np.array([0.4, 0.6])
+    ab = p_a[:, None] * b_given_a
+    bc = ab.sum(0)[:, None] * c_given_b
+    truth_ac = ab @ c_given_b
+    columns = [ColumnCells(name, "categories", (), (), marginal)
+               for name, marginal in zip("abcd", [p_a, ab.sum(0), bc.sum(0), p_d])]
+    return PairRelease(columns, [(0, 1), (1, 2)], [ab, bc]), truth_ac
+
+
+def test_pairs_nothing_was_released_about_get_the_forests_tables_not_free_rein():
+    release, truth_ac = _chain_release()
+    pairs, tables = release.implied_tables()
+    table = dict(zip(pairs, tables))
+    assert sorted(table) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]  # every pair has a target
+    assert np.array_equal(table[(0, 1)], release.tables[0])  # released tables are kept as released
+    np.testing.assert_allclose(table[(0, 2)], truth_ac, atol=1e-12)  # a and c depend through b
+    assert np.abs(table[(0, 2)] - np.outer(truth_ac.sum(1), truth_ac.sum(0))).max() > 0.05
+    for a, b in [(0, 3), (1, 3), (2, 3)]:  # d joins nothing: independence
+        np.testing.assert_allclose(table[(a, b)], np.outer(release.one_way(a), release.one_way(b)), atol=1e-12)
+    for (a, b), values in table.items():
+        assert values.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(values.sum(1), release.one_way(a), atol=1e-9)
+
+
+def test_marginal_loss_over_many_pairs_is_the_sum_of_each_pairs_squared_error():
+    release, _ = _chain_release()
+    pairs, tables = release.implied_tables()
+    columns = [{"kind": "categories", "positions": list(range(3 * i, 3 * i + c.size)), "thresholds": []}
+               for i, c in enumerate(release.columns)]
+    positions = [p for c in columns for p in c["positions"]]
+    raw = torch.zeros(64, 3 * len(columns))
+    raw[:, positions] = torch.randn(64, len(positions), generator=torch.Generator().manual_seed(0))
+    one_way = [torch.as_tensor(release.one_way(i)) for i in range(len(columns))]
+    loss = MarginalLoss(columns, one_way, pairs, [torch.as_tensor(t) for t in tables])
+    cells = [torch.softmax(raw[:, c["positions"]], dim=1) for c in columns]
+    expected = sum(((c.mean(0) - o.float()) ** 2).sum() for c, o in zip(cells, one_way))
+    expected += sum(((cells[a].T @ cells[b] / 64 - torch.as_tensor(t).float()) ** 2).sum() for (a, b), t in zip(pairs, tables))
+    assert loss(raw).item() == pytest.approx(float(expected), rel=1e-5)
 
 
 @pytest.mark.slow
