@@ -3,12 +3,13 @@
 benchmarks/README.md for the commands and what they measured.
 
     python benchmarks/scale.py make --rows 2000000 --out /tmp/scale/t2m.parquet
-    python benchmarks/scale.py fit --table /tmp/scale/t2m.parquet --steps 200 [--model m.sgz]
+    python benchmarks/scale.py fit --table /tmp/scale/t2m.parquet --steps 200 [--model m.sgz] [--from-file]
     torchrun --standalone --nproc-per-node 2 benchmarks/scale.py fit --table ... --steps 200
     python benchmarks/scale.py ctgan --table /tmp/scale/t2m.parquet --rows 200000 --epochs 1
 
 ``fit`` prints one JSON line (rank 0): peak RSS of the process, the RSS after reading the table, the
 encoded bytes per row (dense float32 and, where this synthgen has it, compact) and ms per step.
+``--from-file`` fits from the path (read chunk by chunk, never whole) instead of a DataFrame read whole.
 Run it with ``PYTHONPATH=<worktree of an older commit>`` to measure that commit the same way.
 """
 from __future__ import annotations
@@ -75,19 +76,37 @@ def _fit(args: argparse.Namespace) -> None:
     from synthgen.metadata import Metadata
     from synthgen.synthesizers.tabular import TabularSynthesizer
 
-    data = read_table(args.table)
-    if args.rows:
-        data = data.iloc[: args.rows]
-    metadata = Metadata.detect(data.iloc[:DETECT_ROWS])
-    read_rss = _peak_rss_gb()
     options = {"transformer_sample_rows": args.transformer_sample_rows} if args.transformer_sample_rows else {}
+    if args.from_file:
+        from synthgen.io import TableFile
+
+        if args.rows:
+            raise SystemExit("--rows reads the table whole; leave it out with --from-file")
+        source = TableFile(args.table, args.chunk_rows)
+        if source.kind == "parquet":  # the first rows only, for the same metadata as below
+            import pyarrow.parquet as pq
+
+            head = next(pq.ParquetFile(args.table).iter_batches(batch_size=DETECT_ROWS)).to_pandas()
+        else:
+            head = pd.read_csv(args.table, nrows=DETECT_ROWS)
+        metadata = Metadata.detect(head)
+        data: pd.DataFrame | Path = args.table
+        shape = (source.rows, len(source.names))
+        del head
+    else:
+        data = read_table(args.table)
+        if args.rows:
+            data = data.iloc[: args.rows]
+        metadata = Metadata.detect(data.iloc[:DETECT_ROWS])
+        shape = data.shape
+    read_rss = _peak_rss_gb()
     started = time.perf_counter()
     model = TabularSynthesizer(metadata, seed=args.seed, steps=args.steps, batch_size=args.batch_size, progress=False,
-                               calibrate=False, **options).fit(data)
+                               calibrate=False, **options).fit(data, **({"chunk_rows": args.chunk_rows} if args.from_file else {}))
     seconds = time.perf_counter() - started
     spans = model.table_.spans_
     result = {
-        "rows": len(data), "columns": data.shape[1], "steps": args.steps, "world_size": model.training_.get("world_size", 1),
+        "rows": shape[0], "columns": shape[1], "from_file": args.from_file, "steps": args.steps, "world_size": model.training_.get("world_size", 1),
         "batch_per_rank": model.config_.batch_size, "read_rss_gb": round(read_rss, 2), "peak_rss_gb": round(_peak_rss_gb(), 2),
         "fit_s": round(seconds, 1), "train_s": model.training_["seconds"],
         "step_ms": round(1000 * model.training_["seconds"] / args.steps, 1),
@@ -141,6 +160,8 @@ def main() -> None:
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--transformer-sample-rows", type=int, default=None)
     fit.add_argument("--model", type=Path, default=None, help="save the model here (rank 0)")
+    fit.add_argument("--from-file", action="store_true", help="fit from the path, reading it in chunks (never whole)")
+    fit.add_argument("--chunk-rows", type=int, default=100_000, help="rows read at a time with --from-file")
     ctgan = commands.add_parser("ctgan", help="fit CTGAN and print its peak memory")
     ctgan.add_argument("--table", type=Path, required=True)
     ctgan.add_argument("--rows", type=int, required=True)

@@ -1,5 +1,8 @@
 """Reading input tables and writing sampled ones: CSV, TSV or Parquet, chosen by file suffix.
 
+:func:`read_table` reads a file whole; :class:`TableFile` reads it without ever holding it whole
+(whole columns a few at a time, then the rows chunk by chunk, typed as the whole read types them).
+
 Writers stream chunks into a temporary file beside the target and rename it only when every
 chunk is written, so a failed run never leaves a partial output file behind.
 """
@@ -12,14 +15,18 @@ import io
 import logging
 import lzma
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthgen._files import INTERRUPTED, atomic_path
+from synthgen.choices import DEFAULT_CHUNK_ROWS
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +39,10 @@ SUPPORTED = ", ".join((*_CSV, *_TSV, *_PARQUET))
 _SEPARATORS = (",", ";", "\t", "|")
 _SNIFF_LINES = 50
 _SNIFF_BYTES = 1 << 20
+#: Cells (rows x columns) :meth:`TableFile.columns` reads at once: a 10M-row file one column at a time.
+COLUMN_READ_CELLS = 10_000_000
+#: Errors of pandas and Arrow that mean the file could not be read as its suffix says.
+_READ_ERRORS = (pd.errors.ParserError, UnicodeDecodeError, OSError, pa.ArrowException, ValueError)
 
 
 def _format(path: Path) -> str:
@@ -62,11 +73,159 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = pd.read_csv(path, sep=separator, low_memory=False)
     except pd.errors.EmptyDataError as exc:
         raise InvalidDataError(f"{str(path)!r} is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, pa.ArrowException, ValueError) as exc:
+    except _READ_ERRORS as exc:
         raise InvalidDataError(f"{str(path)!r} could not be read as {kind.upper()}: {exc}") from exc
     if frame.empty:
         raise InvalidDataError(f"{str(path)!r} has no data rows")
     return frame
+
+
+@contextmanager
+def _reading(path: Path, kind: str, where: str = "") -> Iterator[None]:
+    """Read errors as one line that names the file (and ``where`` in it)."""
+    try:
+        yield
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidDataError(f"{str(path)!r} is empty") from exc
+    except _READ_ERRORS as exc:
+        raise InvalidDataError(f"{str(path)!r}{where} could not be read as {kind.upper()}: {exc}") from exc
+
+
+class TableFile:
+    """A CSV, TSV or Parquet file read without holding it whole.
+
+    :meth:`columns` gives whole columns, a few at a time (``COLUMN_READ_CELLS``), exactly as
+    :func:`read_table` would give them: CSV types are inferred over a whole column (Parquet's come
+    from its schema), so detection and transformer fitting see what an in-memory fit sees.
+    :meth:`chunks` then gives the rows ``chunk_rows`` at a time (Parquet record batches, CSV
+    ``chunksize``), every column cast to the type its whole read had (a chunk alone would type an
+    integer column without gaps as int64, a text column whose text comes later as numbers), indexed
+    by row position. A CSV is parsed once per column group and once more for the rows.
+    """
+
+    def __init__(self, path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+        self.path = Path(path)
+        self.kind = _format(self.path)
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise InvalidArgumentError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+        self.chunk_rows = chunk_rows
+        if not self.path.is_file():
+            raise InvalidDataError(f"{str(self.path)!r} does not exist or is not a file")
+        self._rows: int | None = None
+        self._first: pd.DataFrame | None = None  # a CSV's first column, read to count its rows
+        self._dtypes: dict[str, Any] = {}  # each column's dtype as read whole
+        self._text: set[str] = set()  # CSV columns that read whole as text only
+        with _reading(self.path, self.kind):
+            if self.kind == "parquet":
+                parquet = pq.ParquetFile(self.path)
+                pandas_meta = parquet.schema_arrow.pandas_metadata or {}
+                stored_index = {name for name in pandas_meta.get("index_columns", []) if isinstance(name, str)}
+                self.names: list[str] = [name for name in parquet.schema_arrow.names if name not in stored_index]
+                self._rows = parquet.metadata.num_rows
+            else:
+                self._separator = _separator(self.path, "\t" if self.kind == "tsv" else ",")
+                header = pd.read_csv(self.path, sep=self._separator, header=None, nrows=1, dtype=str,
+                                     keep_default_na=False)
+                self.names = header.iloc[0].tolist()
+                _check_header(self.path, self.names)
+        if not self.names:
+            raise InvalidDataError(f"{str(self.path)!r} is empty")
+
+    @property
+    def rows(self) -> int:
+        """The number of data rows (a Parquet footer says; a CSV is parsed for its first column)."""
+        if self._rows is None:
+            self._first = self._read(self.names[:1])
+            self._rows = len(self._first)
+        if self._rows == 0:
+            raise InvalidDataError(f"{str(self.path)!r} has no data rows")
+        return self._rows
+
+    def _read(self, names: list[str]) -> pd.DataFrame:
+        with _reading(self.path, self.kind):
+            if self.kind == "parquet":
+                frame = pd.read_parquet(self.path, columns=names)
+                pa.default_memory_pool().release_unused()  # see read_table
+            else:
+                frame = pd.read_csv(self.path, sep=self._separator, usecols=names, low_memory=False)
+        frame = frame[names]
+        self._dtypes.update(frame.dtypes.to_dict())
+        self._text.update(name for name in names if pd.api.types.is_object_dtype(frame[name].dtype)
+                          and pd.api.types.infer_dtype(frame[name], skipna=True) == "string")
+        return frame
+
+    def columns(self, names: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Frames of whole columns ``names`` (default: all), in that order, a few columns per frame."""
+        names = list(self.names if names is None else names)
+        unknown = [name for name in names if name not in self.names]
+        if unknown:
+            raise InvalidArgumentError(f"{str(self.path)!r} has no column {unknown[0]!r}")
+        per_read = max(1, COLUMN_READ_CELLS // self.rows)
+        while names:
+            if self._first is not None and names[0] == self._first.columns[0]:
+                group, frame, self._first = names[:1], self._first, None
+            else:
+                group = names[:per_read]
+                if self._first is not None and self._first.columns[0] in group:
+                    group = group[: group.index(self._first.columns[0])]
+                frame = self._read(group)
+            names = names[len(group):]
+            yield frame
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Every row, ``chunk_rows`` at a time (fewer at a row group's end), each column of the type it
+        has when read whole, indexed by row position; errors name the rows."""
+        unseen = [name for name in self.names if name not in self._dtypes]
+        for _ in self.columns(unseen) if unseen else ():  # the types come from whole columns
+            pass
+        self._first = None
+        start = 0
+        for frame in self._raw_chunks():
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            with _reading(self.path, self.kind, f", rows {start + 1}-{start + len(frame)},"):
+                mismatched = {name: dtype for name, dtype in self._dtypes.items() if frame[name].dtype != dtype}
+                frame = frame.astype(mismatched) if mismatched else frame
+            start += len(frame)
+            if start > self.rows:
+                break
+            yield frame
+        if start != self.rows:
+            raise InvalidDataError(f"{str(self.path)!r} changed while it was read: {self.rows} rows first, "
+                                   f"{'more' if start > self.rows else start} now")
+
+    def _raw_chunks(self) -> Iterator[pd.DataFrame]:
+        if self.kind == "parquet":
+            with _reading(self.path, self.kind):
+                batches = pq.ParquetFile(self.path).iter_batches(batch_size=self.chunk_rows, columns=self.names,
+                                                                 use_pandas_metadata=True)
+            done = 0
+            while True:
+                with _reading(self.path, self.kind, f", after row {done},"):
+                    batch = next(batches, None)
+                    if batch is None:
+                        return
+                    frame = batch.to_pandas()[self.names]
+                done += len(frame)
+                yield frame
+        # CSV: text columns as text in every chunk (a chunk of digits alone would be numbers); other
+        # types are forced, except object columns of bools with gaps, which a chunk may read as bools.
+        forced: dict[str, Any] = {name: str if name in self._text else dtype
+                                  for name, dtype in self._dtypes.items()
+                                  if not pd.api.types.is_object_dtype(dtype) or name in self._text}
+        loose = [name for name in self._dtypes if name not in forced]
+        done = 0
+        with _reading(self.path, self.kind):
+            reader = pd.read_csv(self.path, sep=self._separator, dtype=forced, chunksize=self.chunk_rows)
+        with reader:
+            while True:
+                with _reading(self.path, self.kind, f", after row {done},"):
+                    frame = next(reader, None)
+                if frame is None:
+                    return
+                if loose:
+                    frame = frame.astype({name: object for name in loose})
+                done += len(frame)
+                yield frame
 
 
 def _first_lines(path: Path) -> list[str]:

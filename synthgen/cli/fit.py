@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from synthgen._files import check_output
-from synthgen.choices import MIN_CATEGORY_COUNT
+from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT
 from synthgen.cli.common import (
     PATH, friendly_errors, image_options, is_image_input, read_image_folder, refuse, refuse_image_options,
 )
@@ -60,6 +60,8 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
               help="Tables: write the training state to OUTPUT.ckpt every K steps (removed once OUTPUT is saved).")
 @click.option("--resume", "resume", type=PATH,
               help="Tables: continue from a checkpoint, with the same DATA and options (--seed included).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=DEFAULT_CHUNK_ROWS, show_default=True,
+              help="Tables: rows read from DATA at a time (the file is never held whole; DP fits and histories read it whole).")
 @image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
@@ -68,7 +70,7 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
         dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
         no_calibrate: bool, nproc: int, entity_column: str | None, sequence_index: str | None, max_length: int | None,
-        checkpoint_every: int | None, resume: Path | None, **image_options: Any) -> None:
+        checkpoint_every: int | None, resume: Path | None, chunk_rows: int, **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
 
     DATA is one file or folder, or two tables: `synthgen fit patients.csv visits.csv --metadata
@@ -158,14 +160,13 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
         share = {"preprocessing_share": dp_statistics_share} if dp_statistics_share is not None else {}
         dp = DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise,
                         unit_column=dp_unit_column, pairs=not dp_no_pairs, **share)
-    table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
     checkpoint = output.with_name(output.name + ".ckpt") if checkpoint_every else None
     synthesizer = TabularSynthesizer(
         metadata, seed=seed, steps=steps, batch_size=batch_size,
         min_category_count=min_category_count, device=device, progress=not quiet, dp=dp, calibrate=not no_calibrate,
         checkpoint_every=checkpoint_every, checkpoint_path=checkpoint,
-    ).fit(table, holdout=holdout, resume=resume)
+    ).fit(read_table(data) if dp is not None else data, holdout=holdout, resume=resume, chunk_rows=chunk_rows)
     if synthesizer.training_.get("world_size", 1) > 1 and launched().rank != 0:
         return  # under torchrun every rank holds the same weights; rank 0 alone writes and reports
     synthesizer.save(output)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -117,14 +117,23 @@ class TableTransformer:
         a gap that the sample missed could not be encoded at all.
         """
         self.metadata.validate(data)
-        if len(data) < MIN_ROWS:
+        return self.fit_columns((data[name] for name in self.metadata.columns), len(data), rng, sample_rows=sample_rows)
+
+    def fit_columns(self, columns: Iterable[pd.Series], n_rows: int, rng: np.random.Generator, *,
+                    sample_rows: np.ndarray | None = None) -> "TableTransformer":
+        """:meth:`fit` from whole columns given one at a time, in metadata order, each named by its
+        ``name`` and ``n_rows`` long (a file read a few columns at a time: the same draws, the same fit).
+        The metadata is looked up as each column comes, so it may be completed meanwhile."""
+        if n_rows < MIN_ROWS:
             raise InvalidDataError(
-                f"the table has {len(data)} row{'' if len(data) == 1 else 's'} to train on; synthgen needs at "
+                f"the table has {n_rows} row{'' if n_rows == 1 else 's'} to train on; synthgen needs at "
                 f"least {MIN_ROWS} (a model of one row could only copy that patient)"
             )
         fitted: dict[str, ColumnTransformer] = {}
-        for name, spec in self.metadata.columns.items():
-            column = readable_column(name, spec, data[name], warn=True)
+        for column in columns:
+            name = str(column.name)
+            spec = self.metadata.columns[name]
+            column = readable_column(name, spec, column, warn=True)
             transformer = transformer_for(name, spec).from_metadata(spec, self.options)
             if not transformer.handles_missing and column.isna().any():
                 transformer = MissingIndicator(transformer)
@@ -132,6 +141,8 @@ class TableTransformer:
                 column = column.iloc[sample_rows]
             with _naming(name, transformer):
                 fitted[name] = transformer.fit(column, rng)
+        if list(fitted) != list(self.metadata.columns):
+            raise ValueError(f"columns {list(fitted)} do not follow the metadata's {list(self.metadata.columns)}")
         self._set_columns(fitted)
         return self
 
@@ -183,10 +194,36 @@ class TableTransformer:
         call, drawing exactly what :meth:`transform` draws (its expansion is the same bytes)."""
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        chunks = (data.iloc[start: start + chunk_rows] for start in range(0, len(data), chunk_rows))
+        return self.encode_chunks(chunks, len(data), rng)
+
+    def encode_chunks(self, chunks: Iterable[pd.DataFrame], n_rows: int, rng: np.random.Generator, *,
+                      share: tuple[int, int] = (0, 1), where: str | None = None) -> CompactTable:
+        """Encode consecutive chunks of a table of ``n_rows`` rows into a :class:`CompactTable`.
+
+        ``share`` (rank, ranks): only rows rank, rank + ranks, ... of the table are encoded and kept
+        (one torchrun rank's rows), whatever the chunk edges. ``where`` (a file) makes a chunk's
+        data error name it and the chunk's rows (its index holds row positions in the file).
+        """
         self._fitted()
-        compact = CompactTable(self.spans_, len(data))
-        for start in range(0, len(data), chunk_rows):
-            compact.put(start, self.transform(data.iloc[start: start + chunk_rows], rng))
+        rank, ranks = share
+        compact = CompactTable(self.spans_, len(range(rank, n_rows, ranks)))
+        start = kept = 0
+        for chunk in chunks:
+            own = chunk.iloc[(rank - start) % ranks:: ranks] if ranks > 1 else chunk
+            start += len(chunk)
+            if not len(own):
+                continue
+            try:
+                dense = self.transform(own, rng)
+            except (InvalidDataError, UnknownCategoryError) as exc:
+                if where is None:
+                    raise
+                raise type(exc)(f"{where}, rows {chunk.index[0] + 1}-{chunk.index[-1] + 1}: {exc}") from exc
+            compact.put(kept, dense)
+            kept += len(own)
+        if start != n_rows:
+            raise ValueError(f"the chunks held {start} rows, not {n_rows}")
         return compact
 
     def inverse(self, encoded: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:

@@ -6,7 +6,7 @@ sample: noise + condition vectors → generator → span activations → TableTr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT, TRANSFORMER_SAMPLE_ROWS
@@ -23,6 +24,7 @@ from synthgen.data.compact import CompactRows
 from synthgen.data.table import TableTransformer
 from synthgen.dp.accounting import DPSettings
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError
+from synthgen.io import TableFile, read_table
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import (
     ConditionSampler, Discriminator, GANConfig, Generator, MarginalCalibration, SpanLayout, init_weights, networks,
@@ -50,6 +52,30 @@ NETWORK_ROWS = 1_024
 SAMPLE_BLOCK_ROWS = 8 * NETWORK_ROWS
 #: Rows drawn after training to measure the generator's marginals for the calibration.
 CALIBRATION_ROWS = 10_000
+#: Rows encoded at a time into the compact table. A file's chunks are re-cut to these edges (after
+#: the holdout is dropped), so the transformers draw what they draw for a DataFrame.
+ENCODE_ROWS = DEFAULT_CHUNK_ROWS
+
+
+def _kept_rows(chunks: Iterable[pd.DataFrame], dropped: np.ndarray, size: int) -> Iterator[pd.DataFrame]:
+    """The rows of ``chunks`` (indexed by row position) less those at the sorted positions ``dropped``,
+    cut again into chunks of ``size`` rows."""
+    pending: list[pd.DataFrame] = []
+    held = 0
+    for chunk in chunks:
+        low, high = np.searchsorted(dropped, [chunk.index[0], chunk.index[-1] + 1])
+        if high > low:
+            chunk = chunk.drop(index=dropped[low:high])
+        if len(chunk):
+            pending.append(chunk)
+            held += len(chunk)
+        while held >= size:
+            joined = pd.concat(pending) if len(pending) > 1 else pending[0]
+            yield joined.iloc[:size]
+            rest = joined.iloc[size:]
+            pending, held = ([rest] if len(rest) else []), len(rest)
+    if held:
+        yield pd.concat(pending) if len(pending) > 1 else pending[0]
 
 
 class TabularSynthesizer(Synthesizer):
@@ -97,19 +123,30 @@ class TabularSynthesizer(Synthesizer):
         self.checkpoint_path = checkpoint_path
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: pd.DataFrame, *, holdout: float = 0.0, resume: str | Path | None = None) -> "TabularSynthesizer":
-        """Learn ``data``; returns ``self``.
+    def fit(self, data: pd.DataFrame | str | Path, *, holdout: float = 0.0, resume: str | Path | None = None,
+            chunk_rows: int = DEFAULT_CHUNK_ROWS) -> "TabularSynthesizer":
+        """Learn ``data`` (a DataFrame, or the path of a CSV, TSV or Parquet file); returns ``self``.
 
+        A file is never held whole (see :class:`synthgen.io.TableFile`): its columns are read a few
+        at a time to detect kinds and fit the transformers, then its rows ``chunk_rows`` at a time
+        into the compact training table. The model is the one ``fit(read_table(path))`` gives, to
+        the byte for the same seed. A DP fit reads the file whole.
         ``holdout`` (a fraction in [0, 0.5]) keeps that share of rows out of training and records
         which ones, so :meth:`split` can hand the same real holdout to ``synthgen.evaluate``.
         With ``checkpoint_every`` the training state is written to ``checkpoint_path`` every that
         many steps; ``resume`` (such a file) continues a fit of the same data, settings and seed from
         its step, ending in the same model as a fit that never stopped.
         """
-        if not isinstance(data, pd.DataFrame):
-            raise InvalidDataError(f"fit expects a pandas DataFrame, got {type(data).__name__}")
-        if data.empty:
-            raise InvalidDataError("the table is empty: it needs at least one row and one column")
+        source: TableFile | None = None
+        if isinstance(data, (str, Path)):
+            source = TableFile(data, chunk_rows)
+            if self.dp is not None:  # the DP release reads columns in ways not written for chunks yet
+                data, source = read_table(data), None
+        if source is None:
+            if not isinstance(data, pd.DataFrame):
+                raise InvalidDataError(f"fit expects a pandas DataFrame or a file path, got {type(data).__name__}")
+            if data.empty:
+                raise InvalidDataError("the table is empty: it needs at least one row and one column")
         if self.min_category_count < 1:
             raise InvalidArgumentError(f"min_category_count must be >= 1, got {self.min_category_count}")
         check_holdout(holdout)
@@ -131,7 +168,13 @@ class TabularSynthesizer(Synthesizer):
                 "computer_representation, datetime_format, public_values/public_bounds where the domain is public) "
                 "and pass it with --metadata"
             )
-        metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
+        if source is not None:
+            metadata = self.metadata if self.metadata is not None else Metadata()  # detected column by column below
+            if self.metadata is not None:
+                self.metadata.validate(pd.DataFrame(columns=source.names))
+        else:
+            assert isinstance(data, pd.DataFrame)
+            metadata = self.metadata if self.metadata is not None else Metadata.detect(data)
         config = self._resolved_config()
         if launch.distributed and self.seed is None:
             raise InvalidArgumentError(f"a fit on {launch.world_size} processes (torchrun) needs --seed: every rank must "
@@ -139,6 +182,7 @@ class TabularSynthesizer(Synthesizer):
         seed = draw_seed(self.seed)
         rng = np.random.default_rng(seed)
         if self.dp is not None:
+            assert isinstance(data, pd.DataFrame)
             if launch.distributed:
                 raise InvalidArgumentError(
                     "differentially private training runs in one process: under torchrun each rank would need its "
@@ -155,26 +199,42 @@ class TabularSynthesizer(Synthesizer):
                              fit.training, np.zeros(0, dtype=np.int64), created)
             self.calibration_ = fit.calibration
             return self
-        holdout_rows = np.sort(rng.permutation(len(data))[: round(holdout * len(data))])
-        table_rows = len(data)
-        if len(holdout_rows):
+        table_rows = source.rows if source is not None else len(data)
+        holdout_rows = np.sort(rng.permutation(table_rows)[: round(holdout * table_rows)])
+        rows = table_rows - len(holdout_rows)
+        if source is None and len(holdout_rows):
             data = data.drop(index=data.index[holdout_rows])
         if self.transformer_sample_rows < 1:
             raise InvalidArgumentError(f"transformer_sample_rows must be >= 1, got {self.transformer_sample_rows}")
         # A big table's distribution transformers learn from a seeded sample (drawn only then, so
         # smaller tables draw exactly as before); every row is still encoded.
-        sample_rows = (np.sort(rng.choice(len(data), self.transformer_sample_rows, replace=False))
-                       if len(data) > self.transformer_sample_rows else None)
-        table = TableTransformer(metadata, {"min_category_count": self.min_category_count}).fit(
-            data, rng, sample_rows=sample_rows)
-        if table.width_ == 0:
-            raise InvalidDataError("every column is an identifier: there is nothing to learn")
-        # Compact (category and mode codes, float32 values), built chunk by chunk: no dense full matrix.
-        encoded = table.transform_compact(data, rng)
+        sample_rows = (np.sort(rng.choice(rows, self.transformer_sample_rows, replace=False))
+                       if rows > self.transformer_sample_rows else None)
+        table = TableTransformer(metadata, {"min_category_count": self.min_category_count})
+        if source is None:
+            table.fit(data, rng, sample_rows=sample_rows)
+            if table.width_ == 0:
+                raise InvalidDataError("every column is an identifier: there is nothing to learn")
+            # Compact (category and mode codes, float32 values), built chunk by chunk: no dense full matrix.
+            encoded = table.encode_chunks((data.iloc[start: start + ENCODE_ROWS] for start in range(0, rows, ENCODE_ROWS)),
+                                          rows, rng, share=launch.share)
+            columns = data.shape[1]
+        else:
+            table.fit_columns(self._file_columns(source, metadata, holdout_rows), rows, rng, sample_rows=sample_rows)
+            if self.metadata is None:
+                metadata.primary_key = next((n for n, spec in metadata.columns.items() if spec["sdtype"] == "id"), None)
+            if table.width_ == 0:
+                raise InvalidDataError("every column is an identifier: there is nothing to learn")
+            chunks = _kept_rows(source.chunks(), holdout_rows, ENCODE_ROWS)
+            with tqdm(total=table_rows, desc="encoding rows", unit="row", unit_scale=True, leave=False,
+                      disable=not self.progress or launch.rank != 0) as bar:
+                encoded = table.encode_chunks((bar.update(len(c)) or c for c in chunks), rows, rng, share=launch.share,
+                                              where=repr(str(source.path)))
+            columns = len(source.names)
 
         device = launch.device(select_device(self.device))
         join(launch, device)
-        config = resolve_config(config, len(data))  # sized by the whole table: each rank's batch is this batch
+        config = resolve_config(config, rows)  # sized by the whole table: each rank's batch is this batch
         layout, generator_net = networks(table, config)
         critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, config.pac, config.dropout)
         init_rng = torch.Generator().manual_seed(seed)
@@ -185,7 +245,7 @@ class TabularSynthesizer(Synthesizer):
         # The encoded table (this rank's share of it) moves to the device once, compact; batches are
         # gathered and expanded to the dense layout there.
         sampler, summary = train_gan(
-            generator_net, critic, layout, CompactRows.from_table(encoded, launch.share(encoded.n_rows), device), config,
+            generator_net, critic, layout, CompactRows.from_table(encoded, device=device), config,
             train_rng, progress=self.progress and launch.rank == 0, distributed=launch.distributed,
             checkpointing=Checkpointing(
                 Path(self.checkpoint_path or resume), self.checkpoint_every, Path(resume) if resume else None,
@@ -193,7 +253,7 @@ class TabularSynthesizer(Synthesizer):
             ) if checkpointed else None,
         )
         leave(launch)
-        training = {**summary.to_dict(), "rows": len(data), "columns": data.shape[1], "table_rows": table_rows,
+        training = {**summary.to_dict(), "rows": rows, "columns": columns, "table_rows": table_rows,
                     "world_size": launch.world_size,
                     **({"transformer_sample_rows": len(sample_rows)} if sample_rows is not None else {})}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -202,8 +262,30 @@ class TabularSynthesizer(Synthesizer):
         if self.calibrate and numeric:
             # Drawn before the calibration exists, so these are the generator's own marginals.
             drawn = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
-            self.value_calibration_ = ValueCalibration.fit(drawn, data, numeric, min_count=self.min_category_count)
+            if source is None:
+                self.value_calibration_ = ValueCalibration.fit(drawn, data, numeric, min_count=self.min_category_count)
+            else:  # the training columns read again, a few at a time: the same maps, in the same order
+                maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+                for frame in source.columns(numeric):
+                    kept = frame.drop(index=frame.index[holdout_rows]) if len(holdout_rows) else frame
+                    maps.update(ValueCalibration.fit(drawn, kept, list(frame.columns), min_count=self.min_category_count).maps)
+                self.value_calibration_ = ValueCalibration(maps)
         return self
+
+    def _file_columns(self, source: TableFile, metadata: Metadata, holdout_rows: np.ndarray) -> Iterator[pd.Series]:
+        """The file's training columns in metadata order (the holdout dropped), each whole, read a few at a
+        time; without declared metadata each group's kinds are detected as it is read (as detect would)."""
+        names = list(metadata.columns) if self.metadata is not None else list(source.names)
+        with tqdm(total=len(names), desc="reading columns", unit="column", leave=False,
+                  disable=not self.progress or launched().rank != 0) as bar:
+            for frame in source.columns(names):
+                if self.metadata is None:
+                    metadata.columns.update(Metadata.detect(frame).columns)
+                if len(holdout_rows):
+                    frame = frame.drop(index=frame.index[holdout_rows])
+                for name in frame.columns:
+                    yield frame[name]
+                bar.update(frame.shape[1])
 
     @property
     def privacy_(self) -> dict[str, Any] | None:

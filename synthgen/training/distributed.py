@@ -1,9 +1,9 @@
 """Multi-process training on torch.distributed, as launched by ``torchrun`` (gloo on CPU, nccl on CUDA).
 
 ``torchrun --nproc-per-node N -m synthgen fit ...`` starts N copies of the same command with
-``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each rank reads the table, fits the same
-transformers (same seed, same rows), trains on its own share of the encoded rows with its own
-random streams, and DistributedDataParallel averages the gradients, so every rank holds the same
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each rank reads the table (a file chunk by
+chunk), fits the same transformers (same seed, same rows), encodes and trains on its own share of
+the rows only, with its own random streams, and DistributedDataParallel averages the gradients, so every rank holds the same
 weights; rank 0 alone writes the model file. Without those variables everything is one process.
 """
 from __future__ import annotations
@@ -41,9 +41,11 @@ class Launch:
         state = np.random.SeedSequence(seed, spawn_key=(self.rank,)).generate_state(1, dtype=np.uint64)
         return int(state[0] >> np.uint64(1))
 
-    def share(self, rows: int) -> slice:
-        """This rank's rows of the encoded table: every world_size-th row, starting at its rank."""
-        return slice(self.rank, rows, self.world_size)
+    @property
+    def share(self) -> tuple[int, int]:
+        """This rank's rows of the training table, as (rank, world_size): every world_size-th row,
+        starting at its rank (``TableTransformer.encode_chunks`` encodes only these)."""
+        return (self.rank, self.world_size)
 
 
 def launched() -> Launch:
