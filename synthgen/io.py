@@ -147,12 +147,30 @@ class TableFile:
                 frame = pd.read_parquet(self.path, columns=names)
                 pa.default_memory_pool().release_unused()  # see read_table
             else:
-                frame = pd.read_csv(self.path, sep=self._separator, usecols=names, low_memory=False)
+                frame = self._read_csv_columns(names)
         frame = frame[names]
         self._dtypes.update(frame.dtypes.to_dict())
         self._text.update(name for name in names if pd.api.types.is_object_dtype(frame[name].dtype)
                           and pd.api.types.infer_dtype(frame[name], skipna=True) == "string")
         return frame
+
+    def _read_csv_columns(self, names: list[str]) -> pd.DataFrame:
+        """Whole CSV columns, parsed ``chunk_rows`` rows at a time (``low_memory=False`` over a whole
+        column would tokenize the whole file at once), typed as that whole-column parse types them:
+        numbers, bools, and text concatenate to the same values; a column whose chunks disagree
+        otherwise (digits in one, words in another) is all text when read whole, so it is read again as text."""
+        def read(text: list[str]) -> list[pd.DataFrame]:
+            with pd.read_csv(self.path, sep=self._separator, usecols=names, chunksize=self.chunk_rows,
+                             dtype={name: str for name in text}) as reader:
+                return [piece[names] for piece in reader]
+
+        pieces = read([])
+        if not pieces:
+            return pd.read_csv(self.path, sep=self._separator, usecols=names)
+        text = [name for name in names if not _same_kind([piece[name] for piece in pieces])]
+        if text:
+            pieces = read(text)
+        return pd.concat(pieces) if len(pieces) > 1 else pieces[0]
 
     def columns(self, names: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """Frames of whole columns ``names`` (default: all), in that order, a few columns per frame."""
@@ -226,6 +244,24 @@ class TableFile:
                     frame = frame.astype({name: object for name in loose})
                 done += len(frame)
                 yield frame
+
+
+def _kind(piece: pd.Series) -> str:
+    """What a CSV chunk's parse made of a column: numbers, bools, text, or nothing (all missing)."""
+    if piece.isna().all():
+        return "missing"
+    if pd.api.types.is_bool_dtype(piece.dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(piece.dtype):
+        return "number"
+    inferred = pd.api.types.infer_dtype(piece, skipna=True)
+    return "bool" if inferred == "boolean" else "text" if inferred == "string" else inferred
+
+
+def _same_kind(pieces: list[pd.Series]) -> bool:
+    """Whether the chunks of one CSV column concatenate to what parsing the column whole gives."""
+    kinds = {_kind(piece) for piece in pieces} - {"missing"}
+    return len(kinds) <= 1 and kinds <= {"number", "bool", "text"}
 
 
 def _first_lines(path: Path) -> list[str]:

@@ -226,7 +226,7 @@ class TabularSynthesizer(Synthesizer):
             if table.width_ == 0:
                 raise InvalidDataError("every column is an identifier: there is nothing to learn")
             chunks = _kept_rows(source.chunks(), holdout_rows, ENCODE_ROWS)
-            with tqdm(total=table_rows, desc="encoding rows", unit="row", unit_scale=True, leave=False,
+            with tqdm(total=rows, desc="encoding rows", unit="row", unit_scale=True, leave=False,
                       disable=not self.progress or launch.rank != 0) as bar:
                 encoded = table.encode_chunks((bar.update(len(c)) or c for c in chunks), rows, rng, share=launch.share,
                                               where=repr(str(source.path)))
