@@ -40,7 +40,8 @@ def fit_sequence(train: pd.DataFrame, n_patients: int, seed: int, args: argparse
     config = SequenceConfig(steps=args.steps, learning_rate=args.learning_rate, visit_noise_scale=args.visit_noise_scale,
                             difference_channel=args.difference_channel,
                             patient_noise_per_visit=args.patient_noise_per_visit, residual_visits=args.residual_visits,
-                            sticky_categories=args.sticky_categories)
+                            sticky_categories=args.sticky_categories, moment_loss=args.moment_loss, length_loss=args.length_loss,
+                            stickiness=args.stickiness, gains_from_data=args.gains_from_data)
     metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" else None
     model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
     model.fit(train, args.entity, args.index)
@@ -154,6 +155,10 @@ def main() -> None:
     parser.add_argument("--patient-noise-per-visit", action=argparse.BooleanOptionalAction, default=SequenceConfig.patient_noise_per_visit)
     parser.add_argument("--residual-visits", action=argparse.BooleanOptionalAction, default=SequenceConfig.residual_visits)
     parser.add_argument("--sticky-categories", action=argparse.BooleanOptionalAction, default=SequenceConfig.sticky_categories)
+    parser.add_argument("--moment-loss", type=float, default=SequenceConfig.moment_loss)
+    parser.add_argument("--length-loss", type=float, default=SequenceConfig.length_loss)
+    parser.add_argument("--stickiness", type=float, default=SequenceConfig.stickiness)
+    parser.add_argument("--gains-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.gains_from_data)
     parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--par-epochs", type=int, default=128)

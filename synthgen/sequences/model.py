@@ -4,7 +4,8 @@ The generator draws a patient's static encoding from noise (the tabular generato
 then its visits with a GRU cell whose every step sees the static encoding, fresh noise and the visit
 drawn before it (autoregressive, teacher-free: as at sampling). A visit's outputs before activation are
 the previous visit's plus a change (a level and deltas), and a categorical span starts from the
-category drawn at the previous visit times a learned gain, so values and categories persist unless
+category drawn at the previous visit times a learned gain (starting at the training patients'
+recurrence of that category, ``markov_gains``), so values and categories persist unless
 the generator moves them (independent draws made trajectories jumpier than real ones). Each visit's
 encoding ends with a two-way (continue, stop) span: a patient is alive at visit t while no earlier
 visit said stop, so the length is generated with the values and stays differentiable in training
@@ -14,7 +15,7 @@ padded visits masked by that "alive" mask, and the mask itself, flattened (as Do
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import torch
@@ -35,9 +36,11 @@ class SequenceConfig:
     static_dims: tuple[int, ...] = (128, 128)
     hidden_dim: int = 64
     critic_dims: tuple[int, ...] = (256, 256)
-    learning_rate: float = 5e-4
+    #: None: set from the steps (see ``scaled``).
+    learning_rate: float | None = None
     batch_size: int = 128
-    steps: int = 1_500
+    #: None: ``EPOCHS`` passes over the patients, at most ``MAX_STEPS`` (see ``scaled``).
+    steps: int | None = None
     gradient_penalty: float = 10.0
     gumbel_tau: float = 0.2
     #: Scale of the fresh noise each visit gets (the patient's own noise sets the GRU's start).
@@ -52,6 +55,38 @@ class SequenceConfig:
     #: With ``residual_visits``: a categorical (or mixture-mode) span carries the category drawn at the
     #: previous visit (its one-hot times a learned gain), not the previous logits, so the draw persists.
     sticky_categories: bool = True
+    #: Weight of the generator's moment loss (``sequence_moments``: per encoded visit channel, the mean,
+    #: spread and mean squared change between consecutive visits, and the spread of each patient's
+    #: first, last and mean, against the training patients'); 0: none (one run made lag-1 worse).
+    moment_loss: float = 0.0
+    #: Weight of the generator's length loss: the L1 distance between the batch's expected survival
+    #: curve (share of patients still alive at each visit) and the training patients'; 0: none.
+    length_loss: float = 0.0
+    #: Initial gain of ``sticky_categories`` (the logit the previous visit's category starts with).
+    stickiness: float = 2.0
+    #: Whether a categorical column's (and a missing indicator's) gains start from the training
+    #: visits instead (``markov_gains``); mixture modes keep ``stickiness``: the encoder draws a value's
+    #: mode from its posterior, so their recurrence in the encoding understates the real one.
+    gains_from_data: bool = True
+
+    def scaled(self, patients: int) -> "SequenceConfig":
+        """This configuration with the steps and learning rate it leaves open (None) set for
+        ``patients`` training patients: ``EPOCHS`` passes, at most ``MAX_STEPS``, and a learning rate
+        raised as the steps fall (``BASE_LEARNING_RATE`` × ``MAX_STEPS`` / steps, so at most twice the
+        base rate); with the steps given, the base rate. A fixed 1,500 steps
+        took cgd's 102 patients through 1,500 passes; 750 at twice the rate scored as well, in half
+        the time, while 500 at the base rate did not (benchmarks/README.md, "Longitudinal")."""
+        if self.steps is not None:  # a step count given: the base rate unless a rate is given too
+            return replace(self, learning_rate=BASE_LEARNING_RATE if self.learning_rate is None else self.learning_rate)
+        steps = min(MAX_STEPS, math.ceil(EPOCHS * patients / min(self.batch_size, patients)))
+        rate = self.learning_rate if self.learning_rate is not None else BASE_LEARNING_RATE * MAX_STEPS / steps
+        return replace(self, steps=steps, learning_rate=rate)
+
+
+#: The automatic schedule of ``SequenceConfig.scaled``.
+EPOCHS = 750
+MAX_STEPS = 1_500
+BASE_LEARNING_RATE = 5e-4
 
 
 class SequenceGenerator(nn.Module):
@@ -74,7 +109,8 @@ class SequenceGenerator(nn.Module):
         categorical = torch.ones(self.visit_dim, dtype=torch.bool)
         categorical[cast(torch.Tensor, visit_layout.tanh_index)] = False
         self.register_buffer("categorical", categorical[: self.visit_dim - STOP_SPAN.width], persistent=False)
-        self.stickiness = nn.Parameter(torch.ones(self.visit_dim - STOP_SPAN.width)) if config.sticky_categories else None
+        self.stickiness = (nn.Parameter(torch.full((self.visit_dim - STOP_SPAN.width,), float(config.stickiness)))
+                           if config.sticky_categories else None)
         self.static_net = Generator(config.noise_dim, 0, config.static_dims, self.static_dim) if self.static_dim else None
         self.initial = nn.Linear(self.static_dim + config.noise_dim, config.hidden_dim)
         step_input = self.static_dim + config.noise_dim * (2 if config.patient_noise_per_visit else 1) + self.visit_dim
@@ -148,6 +184,43 @@ def critic_input(static: torch.Tensor, visits: torch.Tensor, alive: torch.Tensor
     if differences:
         parts.append(((visits[:, 1:] - visits[:, :-1]) * alive[:, 1:, None]).flatten(1))
     return torch.cat(parts, dim=1)
+
+
+def sequence_moments(visits: torch.Tensor, alive: torch.Tensor) -> list[torch.Tensor]:
+    """Per encoded visit channel, over the alive visits of a batch of patients: [mean, standard
+    deviation, root mean squared change from the previous visit, and the across-patient standard
+    deviations of each patient's first, last and mean]. With the mean and spread, the change fixes the
+    lag-1 autocorrelation of the encoding (corr = 1 - E[change²] / 2 var for a steady level)."""
+    weight = alive[:, :, None]
+    count = weight.sum((0, 1)).clamp_min(1.0)
+    mean = (visits * weight).sum((0, 1)) / count
+    spread = ((((visits - mean) ** 2) * weight).sum((0, 1)) / count + 1e-8).sqrt()
+    pairs = alive[:, 1:, None]
+    change = ((((visits[:, 1:] - visits[:, :-1]) ** 2) * pairs).sum((0, 1)) / pairs.sum((0, 1)).clamp_min(1.0) + 1e-8).sqrt()
+    # The last visit is where alive drops: weights alive[t] - alive[t + 1].
+    last_weight = alive - torch.cat([alive[:, 1:], torch.zeros_like(alive[:, :1])], dim=1)
+    last = (visits * last_weight[:, :, None]).sum(1)
+    patient_mean = (visits * weight).sum(1) / weight.sum(1).clamp_min(1e-6)
+    spreads = [(frame.var(0, unbiased=False) + 1e-8).sqrt() for frame in (visits[:, 0], last, patient_mean)]
+    return [mean, spread, change, *spreads]
+
+
+def markov_gains(visits: torch.Tensor, alive: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+    """Per visit output (the stop span left out), the sticky gain under which a category drawn at one
+    visit recurs at the next as often as in the training patients: logit P(c at t | c at t-1) −
+    logit P(c), clipped to [0, 6], on the ``categorical`` positions; 0 elsewhere. With logits at the
+    category's marginal, that gain gives the observed recurrence (one gain for all made pbcseq's rare
+    ascites stick far more than in real patients, or its stage far less)."""
+    values = visits[:, :, : -STOP_SPAN.width][:, :, categorical]
+    pairs = alive[:, 1:, None]
+    had = (values[:, :-1] * pairs).sum((0, 1))
+    stayed = (values[:, :-1] * values[:, 1:] * pairs).sum((0, 1))
+    share = (values * alive[:, :, None]).sum((0, 1)) / alive.sum().clamp_min(1.0)
+    recur = (stayed + 1) / (had + 2)  # one pseudo-pair each way: a category seen once is not certain to recur
+    gain = torch.logit(recur) - torch.logit(share.clamp(1e-3, 1 - 1e-3))
+    out = visits.new_zeros(visits.shape[2] - STOP_SPAN.width)
+    out[categorical] = gain.clamp(0.0, 6.0)
+    return out
 
 
 def build_critic(static_dim: int, visit_dim: int, max_length: int, config: SequenceConfig) -> Discriminator:

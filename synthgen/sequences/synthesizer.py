@@ -19,7 +19,9 @@ import torch
 
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import MIN_CATEGORY_COUNT
+from synthgen.data.continuous import ContinuousTransformer
 from synthgen.data.identifier import IdentifierTransformer
+from synthgen.data.missing import MissingIndicator
 from synthgen.data.table import TableTransformer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError
 from synthgen.metadata import Metadata
@@ -29,7 +31,9 @@ from synthgen.sequences.frames import (
 )
 from synthgen.sequences.tables import TwoTables, join_tables, split_tables
 from synthgen.synthesizers.conditions import exact_match, exact_target
-from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts
+from synthgen.sequences.model import (
+    STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts, markov_gains,
+)
 from synthgen.sequences.training import train_sequence_gan
 from synthgen.synthesizers.base import (
     BUNDLE_ERRORS, Synthesizer, block_streams, check_holdout, config_from, draw_seed, generator_weights, inconsistent,
@@ -49,7 +53,8 @@ class SequenceSynthesizer(Synthesizer):
     ``metadata`` describes the long table's columns (SDV single-table specs); a column spec may say
     ``"static": true`` (constant within every entity, checked) or ``"static": false``; otherwise
     columns constant within every entity are detected as static. Entities with more than
-    ``max_length`` visits are cut to their first ``max_length`` (with a warning).
+    ``max_length`` visits are cut to their first ``max_length`` (with a warning); the model is as long
+    as the longest entity, up to that cap.
     """
 
     kind = "sequence"
@@ -100,6 +105,9 @@ class SequenceSynthesizer(Synthesizer):
             from synthgen.sequences.evaluate import split_patients  # the evaluation's split, by patient
             frame = split_patients(frame, entity_column, holdout, seed)[0]
         statics = static_columns(frame, entity_column, sequence_index, self.metadata)
+        # max_length is a cap: a model as long as the longest patient unrolls no visit that no patient
+        # has (cgd's 8 visits under a cap of 16 halved the work per step) and cannot sample one.
+        longest = int(frame.groupby(entity_column, sort=False).size().max())
         schema = SequenceSchema(
             entity_column=entity_column,
             sequence_index=sequence_index,
@@ -108,7 +116,7 @@ class SequenceSynthesizer(Synthesizer):
             visit_columns=[c for c in frame.columns if c not in (entity_column, sequence_index, *statics)],
             column_order=[str(c) for c in frame.columns],
             entity_kind=entity_kind(frame[entity_column]),
-            max_length=self.max_length,
+            max_length=min(self.max_length, longest),
         )
         split = split_long_table(frame, schema)
         if len(split.lengths) < 2:
@@ -117,6 +125,7 @@ class SequenceSynthesizer(Synthesizer):
         if sequence_index is not None:
             positive = split.visits[GAP_COLUMN][split.visits[GAP_COLUMN] > 0]
             schema.min_gap = float(positive.min()) if len(positive) else None
+        config = config.scaled(len(split.lengths))
         rng = np.random.default_rng(seed)
         static_metadata, visit_metadata = split_metadata(self.metadata, split, schema)
         options = {"min_category_count": self.min_category_count}
@@ -124,14 +133,18 @@ class SequenceSynthesizer(Synthesizer):
         visit_table = TableTransformer(visit_metadata, options).fit(split.visits, rng)
         static_encoded = torch.from_numpy(_encode(static_table, split.static, rng))
         visit_encoded = torch.from_numpy(_encode(visit_table, split.visits, rng))
-        visits, alive = encode_real(static_encoded, visit_encoded, torch.from_numpy(split.lengths), self.max_length)
+        visits, alive = encode_real(static_encoded, visit_encoded, torch.from_numpy(split.lengths), schema.max_length)
 
         device = select_device(self.device)
-        generator_net = _generator_builder(static_table, visit_table, self.max_length, config)()
-        critic = build_critic(generator_net.static_dim, generator_net.visit_dim, self.max_length, config)
+        generator_net = _generator_builder(static_table, visit_table, schema.max_length, config)()
+        critic = build_critic(generator_net.static_dim, generator_net.visit_dim, schema.max_length, config)
         init_rng = torch.Generator().manual_seed(seed)
         init_sequence_weights(generator_net, init_rng)
         init_sequence_weights(critic, init_rng)
+        if generator_net.stickiness is not None and config.gains_from_data:
+            drawn = generator_net.categorical & ~torch.from_numpy(_mode_positions(visit_table))
+            with torch.no_grad():
+                generator_net.stickiness.copy_(torch.where(drawn, markov_gains(visits, alive, drawn), generator_net.stickiness))
         generator_net, critic = generator_net.to(device), critic.to(device)
         train_rng = torch.Generator(device).manual_seed(seed)
         summary = train_sequence_gan(generator_net, critic, static_encoded.to(device), visits.to(device),
@@ -345,6 +358,18 @@ def _generator_builder(static_table: TableTransformer, visit_table: TableTransfo
     """A function building an untrained generator for these encodings (layouts made once, here)."""
     static_layout, visit_layout = layouts(static_table.spans_, [*visit_table.spans_, STOP_SPAN])
     return lambda: SequenceGenerator(static_layout, visit_layout, max_length, config)
+
+
+def _mode_positions(table: TableTransformer) -> np.ndarray:
+    """True on the encoded positions of mixture modes (numeric columns' softmax spans)."""
+    positions = []
+    for name in table.metadata.columns:
+        transformer = table.transformer(name)
+        inner = transformer.inner if isinstance(transformer, MissingIndicator) else transformer
+        modes = isinstance(inner, ContinuousTransformer)
+        for number, span in enumerate(transformer.spans):
+            positions.append(np.full(span.width, modes and number == 1))
+    return np.concatenate(positions) if positions else np.zeros(0, dtype=bool)
 
 
 def _encode(table: TableTransformer, frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:

@@ -317,3 +317,58 @@ def test_sticky_categories_let_a_drawn_category_persist() -> None:
         stays[sticky] = float((category[:, 1:] == category[:, :-1]).float().mean())
     assert stays[True] > 0.99
     assert 0.25 < stays[False] < 0.42
+
+
+def test_model_is_as_long_as_the_longest_patient(visits: pd.DataFrame) -> None:
+    """max_length is a cap: patients of at most 3 visits under a cap of 8 give a 3-visit model (no
+    unrolled visit that no patient has) that never samples a 4th visit."""
+    short = visits[visits.groupby("patient").cumcount() < 3]
+    short = short[short["patient"] < 1040]
+    model = SequenceSynthesizer(max_length=8, config=SequenceConfig(steps=2), seed=0, progress=False).fit(short, "patient", "day")
+    assert model.schema_.max_length == model.generator_.max_length == 3
+    assert model.sample(200, seed=0).groupby("patient").size().max() <= 3
+
+
+def test_steps_and_learning_rate_scale_with_the_patients() -> None:
+    """750 passes over the patients, at most 1,500 steps; fewer steps get a higher rate (cgd's 102
+    patients: 750 steps at twice the rate); steps or a rate given are kept."""
+    config = SequenceConfig(batch_size=128)
+    small, medium, large = config.scaled(102), config.scaled(250), config.scaled(100_000)
+    assert (small.steps, small.learning_rate) == (750, pytest.approx(2 * large.learning_rate))
+    assert medium.steps == -(-750 * 250 // 128) and medium.learning_rate == pytest.approx(large.learning_rate * 1500 / medium.steps)
+    assert large.steps == 1500
+    assert SequenceConfig(steps=40).scaled(102).steps == 40
+    assert SequenceConfig(steps=40).scaled(102).learning_rate == large.learning_rate
+    assert SequenceConfig(learning_rate=3e-3).scaled(102).learning_rate == 3e-3
+    # a fit stores and trains what it resolved
+    model = SequenceSynthesizer(config=SequenceConfig(steps=2), seed=0, progress=False)
+    model.fit(make_visits(12), "patient", "day")
+    assert model.config_.steps == model.training_["steps"] == 2 and model.config_.learning_rate == large.learning_rate
+
+
+def test_category_gains_start_from_the_training_patients_recurrence() -> None:
+    """A ward kept from visit to visit 90% of the time gets the gain that gives that recurrence at its
+    marginal (logit P(stay) - logit P(ward)), computed here from the rows; the lab value's mixture
+    modes keep the configured gain."""
+    rng = np.random.default_rng(1)
+    frame = make_visits(200, seed=1)
+    wards = []
+    for _, group in frame.groupby("patient", sort=False):
+        current = rng.choice(["a", "b", "c"])
+        for _ in range(len(group)):
+            current = current if rng.random() < 0.9 else rng.choice(["a", "b", "c"])
+            wards.append(current)
+    frame["ward"] = wards
+    model = SequenceSynthesizer(config=SequenceConfig(steps=1, learning_rate=1e-9), seed=0, progress=False)
+    model.fit(frame, "patient", "day")
+    previous = frame.groupby("patient")["ward"].shift(1)
+    assert model.schema_.visit_columns[:2] == ["lab", "ward"]
+    start = sum(span.width for span in model.visit_table_.spans_[:2])  # after lab's value and modes
+    gains = model.generator_.stickiness.detach().numpy()
+    for offset, ward in enumerate(model.visit_table_.transformer("ward").categories):
+        had = previous == ward
+        recur = ((frame["ward"] == ward) & had).sum() + 1
+        expected = np.log(recur / (had.sum() + 2 - recur)) - np.log((frame["ward"] == ward).mean() / (frame["ward"] != ward).mean())
+        assert gains[start + offset] == pytest.approx(expected, abs=0.01)
+    lab_modes = slice(1, model.visit_table_.spans_[1].width + 1)
+    assert np.allclose(gains[lab_modes], SequenceConfig.stickiness, atol=1e-3)
