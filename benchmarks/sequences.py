@@ -41,6 +41,7 @@ def fit_sequence(train: pd.DataFrame, n_patients: int, seed: int, args: argparse
                             difference_channel=args.difference_channel,
                             patient_noise_per_visit=args.patient_noise_per_visit, residual_visits=args.residual_visits,
                             sticky_categories=args.sticky_categories, moment_loss=args.moment_loss, length_loss=args.length_loss,
+                            shared_fake=args.shared_fake,
                             stickiness=args.stickiness, gains_from_data=args.gains_from_data)
     metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" else None
     model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--sticky-categories", action=argparse.BooleanOptionalAction, default=SequenceConfig.sticky_categories)
     parser.add_argument("--moment-loss", type=float, default=SequenceConfig.moment_loss)
     parser.add_argument("--length-loss", type=float, default=SequenceConfig.length_loss)
+    parser.add_argument("--shared-fake", action=argparse.BooleanOptionalAction, default=SequenceConfig.shared_fake)
     parser.add_argument("--stickiness", type=float, default=SequenceConfig.stickiness)
     parser.add_argument("--gains-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.gains_from_data)
     parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")

@@ -62,6 +62,8 @@ class SequenceConfig:
     #: Weight of the generator's length loss: the L1 distance between the batch's expected survival
     #: curve (share of patients still alive at each visit) and the training patients'; 0: none.
     length_loss: float = 0.0
+    #: Whether the generator step reuses the batch the critic step just saw (one generator pass a step).
+    shared_fake: bool = False
     #: Initial gain of ``sticky_categories`` (the logit the previous visit's category starts with).
     stickiness: float = 2.0
     #: Whether a categorical column's (and a missing indicator's) gains start from the training

@@ -40,11 +40,17 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
     def fake_rows() -> torch.Tensor:
         return critic_input(*fake_patients(), config.difference_channel)
 
+    shared: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
     def discriminator_step() -> torch.Tensor:
         rows = torch.randint(patients, (batch,), generator=rng, device=device)
         real = real_rows.index_select(0, rows)
-        with torch.no_grad():
-            fake = fake_rows()
+        if config.shared_fake:
+            shared[:] = [fake_patients()]
+            fake = critic_input(*shared[0], config.difference_channel).detach()
+        else:
+            with torch.no_grad():
+                fake = fake_rows()
         scores = critic(torch.cat([fake, real]), rng)
         loss = scores[:batch].mean() - scores[batch:].mean()
         penalty = gradient_penalty(critic, real, fake, rng)
@@ -55,7 +61,7 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
 
     def generator_step() -> torch.Tensor:
         critic.requires_grad_(False)
-        fake_static, fake_visits, fake_alive = fake_patients()
+        fake_static, fake_visits, fake_alive = shared.pop() if config.shared_fake else fake_patients()
         loss = -critic(critic_input(fake_static, fake_visits, fake_alive, config.difference_channel), rng).mean()
         if config.length_loss:
             # alive is differentiable in the stop probabilities: the curve pulls the lengths directly.

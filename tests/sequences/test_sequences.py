@@ -372,3 +372,24 @@ def test_category_gains_start_from_the_training_patients_recurrence() -> None:
         assert gains[start + offset] == pytest.approx(expected, abs=0.01)
     lab_modes = slice(1, model.visit_table_.spans_[1].width + 1)
     assert np.allclose(gains[lab_modes], SequenceConfig.stickiness, atol=1e-3)
+
+
+def test_shared_fake_makes_one_generator_pass_a_step(visits: pd.DataFrame) -> None:
+    """``shared_fake``: the generator step reuses the critic step's batch (one pass a step, not two)."""
+    from synthgen.sequences import training
+
+    tiny = visits[visits["patient"] < 1030]
+    passes = {}
+    for shared in (False, True):
+        calls = []
+        original = training.train_sequence_gan
+
+        def counting(generator_net, *args, **kwargs):
+            generator_net.register_forward_hook(lambda *_: calls.append(1))
+            return original(generator_net, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("synthgen.sequences.synthesizer.train_sequence_gan", counting)
+            SequenceSynthesizer(config=SequenceConfig(steps=4, shared_fake=shared), seed=0, progress=False).fit(tiny, "patient", "day")
+        passes[shared] = len(calls)
+    assert passes == {False: 8, True: 4}
