@@ -41,7 +41,7 @@ def fit_sequence(train: pd.DataFrame, n_patients: int, seed: int, args: argparse
                             difference_channel=args.difference_channel,
                             patient_noise_per_visit=args.patient_noise_per_visit, residual_visits=args.residual_visits,
                             sticky_categories=args.sticky_categories, moment_loss=args.moment_loss, length_loss=args.length_loss,
-                            shared_fake=args.shared_fake,
+                            shared_fake=args.shared_fake, mode_gains_from_data=args.mode_gains_from_data,
                             stickiness=args.stickiness, gains_from_data=args.gains_from_data)
     metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" else None
     model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--moment-loss", type=float, default=SequenceConfig.moment_loss)
     parser.add_argument("--length-loss", type=float, default=SequenceConfig.length_loss)
     parser.add_argument("--shared-fake", action=argparse.BooleanOptionalAction, default=SequenceConfig.shared_fake)
+    parser.add_argument("--mode-gains-from-data", action=argparse.BooleanOptionalAction,
+                        default=SequenceConfig.mode_gains_from_data)
     parser.add_argument("--stickiness", type=float, default=SequenceConfig.stickiness)
     parser.add_argument("--gains-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.gains_from_data)
     parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")

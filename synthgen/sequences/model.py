@@ -62,6 +62,9 @@ class SequenceConfig:
     #: Weight of the generator's length loss: the L1 distance between the batch's expected survival
     #: curve (share of patients still alive at each visit) and the training patients'; 0: none.
     length_loss: float = 0.0
+    #: With ``gains_from_data``: mixture modes' gains from data too, each value's most likely mode
+    #: (not the encoder's posterior draw) counted as its level.
+    mode_gains_from_data: bool = False
     #: Whether the generator step reuses the batch the critic step just saw (one generator pass a step).
     shared_fake: bool = False
     #: Initial gain of ``sticky_categories`` (the logit the previous visit's category starts with).

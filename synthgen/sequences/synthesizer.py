@@ -142,9 +142,15 @@ class SequenceSynthesizer(Synthesizer):
         init_sequence_weights(generator_net, init_rng)
         init_sequence_weights(critic, init_rng)
         if generator_net.stickiness is not None and config.gains_from_data:
-            drawn = generator_net.categorical & ~torch.from_numpy(_mode_positions(visit_table))
+            modes = torch.from_numpy(_mode_positions(visit_table))
+            drawn = generator_net.categorical & ~modes
+            gains = torch.where(drawn, markov_gains(visits, alive, drawn), generator_net.stickiness)
+            if config.mode_gains_from_data:
+                likely = torch.from_numpy(_likely_modes(visit_table, split.visits, visit_encoded.numpy()))
+                likely_visits, _ = encode_real(static_encoded, likely, torch.from_numpy(split.lengths), schema.max_length)
+                gains = torch.where(modes, markov_gains(likely_visits, alive, modes), gains)
             with torch.no_grad():
-                generator_net.stickiness.copy_(torch.where(drawn, markov_gains(visits, alive, drawn), generator_net.stickiness))
+                generator_net.stickiness.copy_(gains)
         generator_net, critic = generator_net.to(device), critic.to(device)
         train_rng = torch.Generator(device).manual_seed(seed)
         summary = train_sequence_gan(generator_net, critic, static_encoded.to(device), visits.to(device),
@@ -370,6 +376,27 @@ def _mode_positions(table: TableTransformer) -> np.ndarray:
         for number, span in enumerate(transformer.spans):
             positions.append(np.full(span.width, modes and number == 1))
     return np.concatenate(positions) if positions else np.zeros(0, dtype=bool)
+
+
+def _likely_modes(table: TableTransformer, frame: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:
+    """``encoded`` with each mixture-mode span one-hot on the value's most likely mode (zero where
+    the value is missing), in place of the encoder's draw from the posterior."""
+    out = encoded.copy()
+    start = 0
+    for name in table.metadata.columns:
+        transformer = table.transformer(name)
+        inner = transformer.inner if isinstance(transformer, MissingIndicator) else transformer
+        spans = transformer.spans
+        if isinstance(inner, ContinuousTransformer):
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+            z = (values[:, None] - inner.means_) / inner.stds_
+            likely = np.argmax(-0.5 * z**2 - np.log(inner.stds_) + np.log(inner.weights_), axis=1)
+            block = np.zeros((len(values), spans[1].width), dtype=out.dtype)
+            present = ~np.isnan(values)
+            block[np.flatnonzero(present), likely[present]] = 1.0
+            out[:, start + spans[0].width:start + spans[0].width + spans[1].width] = block
+        start += sum(span.width for span in spans)
+    return out
 
 
 def _encode(table: TableTransformer, frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:

@@ -393,3 +393,24 @@ def test_shared_fake_makes_one_generator_pass_a_step(visits: pd.DataFrame) -> No
             SequenceSynthesizer(config=SequenceConfig(steps=4, shared_fake=shared), seed=0, progress=False).fit(tiny, "patient", "day")
         passes[shared] = len(calls)
     assert passes == {False: 8, True: 4}
+
+
+def test_likely_modes_count_each_value_at_its_most_likely_mode() -> None:
+    """``mode_gains_from_data`` counts a lab value at its most likely mixture mode, not at the mode
+    the encoder drew from the posterior (which can be another for a value between modes)."""
+    from synthgen.sequences.synthesizer import _likely_modes
+    from synthgen.data.table import TableTransformer
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"lab": np.concatenate([rng.normal(0, 1, 300), rng.normal(6, 1, 300), [np.nan] * 10])})
+    table = TableTransformer(Metadata.detect(frame)).fit(frame, rng)
+    likely = _likely_modes(table, frame, table.transform(frame, rng))
+    inner = table.transformer("lab").inner
+    z = (frame["lab"].to_numpy()[:, None] - inner.means_) / inner.stds_
+    expected = np.argmax(-0.5 * z**2 - np.log(inner.stds_) + np.log(inner.weights_), axis=1)
+    modes = likely[:, 1:1 + len(inner.means_)]
+    present = frame["lab"].notna().to_numpy()
+    assert (modes[present].argmax(1) == expected[present]).all() and (modes[present].sum(1) == 1).all()
+    assert (modes[~present] == 0).all()
+    # the low and the high cluster land in different modes
+    assert modes[:300].argmax(1).mean() != modes[300:600].argmax(1).mean()
