@@ -3,18 +3,20 @@
 The privacy unit is one patient added or removed; the number of rows is private too. First a
 coarse noisy row count (:func:`row_count_noise`, a small fixed share of ε and δ) sizes the plan
 (batch rate, training length, histogram bins) without reading n itself. Everything after it that
-reads real rows is one Gaussian mechanism in Opacus' accountant history, so that composition is
-exact rather than a sum of separate ε's:
+reads real rows is one entry in Opacus' accountant history, so that composition is exact rather
+than a sum of separate ε's:
 
-- the release of the transformers' statistics (``synthgen.dp.release``): ``rounds`` Gaussian
-  histograms, each an entry ``(release_noise, sample_rate=1, 1 step)``;
+- the release of the transformers' statistics (``synthgen.dp.release``) and of the pairs
+  (``synthgen.dp.pairs``): ``rounds`` Gaussian rounds, each an entry ``(release_noise,
+  sample_rate=1, 1 step)``; the pair choices are exponential mechanisms with that entry's Rényi curve;
 - DP-SGD on the discriminator: ``(noise_multiplier, batch/n̂, steps)``.
 
 The plan depends on the released row count, so it is composed with it by basic (adaptive)
 composition: the guarantee is ε_count + ε_rest at δ_count + δ_rest.
 
 Noise is planned with the RDP accountant (fast, slightly conservative); the ε spent is then
-computed with the PRV accountant (tighter), falling back to RDP where PRV fails.
+computed with the PRV accountant (tighter), falling back to RDP where PRV fails, and RDP alone
+when the history holds exponential-mechanism rounds (PRV's curves are those of Gaussians).
 """
 from __future__ import annotations
 
@@ -54,12 +56,12 @@ _RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [2**
 class DPSettings:
     """What the user asks for.
 
-    ``delta`` defaults to ``min(1e-5, 1 / (10 n))``. ``preprocessing_share`` of ε (alone) goes to the
-    released column statistics and two-way tables, the rest to DP-SGD. By default 0.9 for tables
-    under 2,500 rows, where DP-SGD's critic learns next to nothing and the released tables carry
-    the structure, and 0.7 above; measured at ε = 3 (mean gap closed over 3 seeds, benchmarks/README.md):
-    pbc (334 rows) -0.04 at 0.8, 0.29 at 0.9; flchain (6,299 rows) 0.21 at 0.7, 0.27 at 0.8 and 0.02
-    at 0.9 (one seed at -0.35: the critic starves). ``noise_multiplier``
+    ``delta`` defaults to :data:`DEFAULT_DELTA`. ``preprocessing_share`` of ε (alone) goes to the
+    released column statistics and two-way tables, the rest to DP-SGD. ``critic``: whether DP-SGD
+    trains a critic at all (:meth:`resolved_critic`: by default not under 2,500 rows, where the
+    whole budget goes to the releases). With a critic the share defaults to 0.9 under 2,500 rows and
+    0.7 above; measured at ε = 3 (mean gap closed over 3 seeds, benchmarks/README.md): flchain
+    (6,299 rows) 0.21 at 0.7, 0.27 at 0.8 and 0.02 at 0.9 (one seed at -0.35: the critic starves). ``noise_multiplier``
     set by hand instead of derived: training then stops when the budget is spent. ``unit_column``:
     rows sharing its value belong to one patient; one row per patient is kept so that one row is one
     patient. ``pairs``: release the dependent pairs' two-way tables (``synthgen.dp.pairs``).
@@ -72,9 +74,26 @@ class DPSettings:
     noise_multiplier: float | None = None
     unit_column: str | None = None
     pairs: bool = True
+    critic: bool | None = None
 
-    def resolved_share(self, n_rows: int) -> float:
-        """The share of ε for the releases: as given, else by table size (see the class docstring)."""
+    def resolved_critic(self, n_rows: float) -> bool:
+        """Whether a DP-SGD critic trains: as given; else yes with a share or a noise multiplier given,
+        with the pairs off, or from :data:`SMALL_TABLE_ROWS` (released) rows up. Below that the critic's gradient is noise
+        (pbc at ε = 3: noise multiplier about 200 on batches of 334 rows) and its scores only push the
+        generator at random; every unit of ε goes to the released tables instead, and the generator is
+        fitted to them alone. Measured on pbc at ε = 3, seeds 0-2: gap closed 0.09 with the critic,
+        0.14 without (benchmarks/README.md)."""
+        if self.critic is not None:
+            return self.critic
+        if self.preprocessing_share is not None or self.noise_multiplier is not None or not self.pairs:
+            return True
+        return n_rows >= SMALL_TABLE_ROWS
+
+    def resolved_share(self, n_rows: float) -> float:
+        """The share of ε for the releases: all of it when ``critic`` is False, as given, else by table size
+        (see the class docstring). ``fit_private`` sets ``critic`` from :meth:`resolved_critic` before planning."""
+        if self.critic is False:
+            return 1.0
         if self.preprocessing_share is not None:
             return self.preprocessing_share
         return SMALL_TABLE_SHARE if n_rows < SMALL_TABLE_ROWS else LARGE_TABLE_SHARE
@@ -132,6 +151,14 @@ class PrivacyPlan:
     max_grad_norm: float
     #: Steps asked for; more than ``steps`` when a fixed noise multiplier runs out of budget first.
     steps_requested: int
+    #: How many of ``release_rounds`` are exponential-mechanism choices with a Gaussian round's
+    #: Rényi curve (``synthgen.dp.pairs``). PRV would treat them as Gaussian, which they are not, so
+    #: a plan with any is reported by the RDP accountant alone.
+    selection_rounds: int = 0
+
+    @property
+    def rdp_only(self) -> bool:
+        return self.selection_rounds > 0
 
     @property
     def accountant_delta(self) -> float:
@@ -155,12 +182,12 @@ def _rdp_epsilon(history: list[tuple[float, float, int]], delta: float) -> float
         return float(accountant.get_epsilon(delta=delta, alphas=_RDP_ORDERS))
 
 
-def spent_epsilon(history: list[tuple[float, float, int]], delta: float) -> tuple[float, str]:
-    """ε of ``history`` at ``delta``: PRV where it works, else RDP; with the accountant's name."""
+def spent_epsilon(history: list[tuple[float, float, int]], delta: float, *, rdp_only: bool = False) -> tuple[float, str]:
+    """ε of ``history`` at ``delta``: PRV where it works (and is allowed), else RDP; with the accountant's name."""
     from opacus.accountants import PRVAccountant
 
     rdp = _rdp_epsilon(history, delta)
-    if not history or rdp > _PRV_MAX_EPSILON:
+    if not history or rdp_only or rdp > _PRV_MAX_EPSILON:
         return rdp, "RDP"
     accountant = PRVAccountant()
     accountant.history = list(history)
@@ -195,8 +222,11 @@ def _smallest_noise(target: float, prefix: list[tuple[float, float, int]], sampl
 
 
 def plan_privacy(settings: DPSettings, n_rows: float, batch_size: int, steps: int, release_rounds: int,
-                 *, shorten: bool = False) -> PrivacyPlan:
+                 *, shorten: bool = False, selection_rounds: int = 0) -> PrivacyPlan:
     """Noise for the release and for DP-SGD so that the composed ε is at most ``settings.epsilon``.
+
+    ``selection_rounds`` of the ``release_rounds`` are exponential-mechanism rounds (see
+    :attr:`PrivacyPlan.selection_rounds`); the plan is RDP throughout, so they change only the report.
 
     ``n_rows`` is the released (noisy) row count, never the true one. ``shorten`` (for a default
     training length): when what is left of the budget cannot pay for ``steps`` at any useful
@@ -229,7 +259,11 @@ def plan_privacy(settings: DPSettings, n_rows: float, batch_size: int, steps: in
         release_noise = found
         prefix = [(release_noise, 1.0, release_rounds)]
     requested = steps
-    if settings.noise_multiplier is None:
+    if settings.critic is False:
+        if not release_rounds:
+            raise InvalidArgumentError("without a DP-SGD critic there must be released tables to fit the generator to")
+        noise, steps = 0.0, 0  # the generator's steps read no rows and cost nothing
+    elif settings.noise_multiplier is None:
         noise = _smallest_noise(target, prefix, sample_rate, steps, accountant_delta)
         while noise is None and shorten and steps > 1:
             steps //= 2
@@ -249,7 +283,7 @@ def plan_privacy(settings: DPSettings, n_rows: float, batch_size: int, steps: in
             )
     return PrivacyPlan(settings.epsilon, delta, threshold_delta, row_count_noise(settings), row_epsilon, row_delta,
                        release_noise, release_rounds, noise, sample_rate, steps, max(1, round(sample_rate * n_rows)),
-                       settings.max_grad_norm, requested)
+                       settings.max_grad_norm, requested, selection_rounds)
 
 
 def _affordable_steps(target: float, prefix: list, noise: float, sample_rate: float, planned: int, delta: float) -> int:
@@ -285,11 +319,11 @@ def _too_small(settings: DPSettings, target: float, n_rows: float, batch_size: i
 def privacy_record(plan: PrivacyPlan, steps_taken: int, settings: DPSettings, release: dict[str, Any],
                    unit: str) -> dict[str, Any]:
     """What the model file stores and ``info``/the report show: the guarantee and how it was spent."""
-    rest, accountant = spent_epsilon(plan.history(steps_taken), plan.accountant_delta)
+    rest, accountant = spent_epsilon(plan.history(steps_taken), plan.accountant_delta, rdp_only=plan.rdp_only)
     epsilon = plan.row_count_epsilon + rest
-    release_alone, _ = spent_epsilon(plan.history(0), plan.accountant_delta)
+    release_alone, _ = spent_epsilon(plan.history(0), plan.accountant_delta, rdp_only=plan.rdp_only)
     sgd_alone, _ = spent_epsilon([(plan.noise_multiplier, plan.sample_rate, steps_taken)] if steps_taken else [],
-                                 plan.accountant_delta)
+                                 plan.accountant_delta, rdp_only=plan.rdp_only)
     return {
         "epsilon": round(epsilon, 4),
         "epsilon_target": plan.epsilon,
@@ -309,7 +343,7 @@ def privacy_record(plan: PrivacyPlan, steps_taken: int, settings: DPSettings, re
         "reproducible": REPRODUCIBILITY,
         "spent_by": {
             "row count (coarse, sizes the plan; basic composition)": round(plan.row_count_epsilon, 4),
-            "column statistics and two-way tables (Gaussian releases)": round(release_alone, 4),
+            _RELEASES: round(release_alone, 4),
             "discriminator DP-SGD": round(sgd_alone, 4),
             "category names (thresholding delta)": plan.threshold_delta,
         },
@@ -332,28 +366,44 @@ def statement(record: dict[str, Any]) -> str:
     return (
         f"trained with (ε={record['epsilon']:.3g}, δ={record['delta']:.2g})-DP (target ε={record['epsilon_target']:g}), "
         f"accountant: {record['accountant']} (Opacus {record['opacus_version']}); "
-        f"spent by: {_row_count(spent)}column statistics and two-way tables ε={_released(spent):.3g} alone, "
-        f"discriminator DP-SGD ε={spent['discriminator DP-SGD']:.3g} alone (these two composed, not added), "
+        f"spent by: {_row_count(spent)}column statistics, pair choices and two-way tables ε={_released(spent):.3g} alone, "
+        f"{_training(record)}"
         f"category names released above a noisy threshold (δ share {spent['category names (thresholding delta)']:.2g}); "
-        f"noise multiplier {record['noise_multiplier']:.3g}, sample rate {record['sample_rate']:.3g}, "
-        f"{record['steps']} steps{_stopped(record)}, expected batch {record['expected_batch_size']}, "
-        f"clipping norm {record['max_grad_norm']:g}, secure RNG: {'yes' if record['secure_rng'] else 'no'}. "
+        f"secure RNG: {'yes' if record['secure_rng'] else 'no'}. "
         f"Privacy unit: {record['privacy_unit']}; neighbouring tables: {record.get('neighbouring', 'add/remove one row, n public')}. "
-        "The generator only sees the discriminator's scores "
+        "The generator only sees the discriminator's scores and the released tables "
         "(post-processing), so the guarantee covers the model file and every sample drawn from it. "
         f"The fit is {record.get('reproducible', 'seeded')}."
     )
 
 
+#: The releases' entry in ``spent_by``; files from before the pair choices and tables name it differently.
+_RELEASES = "column statistics, pair choices and two-way tables (Gaussian and exponential-mechanism releases)"
+
+
 def _released(spent: dict[str, float]) -> float:
     """ε of the releases alone; files from before the two-way tables name it differently."""
-    return spent.get("column statistics and two-way tables (Gaussian releases)", spent.get("column statistics (Gaussian histograms)"))
+    for key in (_RELEASES, "column statistics and two-way tables (Gaussian releases)", "column statistics (Gaussian histograms)"):
+        if key in spent:
+            return spent[key]
+    raise KeyError("no release entry in the privacy record")
 
 
 def _row_count(spent: dict[str, float]) -> str:
     """The coarse row count's share, added to the rest; files from before it have none."""
     key = "row count (coarse, sizes the plan; basic composition)"
     return f"a coarse noisy row count ε={spent[key]:.3g} (added), " if key in spent else ""
+
+
+def _training(record: dict[str, Any]) -> str:
+    """What DP-SGD spent and how it ran; or that no critic trained (the generator fitted to the releases)."""
+    if record["steps"] == 0 and record["noise_multiplier"] == 0:
+        return ("no DP-SGD: no critic read the rows; the generator was fitted to the released tables alone "
+                "(post-processing, no ε); ")
+    return (f"discriminator DP-SGD ε={record['spent_by']['discriminator DP-SGD']:.3g} alone (these two composed, not added), "
+            f"noise multiplier {record['noise_multiplier']:.3g}, sample rate {record['sample_rate']:.3g}, "
+            f"{record['steps']} steps{_stopped(record)}, expected batch {record['expected_batch_size']}, "
+            f"clipping norm {record['max_grad_norm']:g}; ")
 
 
 def _stopped(record: dict[str, Any]) -> str:

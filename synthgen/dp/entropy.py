@@ -44,6 +44,17 @@ class PrivateRandom:
         draws = loc + scale * draws.reshape(shape)
         return float(draws) if size is None else draws
 
+    def exponential(self, utility: np.ndarray, epsilon: float, sensitivity: float = 1.0) -> int:
+        """The exponential mechanism: index i with probability ∝ exp(ε · utility[i] / (2 · sensitivity)).
+
+        Sampled by inverting the cumulative probabilities with one CSPRNG uniform. It is ε-DP, and
+        (being ε-bounded-range) ε²/8-zCDP (Cesar & Rogers 2021), which is how it is accounted.
+        """
+        logits = epsilon * np.asarray(utility, dtype=np.float64) / (2.0 * sensitivity)
+        weights = np.exp(logits - logits.max())
+        cumulative = np.cumsum(weights / weights.sum())
+        return int(min(np.searchsorted(cumulative, self.uniform(1)[0], side="right"), len(cumulative) - 1))
+
     @staticmethod
     def key() -> int:
         """64 fresh bits to key a torch generator for one DP-SGD step."""

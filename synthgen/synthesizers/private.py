@@ -2,7 +2,8 @@
 
 Transformers come from DP-released column statistics (``synthgen.dp.release``), dependencies from
 released two-way tables (``synthgen.dp.pairs``), then DP-SGD trains the critic
-(``synthgen.training.private``) and the generator's marginals are calibrated onto the released
+(``synthgen.training.private``); below 2,500 rows no critic trains and the generator is fitted to
+the released tables alone. The generator's marginals are then calibrated onto the released
 statistics. ``TabularSynthesizer.fit`` calls ``fit_private`` and stores what it returns.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from synthgen.models.tabular_gan import (
     networks,
 )
 from synthgen.training.loop import select_device
-from synthgen.training.private import default_private_steps, train_gan_private
+from synthgen.training.private import default_private_steps, fit_generator_to_releases, train_gan_private
 from synthgen.training.tabular import LARGE_BATCH, LARGE_BATCH_LEARNING_RATE, effective_batch_size
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 #: Weight of the released tables' loss beside the DP critic's in the generator step. At ε = 3, 1,000
 #: steps, seed 0, 100 against 10: gap closed -0.35 against -0.39 on pbc, -0.04 against -0.08 on flchain.
 MARGINAL_WEIGHT = 100.0
+#: Learning rate of a generator fitted to the released tables without a critic.
+TABLES_LEARNING_RATE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class PrivateFit:
 
 def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed: int, rng: np.random.Generator,
                 holdout: float, settings: DPSettings, *, device: str | None, progress: bool) -> PrivateFit:
-    """Fit under (ε, δ)-DP: transformers from released statistics, then DP-SGD on the critic.
+    """Fit under (ε, δ)-DP: transformers and two-way tables from released statistics, then DP-SGD on
+    the critic, or (small tables, ``DPSettings.resolved_critic``) the generator fitted to the tables alone.
 
     Nothing below reads the rows except through a DP release, and every privacy-protecting draw
     comes from ``private`` (OS entropy); ``rng`` and ``seed`` drive only the public randomness.
@@ -72,15 +76,21 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     # The plan (batch rate, length, bins) is sized by a coarse released count, never by n itself.
     rows_hint = release_row_count(len(data), row_count_noise(settings), private)
     config_steps = config.steps
-    # DP-SGD's defaults: large batches (a higher sample rate buys less noise per step) at 2e-4.
+    pairs_rounds = pair_rounds(metadata) if settings.pairs else 0
+    # Without released pairs there is nothing but a critic to learn the table's structure from.
+    settings = replace(settings, critic=settings.resolved_critic(rows_hint) or not pairs_rounds)
+    # DP-SGD's defaults: large batches (a higher sample rate buys less noise per step) at 2e-4. A
+    # generator fitted to the tables alone has no noisy critic to follow and converges 5 times
+    # faster at 1e-3 (measured on a 600-row table: 300 steps at 1e-3 as far as 1,500 at 2e-4).
+    learning_rate = LARGE_BATCH_LEARNING_RATE if settings.critic else TABLES_LEARNING_RATE
     config = replace(config, pac=1, batch_size=config.batch_size or LARGE_BATCH,
-                     learning_rate=config.learning_rate or LARGE_BATCH_LEARNING_RATE)
+                     learning_rate=config.learning_rate or learning_rate)
     batch = effective_batch_size(config, round(rows_hint))
     steps = config.steps or default_private_steps(round(rows_hint), batch)
     config = replace(config, batch_size=batch, steps=steps)
-    rounds = release_rounds(metadata) + (pair_rounds(metadata) if settings.pairs else 0)
-    plan = plan_privacy(settings, rows_hint, batch, steps, rounds, shorten=config_steps is None)
-    config = replace(config, steps=plan.steps)
+    plan = plan_privacy(settings, rows_hint, batch, steps, release_rounds(metadata) + pairs_rounds,
+                        shorten=config_steps is None, selection_rounds=1 if pairs_rounds else 0)
+    config = replace(config, steps=plan.steps if settings.critic else steps)
     if len(data) < MIN_ROWS:
         raise InvalidDataError(f"the table has {len(data)} row(s) to train on; synthgen needs at least {MIN_ROWS}")
     # Stray cells (text in a number column, unparsable dates) become gaps, as in a plain fit.
@@ -106,18 +116,23 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, 1, config.dropout)
     init_rng = torch.Generator().manual_seed(seed)
     init_weights(generator_net, init_rng)
-    init_weights(critic, init_rng)
+    init_weights(critic, init_rng)  # drawn even when unused, so the seed's other draws do not move
     counts = [torch.as_tensor(release.category_counts[c.name], dtype=torch.float32) for c in table.conditional_columns_]
     sampler = ConditionSampler(layout, torch.cat(counts) if counts else torch.zeros(0))
     layout, generator_net, critic, sampler = layout.to(device), generator_net.to(device), critic.to(device), sampler.to(device)
     train_rng = torch.Generator(device).manual_seed(seed)
-    summary = train_gan_private(
-        generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
-        progress=progress,
-        marginal_loss=marginal_loss.to(device) if marginal_loss is not None else None, marginal_weight=MARGINAL_WEIGHT,
-    )
+    if settings.critic:
+        summary = train_gan_private(
+            generator_net, critic, layout, torch.from_numpy(encoded).to(device), config, train_rng, sampler, plan,
+            progress=progress,
+            marginal_loss=marginal_loss.to(device) if marginal_loss is not None else None, marginal_weight=MARGINAL_WEIGHT,
+        )
+    else:
+        assert marginal_loss is not None  # guaranteed above: no pairs, a critic
+        summary = fit_generator_to_releases(generator_net, layout, config, train_rng, sampler, marginal_loss.to(device),
+                                            progress=progress)
     calibration = calibrate(generator_net, layout, sampler, table, release, config, train_rng, pairs)
-    privacy = privacy_record(plan, summary.steps, settings, release.record, unit)
+    privacy = privacy_record(plan, summary.steps if settings.critic else 0, settings, release.record, unit)
     logger.info("trained with (%.3g, %.2g)-DP (%s accountant)", privacy["epsilon"], privacy["delta"], privacy["accountant"])
     # Only released counts go into the record: the true row count is private.
     training = {**summary.to_dict(), "rows": round(release.rows), "columns": data.shape[1],
@@ -178,4 +193,3 @@ def within_cells(levels: np.ndarray, shares: np.ndarray) -> np.ndarray:
     cells holds ``shares[k]``: a piecewise-linear map from cumulative shares to k/B."""
     bins = len(shares)
     return np.interp(levels, np.concatenate([[0.0], np.cumsum(shares)]), np.arange(bins + 1) / bins)
-

@@ -151,3 +151,41 @@ def train_gan_private(
     logger.info("trained %d DP steps in %.1f s on %s", result.steps, result.seconds, device)
     return TrainingSummary(result.steps, batch, round(result.seconds, 3), str(device), result.generator_loss,
                            result.discriminator_loss)
+
+
+def fit_generator_to_releases(generator_net: Generator, layout: SpanLayout, config: GANConfig, rng: torch.Generator,
+                              sampler: ConditionSampler, marginal_loss: MarginalLoss, *,
+                              progress: bool = True) -> TrainingSummary:
+    """Fit the generator to released one- and two-way tables alone, for ``config.steps`` steps.
+
+    The DP fit of a small table without a critic (``DPSettings.resolved_critic``): nothing here
+    reads a row, so the steps cost no ε (post-processing of the releases). Same optimiser, schedule
+    and condition loss as the generator step of :func:`train_gan_private`.
+    """
+    device = layout.tanh_index.device
+    g_optimiser = torch.optim.Adam(generator_net.parameters(), lr=config.learning_rate, betas=(0.5, 0.9),
+                                   weight_decay=config.weight_decay)
+    decay = lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / config.steps  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(g_optimiser, decay)
+    generator_net.train()
+    nothing = torch.zeros((), device=device)
+
+    def generator_step() -> torch.Tensor:
+        cond, column, category = sampler.at_true_frequencies(config.batch_size, rng)
+        noise = torch.randn(config.batch_size, config.embedding_dim, generator=rng, device=device)
+        raw = generator_net(noise, cond)
+        loss = marginal_loss(raw)
+        if column is not None:
+            loss = loss + layout.condition_loss(raw, column, category)
+        g_optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        g_optimiser.step()
+        return loss.detach()
+
+    result = adversarial_loop(config.steps, lambda: nothing, generator_step, [scheduler], progress=progress,
+                              description="fitting the released tables (DP)")
+    generator_net.eval()
+    logger.info("fitted the generator to the released tables in %d steps, %.1f s on %s", result.steps, result.seconds, device)
+    return TrainingSummary(result.steps, config.batch_size, round(result.seconds, 3), str(device), result.generator_loss,
+                           result.discriminator_loss)
+

@@ -17,7 +17,7 @@ from conftest import make_patients
 from synthgen import TabularSynthesizer, load
 from synthgen.cli.main import main
 from synthgen.data.quantile import QuantileTransformer
-from synthgen.dp.accounting import DPSettings, plan_privacy, spent_epsilon
+from synthgen.dp.accounting import _RELEASES, DPSettings, plan_privacy, privacy_record, spent_epsilon, statement
 from synthgen.data.table import TableTransformer
 from synthgen.dp.pairs import ColumnCells, PairRelease, column_cells, release_pairs
 from synthgen.dp.release import release_rounds, release_statistics
@@ -50,6 +50,17 @@ def test_planned_noise_matches_opacus_and_stays_within_the_budget(epsilon, n_row
     assert spent <= target
     # Planned with the (looser) RDP bound, so RDP itself says the plan is within budget too.
     assert _opacus_epsilon(RDPAccountant, plan.history(), plan.accountant_delta) <= target * 1.001
+
+
+def test_a_plan_with_exponential_mechanism_choices_is_reported_by_rdp_not_by_the_gaussian_prv():
+    # PRV would read the choice round as a Gaussian one and state a smaller ε than is proven.
+    plan = plan_privacy(DPSettings(epsilon=3.0), 334, 334, 300, release_rounds=4, selection_rounds=1)
+    record = privacy_record(plan, plan.steps, DPSettings(epsilon=3.0), {}, "one row")
+    prv = spent_epsilon(plan.history(), plan.accountant_delta)
+    assert prv[1] == "PRV" and record["accountant"] == "RDP"
+    rdp = _opacus_epsilon(RDPAccountant, plan.history(), plan.accountant_delta)
+    assert record["epsilon"] == pytest.approx(plan.row_count_epsilon + rdp, abs=1e-4) and record["epsilon"] > plan.row_count_epsilon + prv[0]
+    assert record["epsilon"] <= 3.0
 
 
 def test_statistics_and_training_compose_within_the_budget():
@@ -220,7 +231,7 @@ def test_dp_fit_samples_every_column_and_saves_the_guarantee(tmp_path):
     privacy = synthesizer.privacy_
     assert 0 < privacy["epsilon"] <= 3.0 and privacy["delta"] == pytest.approx(1e-5)
     assert privacy["accountant"] in {"PRV", "RDP"} and privacy["opacus_version"]
-    assert privacy["spent_by"]["column statistics and two-way tables (Gaussian releases)"] < privacy["epsilon"]
+    assert privacy["spent_by"][_RELEASES] < privacy["epsilon"]
     path = synthesizer.save(tmp_path / "dp.sgz")
     reloaded = load(path, device="cpu")
     assert reloaded.privacy_ == privacy
@@ -290,9 +301,42 @@ def test_one_row_per_patient_is_kept_when_a_unit_column_is_declared():
 def test_empty_poisson_batches_still_train_and_count():
     table = make_patients(400, 0)
     synthesizer = TabularSynthesizer(_declared(table), steps=30, batch_size=2, seed=0, progress=False,
-                                     dp=DPSettings(epsilon=8.0)).fit(table)
+                                     dp=DPSettings(epsilon=8.0, critic=True)).fit(table)
     assert synthesizer.privacy_["steps"] == 30  # at q = 0.5%, about one batch in seven holds no real row
     assert np.isfinite(synthesizer.training_["discriminator_loss"])
+
+
+def test_a_small_table_trains_no_critic_and_spends_the_whole_budget_on_the_releases(monkeypatch):
+    import synthgen.synthesizers.private as private_fit
+
+    def no_dp_sgd(*args, **kwargs):
+        raise AssertionError("DP-SGD ran on a table below SMALL_TABLE_ROWS")
+
+    monkeypatch.setattr(private_fit, "train_gan_private", no_dp_sgd)
+    table = _dependent_table(600, 0)
+    synthesizer = TabularSynthesizer(_declared(table), steps=300, seed=0, progress=False, dp=DPSettings(epsilon=3.0)).fit(table)
+    privacy = synthesizer.privacy_
+    assert privacy["steps"] == 0 and privacy["noise_multiplier"] == 0 and privacy["spent_by"]["discriminator DP-SGD"] == 0
+    assert synthesizer.training_["steps"] == 300  # the generator's steps, fitted to the released tables
+    assert 0 < privacy["epsilon"] <= 3.0 and privacy["spent_by"][_RELEASES] > 0.9 * (3.0 - privacy["plan"]["row_count_epsilon"])
+    assert "no DP-SGD" in statement(privacy) and "noise multiplier" not in statement(privacy)
+    # The released tables alone carry the dependence: b is missing where a is "x", shifted where a is "z".
+    sample = synthesizer.sample(3_000, seed=1)
+    assert sample.loc[sample["a"] == "x", "b"].isna().mean() > 0.5 > sample.loc[sample["a"] == "y", "b"].isna().mean() + 0.25
+    assert sample.loc[sample["a"] == "z", "b"].mean() > sample.loc[sample["a"] == "y", "b"].mean() + 0.8
+
+
+@pytest.mark.parametrize("settings, rows, critic", [
+    (DPSettings(epsilon=3.0), 2_499, False),
+    (DPSettings(epsilon=3.0), 2_500, True),
+    (DPSettings(epsilon=3.0, critic=True), 300, True),
+    (DPSettings(epsilon=3.0, preprocessing_share=0.8), 300, True),  # a share for DP-SGD asks for it
+    (DPSettings(epsilon=3.0, noise_multiplier=2.0), 300, True),
+    (DPSettings(epsilon=3.0, pairs=False), 300, True),  # no tables to fit the generator to
+    (DPSettings(epsilon=3.0, critic=False), 10_000, False),
+])
+def test_whether_a_critic_trains(settings, rows, critic):
+    assert settings.resolved_critic(rows) is critic
 
 
 def _mia_auc(dp: DPSettings | None, seed: int) -> float:
@@ -330,7 +374,7 @@ def test_cli_fit_info_and_evaluate_state_the_guarantee(tmp_path):
     assert fitted.exit_code == 0, fitted.output
     assert "-DP (target ε=3)" in fitted.output and "δ=1e-06" in fitted.output
     shown = runner.invoke(main, ["info", str(model)])
-    assert "trained with (ε=" in shown.output and "accountant: PRV" in shown.output
+    assert "trained with (ε=" in shown.output and "accountant: RDP" in shown.output
     assert "add/remove one patient" in shown.output and "not byte-reproducible" in shown.output
     assert json.loads(runner.invoke(main, ["info", str(model), "--json"]).output)["training"]["privacy"]["delta"] == 1e-6
     runner.invoke(main, ["sample", str(model), "-n", "200", "-o", str(synthetic), "--quiet"])
@@ -485,6 +529,23 @@ def test_dependent_pairs_are_released_and_independent_ones_are_not(seed):
         x_row = encoder.transformer("a").categories.index("x")
         assert table_ab[x_row, -1] > 0.25  # "x" rows are the missing-b rows (0.3 of all)
     assert independent <= 5  # measured: an independent pair in about 1 release in 5 on one of these tables
+
+
+def test_noise_in_a_released_table_is_not_read_as_dependence():
+    from synthgen.dp.pairs import _shrunk
+
+    rng = np.random.default_rng(0)
+    independent = np.outer([0.2, 0.5, 0.3], [0.3, 0.3, 0.4]) * 300  # 300 rows, no dependence
+    dependent = np.diag([100.0, 100.0, 100.0])  # each row's b equals its a
+    departure = lambda table: np.abs(table / table.sum() - np.outer(table.sum(1), table.sum(0)) / table.sum() ** 2).sum()  # noqa: E731
+    noisy_kept, noisy_raw, strong_kept = [], [], []
+    for _ in range(200):
+        noisy = independent + rng.normal(0, 15.0, (3, 3))  # pbc at ε = 3: about 14 rows of noise per count
+        noisy_raw.append(departure(noisy))
+        noisy_kept.append(departure(_shrunk(noisy, 15.0)))
+        strong_kept.append(departure(_shrunk(dependent + rng.normal(0, 15.0, (3, 3)), 15.0)) / departure(dependent))
+    assert np.mean(noisy_kept) < 0.4 * np.mean(noisy_raw)  # most made-up dependence is gone
+    assert np.mean(strong_kept) > 0.9  # a real one stays
 
 
 def test_a_column_whose_marginal_misfits_is_not_paired_with_everything():

@@ -151,21 +151,40 @@ def _encoder(fitted: TableTransformer):
     return lambda frame: fitted.transform(frame, np.random.default_rng(0))
 
 
-def test_the_pair_dependence_scores_have_the_noise_their_sensitivity_needs():
-    # Marginals are released as uniform, every row of D sits in one cell: one more row there raises
-    # the L1 distance from independence by 1 + (1 - 1/9) if the expected counts follow the true n.
+def _selection_audit(runs: int) -> tuple[float, float]:
+    """Whether the pair (a, b) is chosen, on D and on D plus one row that moves its utility across "stop".
+
+    b copies a in 20 of 90 rows: (a, b)'s utility is just above 0 on D and just below with the
+    crafted row, the case where a choice without noise would flip. Returns (lower bound, claim).
+    """
     metadata = Metadata.from_dict({"columns": {name: {"sdtype": "categorical", "public_values": [0, 1, 2]}
-                                               for name in ("a", "b")}})
-    table = pd.DataFrame({"a": [2] * 60, "b": [2] * 60})
+                                               for name in ("a", "b", "c")}})
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 3, 90)
+    table = pd.DataFrame({"a": a, "b": np.where(np.arange(90) < 20, a, rng.integers(0, 3, 90)), "c": rng.integers(0, 3, 90)})
     fitted, columns = _pair_inputs(table, metadata)
-    crafted = pd.DataFrame({"a": [2], "b": [2]})
+    crafted = pd.DataFrame({"a": [0], "b": [1], "c": [0]})
     noise = 1.0
 
-    def score(encoded: np.ndarray) -> float:
-        return float(release_pairs(encoded, columns, noise, rows=60.0).scores[0])
+    def chosen(encoded: np.ndarray) -> float:
+        return float((0, 1) in release_pairs(encoded, columns, noise, rows=90.0).pairs)
 
-    null, alternative = _runs(score, table, crafted, 12_000, _encoder(fitted))
-    assert epsilon_lower_bound(null, alternative) < claimed_epsilon(noise, 1)
+    null, alternative = _runs(chosen, table, crafted, runs, _encoder(fitted))
+    # The choices are accounted as one Gaussian round's Rényi curve, by the RDP accountant.
+    return epsilon_lower_bound(null, alternative), spent_epsilon([(noise, 1.0, 1)], AUDIT_DELTA, rdp_only=True)[0]
+
+
+def test_the_pair_choices_do_not_reveal_a_patient():
+    bound, claim = _selection_audit(3_000)
+    assert bound < claim
+
+
+def test_the_pair_choice_audit_catches_a_choice_made_without_noise(monkeypatch):
+    from synthgen.dp.entropy import PrivateRandom
+
+    monkeypatch.setattr(PrivateRandom, "exponential", lambda self, utility, epsilon, sensitivity=1.0: int(np.argmax(utility)))
+    bound, claim = _selection_audit(600)
+    assert bound > claim
 
 
 def test_the_pair_tables_do_not_reveal_a_patient():
