@@ -231,7 +231,8 @@ class MarginalCalibration(nn.Module):
 
 
 class MarginalLoss(nn.Module):
-    """Squared distance between a batch's cell frequencies and target one- and two-way tables.
+    """Squared distance between a batch's cell frequencies and target one- and two-way tables, plus
+    the KL divergence of its missingness patterns from target shares (where given).
 
     Columns are described by plain dicts (``kind`` "categories" with one-hot ``positions``, or "bins"
     with ``positions`` (tanh,) or (tanh, present, missing) and ``thresholds`` on the tanh output).
@@ -244,8 +245,15 @@ class MarginalLoss(nn.Module):
     """
 
     def __init__(self, columns: list[dict], one_way: list[torch.Tensor], pairs: list[tuple[int, int]],
-                 two_way: list[torch.Tensor], softness: float = 0.01) -> None:
+                 two_way: list[torch.Tensor], softness: float = 0.01, *, missing_cells: list[tuple[int, int]] = (),
+                 patterns: torch.Tensor | None = None, pattern_shares: torch.Tensor | None = None) -> None:
         super().__init__()
+        # Missingness patterns: a row's chance of one is the product over ``missing_cells`` (column,
+        # missing cell) of its chance of missing (1 in ``patterns``) or not (0).
+        self.missing_cells = list(missing_cells)
+        has_patterns = patterns is not None and pattern_shares is not None and len(pattern_shares) > 0
+        self.register_buffer("_patterns", patterns.float() if has_patterns else torch.zeros(0, 0), persistent=False)
+        self.register_buffer("_pattern_shares", pattern_shares.float() if has_patterns else torch.zeros(0), persistent=False)
         self.columns = columns
         self.pairs = pairs
         self.softness = softness
@@ -291,6 +299,17 @@ class MarginalLoss(nn.Module):
             stacked = torch.cat(cells, dim=1)
             joint = stacked.T @ stacked / raw.shape[0]
             loss = loss + (((joint - self._two_way) * self._two_way_mask) ** 2).sum()
+        if len(self._pattern_shares):
+            missing = torch.stack([cells[c][:, j] for c, j in self.missing_cells], dim=1).clamp(1e-6, 1 - 1e-6)
+            log_chance = missing.log() @ self._patterns.T + torch.log1p(-missing) @ (1 - self._patterns).T
+            # KL divergence from the released shares: in log space, since a pattern of many columns
+            # has a product of many chances, whose squared error has next to no gradient.
+            # The patterns not kept share what the kept ones leave, as one bucket.
+            log_share = torch.logsumexp(log_chance, dim=0) - math.log(raw.shape[0])
+            rest = torch.log1p(-log_share.exp().sum().clamp(max=1 - 1e-6))
+            targets = torch.cat([self._pattern_shares, (1 - self._pattern_shares.sum()).clamp(min=0).reshape(1)])
+            log_shares = torch.cat([log_share, rest.reshape(1)])
+            loss = loss + torch.where(targets > 0, targets * (targets.clamp(min=1e-12).log() - log_shares), 0.0).sum()
         return loss
 
 

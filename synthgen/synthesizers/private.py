@@ -108,9 +108,11 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
         pairs = release_pairs(encoded, columns, plan.release_noise, rows=release.rows, private=private)
         release.record["pairs"] = pairs.record
         targets, tables = pairs.implied_tables()
+        missing_cells = [(i, columns[i].missing) for i in pairs.pattern_columns]
         marginal_loss = MarginalLoss([c.to_dict() for c in columns],
                                      [torch.as_tensor(pairs.one_way(i)) for i in range(len(columns))],
-                                     targets, [torch.as_tensor(t) for t in tables])
+                                     targets, [torch.as_tensor(t) for t in tables], missing_cells=missing_cells,
+                                     patterns=torch.as_tensor(pairs.patterns), pattern_shares=torch.as_tensor(pairs.pattern_shares))
     device = select_device(device)
     layout, generator_net = networks(table, config)
     critic = Discriminator(layout.data_dim + layout.cond_dim, config.discriminator_dims, 1, config.dropout)

@@ -143,7 +143,8 @@ def test_the_released_bounds_do_not_reveal_an_outlying_patient():
 def _pair_inputs(table: pd.DataFrame, metadata: Metadata):
     release = _release(table, metadata, 1e-3, rows_hint=len(table))  # public domains: names are not at stake
     fitted = TableTransformer.from_fitted(metadata, {"min_category_count": 1}, release.transformers)
-    uniform = {name: np.ones(3) for name in table}  # the released marginals, fixed for the pair rounds
+    # The released marginals, fixed for the pair rounds (a missing level too, where there are gaps).
+    uniform = {name: np.ones(len(fitted.transformer(name).categories)) for name in table}
     return fitted, column_cells(fitted, uniform, bins=4)
 
 
@@ -203,6 +204,28 @@ def test_the_pair_tables_do_not_reveal_a_patient():
 
     null, alternative = _runs(cell, table, crafted, 3_000, _encoder(fitted))
     assert epsilon_lower_bound(null, alternative) < claimed_epsilon(noise, 2)
+
+
+def test_the_missingness_patterns_do_not_reveal_a_patient():
+    # In D, a and b are missing together or present together; the crafted patient misses a only.
+    metadata = Metadata.from_dict({"columns": {name: {"sdtype": "categorical", "public_values": [0, 1, 2]}
+                                               for name in ("a", "b")}})
+    rng = np.random.default_rng(5)
+    both = rng.integers(0, 3, 60).astype(float)
+    both[:20] = np.nan
+    table = pd.DataFrame({"a": both, "b": both})
+    fitted, columns = _pair_inputs(table, metadata)
+    assert [c.missing for c in columns] == [3, 3]  # the audit exercises the patterns
+    crafted = pd.DataFrame({"a": [np.nan], "b": [1.0]})
+    noise = 1.0
+
+    def lone_pattern_share(encoded: np.ndarray) -> float:
+        released = release_pairs(encoded, columns, noise, rows=60.0)
+        found = [share for pattern, share in zip(released.patterns.tolist(), released.pattern_shares) if pattern == [1.0, 0.0]]
+        return float(found[0]) if found else 0.0
+
+    null, alternative = _runs(lone_pattern_share, table, crafted, 3_000, _encoder(fitted))
+    assert epsilon_lower_bound(null, alternative) < claimed_epsilon(noise, 1)
 
 
 def test_the_seed_in_a_dp_model_file_does_not_replay_its_noise(tmp_path):
