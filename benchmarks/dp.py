@@ -137,7 +137,8 @@ def synthgen_worker(table: str, epsilon: float, seed: int, options: dict[str, An
         params = dict(metadata=dp_metadata(table, train), steps=options.get("steps"), batch_size=options.get("batch_size"),
                       config=config, dp=DPSettings(epsilon=epsilon, max_grad_norm=options.get("clip") or 1.0,
                                                    **({"preprocessing_share": options["statistics_share"]}
-                                                      if options.get("statistics_share") is not None else {})))
+                                                      if options.get("statistics_share") is not None else {}),
+                                                   **({"critic": options["critic"]} if options.get("critic") is not None else {})))
     else:
         params = dict(metadata=synthgen.Metadata.detect(train))
     model = bench.SynthgenWrapper(seed, **params)
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import synthgen
 
     options = {"steps": args.steps, "batch_size": args.batch_size, "statistics_share": args.statistics_share,
-               "critic_dims": args.critic_dims, "clip": args.clip, "train_rows": args.train_rows}
+               "critic_dims": args.critic_dims, "clip": args.clip, "train_rows": args.train_rows, "critic": args.critic}
     results: dict[str, Any] = {"tables": {}, "options": options}
     workdir = Path(tempfile.mkdtemp(prefix="dp-bench-"))
     pool = concurrent.futures.ThreadPoolExecutor(1)  # smartnoise fits run beside synthgen's (--parallel)
@@ -368,6 +369,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="synthgen DP: expected batch of real rows [default: 500, at most n]")
     parser.add_argument("--statistics-share", type=float,
                         help="synthgen DP: share of ε for the column statistics and pair tables [default: synthgen's]")
+    parser.add_argument("--critic", action=argparse.BooleanOptionalAction, default=None,
+                        help="synthgen DP: train a DP-SGD critic or not [default: synthgen's, none below 2,500 rows]")
     parser.add_argument("--smartnoise-share", type=float, default=0.2,
                         help="share of ε for smartnoise's DP bounds (its preprocessor_eps)")
     parser.add_argument("--critic-dims", nargs="+", type=int, help="synthgen DP: critic hidden widths [default: 256 256]")

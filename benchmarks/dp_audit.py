@@ -174,7 +174,8 @@ def fit(train: pd.DataFrame, metadata, epsilon: float, seed: int, steps: int | N
     from synthgen.dp.accounting import DPSettings
 
     options = {} if share is None else {"preprocessing_share": share}
-    dp = None if math.isinf(epsilon) else DPSettings(epsilon=epsilon, **options)
+    # The audit is of DP-SGD: the critic trains, which a default DP fit no longer does.
+    dp = None if math.isinf(epsilon) else DPSettings(epsilon=epsilon, critic=True, **options)
     model = synthgen.TabularSynthesizer(metadata, dp=dp, steps=steps, seed=seed, progress=False)
     start = time.perf_counter()
     with recorded_critics() as critics:

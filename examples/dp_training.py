@@ -3,8 +3,9 @@
 The table is scikit-learn's diabetes data (442 patients: age, sex, BMI, blood pressure, six
 blood measurements and a disease-progression score; it ships with scikit-learn). The fit is
 (ε, δ)-DP for adding or removing one patient, with everything inside one budget: the column
-statistics the encoders are built from, the two-way tables of dependent columns, and DP-SGD on the
-discriminator.
+statistics the encoders are built from, the two-way tables of dependent columns and the rows'
+missingness patterns. The generator is then fitted to those released tables (post-processing:
+no DP-SGD critic by default, see README).
 
 A DP fit takes its schema from metadata you declare, never from the rows (detecting kinds reads
 every row, outside the budget). ``Metadata.detect`` gives a draft; below, every column is then
@@ -57,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("dp-training"), help="output folder (created)")
     parser.add_argument("--steps", type=int, default=300,
-                        help="DP-SGD steps (default: a quick demo; leave synthgen to choose with --steps 0)")
+                        help="training steps (default: a quick demo; leave synthgen to choose with --steps 0)")
     parser.add_argument("--seed", type=int, default=0,
                         help="fixes initialisation and sampling; the DP noise is never seeded, so a DP fit "
                              "is not byte-reproducible")

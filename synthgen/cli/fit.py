@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
               help="Fix the DP noise multiplier instead of deriving it; training then stops when epsilon is spent.")
 @click.option("--dp-statistics-share", type=float,
               help="Share of epsilon for the column statistics and two-way tables; the rest trains a DP-SGD critic. "
-              "[default: below 2,500 rows all of it and no critic (the generator is fitted to the released tables), else 0.7]")
+              "[default: all of it and no critic: the generator is fitted to the released tables]")
 @click.option("--dp-unit-column", help="Column identifying a patient when a patient can have several rows.")
 @click.option("--dp-no-pairs", is_flag=True,
               help="Do not release the dependent column pairs' two-way tables (their share of epsilon then goes to the rest).")

@@ -58,9 +58,9 @@ class DPSettings:
 
     ``delta`` defaults to :data:`DEFAULT_DELTA`. ``preprocessing_share`` of ε (alone) goes to the
     released column statistics and two-way tables, the rest to DP-SGD. ``critic``: whether DP-SGD
-    trains a critic at all (:meth:`resolved_critic`: by default not under 2,500 rows, where the
-    whole budget goes to the releases). With a critic the share defaults to 0.9 under 2,500 rows and
-    0.7 above; measured at ε = 3 (mean gap closed over 3 seeds, benchmarks/README.md): flchain
+    trains a critic at all (:meth:`resolved_critic`: by default not, and the whole budget goes to
+    the releases). With a critic the share defaults to 0.9 under 2,500 rows and 0.7 above;
+    measured at ε = 3 (mean gap closed over 3 seeds, benchmarks/README.md): flchain
     (6,299 rows) 0.21 at 0.7, 0.27 at 0.8 and 0.02 at 0.9 (one seed at -0.35: the critic starves). ``noise_multiplier``
     set by hand instead of derived: training then stops when the budget is spent. ``unit_column``:
     rows sharing its value belong to one patient; one row per patient is kept so that one row is one
@@ -76,18 +76,20 @@ class DPSettings:
     pairs: bool = True
     critic: bool | None = None
 
-    def resolved_critic(self, n_rows: float) -> bool:
+    def resolved_critic(self) -> bool:
         """Whether a DP-SGD critic trains: as given; else yes with a share or a noise multiplier given,
-        with the pairs off, or from :data:`SMALL_TABLE_ROWS` (released) rows up. Below that the critic's gradient is noise
-        (pbc at ε = 3: noise multiplier about 200 on batches of 334 rows) and its scores only push the
-        generator at random; every unit of ε goes to the released tables instead, and the generator is
-        fitted to them alone. Measured on pbc at ε = 3, seeds 0-2: gap closed 0.09 with the critic,
-        0.14 without (benchmarks/README.md)."""
+        or with the pairs off (nothing else would teach the generator the table's structure); else no.
+
+        Without a critic every unit of ε goes to the released tables and the generator is fitted to
+        them alone. Measured (gap closed, benchmarks/README.md): pbc (334 rows) at ε = 3, seeds 0-2,
+        0.09 with the critic and 0.14 without; flchain (6,299 rows): ε = 1 -0.08 with it (seed 0) and
+        0.20 without (seeds 0-2), ε = 3 -0.00 and 0.34. At these sizes DP-SGD's critic learns mostly noise (pbc at
+        ε = 3: noise multiplier about 200) and its scores push the generator at random. Larger
+        tables are not measured; ``critic=True`` asks for the critic.
+        """
         if self.critic is not None:
             return self.critic
-        if self.preprocessing_share is not None or self.noise_multiplier is not None or not self.pairs:
-            return True
-        return n_rows >= SMALL_TABLE_ROWS
+        return self.preprocessing_share is not None or self.noise_multiplier is not None or not self.pairs
 
     def resolved_share(self, n_rows: float) -> float:
         """The share of ε for the releases: all of it when ``critic`` is False, as given, else by table size

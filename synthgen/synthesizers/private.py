@@ -2,8 +2,8 @@
 
 Transformers come from DP-released column statistics (``synthgen.dp.release``), dependencies from
 released two-way tables (``synthgen.dp.pairs``), then DP-SGD trains the critic
-(``synthgen.training.private``); below 2,500 rows no critic trains and the generator is fitted to
-the released tables alone. The generator's marginals are then calibrated onto the released
+(``synthgen.training.private``) when asked for; by default no critic trains and the generator is
+fitted to the released tables alone. The generator's marginals are then calibrated onto the released
 statistics. ``TabularSynthesizer.fit`` calls ``fit_private`` and stores what it returns.
 """
 from __future__ import annotations
@@ -58,8 +58,8 @@ class PrivateFit:
 
 def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed: int, rng: np.random.Generator,
                 holdout: float, settings: DPSettings, *, device: str | None, progress: bool) -> PrivateFit:
-    """Fit under (ε, δ)-DP: transformers and two-way tables from released statistics, then DP-SGD on
-    the critic, or (small tables, ``DPSettings.resolved_critic``) the generator fitted to the tables alone.
+    """Fit under (ε, δ)-DP: transformers and two-way tables from released statistics, then the generator
+    fitted to the tables alone, or (``DPSettings.resolved_critic``) DP-SGD on a critic beside them.
 
     Nothing below reads the rows except through a DP release, and every privacy-protecting draw
     comes from ``private`` (OS entropy); ``rng`` and ``seed`` drive only the public randomness.
@@ -78,7 +78,7 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     config_steps = config.steps
     pairs_rounds = pair_rounds(metadata) if settings.pairs else 0
     # Without released pairs there is nothing but a critic to learn the table's structure from.
-    settings = replace(settings, critic=settings.resolved_critic(rows_hint) or not pairs_rounds)
+    settings = replace(settings, critic=settings.resolved_critic() or not pairs_rounds)
     # DP-SGD's defaults: large batches (a higher sample rate buys less noise per step) at 2e-4. A
     # generator fitted to the tables alone has no noisy critic to follow and converges 5 times
     # faster at 1e-3 (measured on a 600-row table: 300 steps at 1e-3 as far as 1,500 at 2e-4).

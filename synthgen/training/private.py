@@ -158,7 +158,7 @@ def fit_generator_to_releases(generator_net: Generator, layout: SpanLayout, conf
                               progress: bool = True) -> TrainingSummary:
     """Fit the generator to released one- and two-way tables alone, for ``config.steps`` steps.
 
-    The DP fit of a small table without a critic (``DPSettings.resolved_critic``): nothing here
+    The DP fit without a critic (the default, ``DPSettings.resolved_critic``): nothing here
     reads a row, so the steps cost no ε (post-processing of the releases). Same optimiser, schedule
     and condition loss as the generator step of :func:`train_gan_private`.
     """

@@ -306,11 +306,11 @@ def test_empty_poisson_batches_still_train_and_count():
     assert np.isfinite(synthesizer.training_["discriminator_loss"])
 
 
-def test_a_small_table_trains_no_critic_and_spends_the_whole_budget_on_the_releases(monkeypatch):
+def test_by_default_no_critic_trains_and_the_whole_budget_goes_to_the_releases(monkeypatch):
     import synthgen.synthesizers.private as private_fit
 
     def no_dp_sgd(*args, **kwargs):
-        raise AssertionError("DP-SGD ran on a table below SMALL_TABLE_ROWS")
+        raise AssertionError("DP-SGD ran without being asked for")
 
     monkeypatch.setattr(private_fit, "train_gan_private", no_dp_sgd)
     table = _dependent_table(600, 0)
@@ -347,17 +347,16 @@ def test_columns_missing_for_the_same_patients_stay_missing_together():
         assert missing.loc[~missing["chol"], lab].mean() < 0.12  # real: 0.0
 
 
-@pytest.mark.parametrize("settings, rows, critic", [
-    (DPSettings(epsilon=3.0), 2_499, False),
-    (DPSettings(epsilon=3.0), 2_500, True),
-    (DPSettings(epsilon=3.0, critic=True), 300, True),
-    (DPSettings(epsilon=3.0, preprocessing_share=0.8), 300, True),  # a share for DP-SGD asks for it
-    (DPSettings(epsilon=3.0, noise_multiplier=2.0), 300, True),
-    (DPSettings(epsilon=3.0, pairs=False), 300, True),  # no tables to fit the generator to
-    (DPSettings(epsilon=3.0, critic=False), 10_000, False),
+@pytest.mark.parametrize("settings, critic", [
+    (DPSettings(epsilon=3.0), False),
+    (DPSettings(epsilon=3.0, critic=True), True),
+    (DPSettings(epsilon=3.0, preprocessing_share=0.8), True),  # a share for DP-SGD asks for it
+    (DPSettings(epsilon=3.0, noise_multiplier=2.0), True),
+    (DPSettings(epsilon=3.0, pairs=False), True),  # no tables to fit the generator to
+    (DPSettings(epsilon=3.0, pairs=False, critic=False), False),
 ])
-def test_whether_a_critic_trains(settings, rows, critic):
-    assert settings.resolved_critic(rows) is critic
+def test_whether_a_critic_trains(settings, critic):
+    assert settings.resolved_critic() is critic
 
 
 def _mia_auc(dp: DPSettings | None, seed: int) -> float:
@@ -559,8 +558,9 @@ def test_a_column_whose_marginal_misfits_is_not_paired_with_everything():
     columns = [ColumnCells(name, "bins", (i,), (-0.1, 0.0, 0.1), np.full(4, 0.25)) for i, name in enumerate(table)]
     encoded = np.stack([np.clip(table[c] / 6.5, -1, 1) for c in table], axis=1)
     encoded[:, 0] = np.abs(encoded[:, 0])  # n0's real cells hold 0/0/50/50 % where 25% each was released
-    pairs = release_pairs(encoded, columns, noise=1.0, rows=2_000.0)
-    assert pairs.pairs == []
+    for _ in range(10):  # the choices are random: n0 is never among them
+        # (A pair of the independent columns whose utility happens to sit near 0 may be; it is not the claim.)
+        assert not any(0 in pair for pair in release_pairs(encoded, columns, noise=1.0, rows=2_000.0).pairs)
 
 
 def test_marginal_loss_is_zero_at_the_targets_and_pulls_toward_them():
