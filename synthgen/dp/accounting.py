@@ -373,7 +373,7 @@ def statement(record: dict[str, Any]) -> str:
         f"category names released above a noisy threshold (δ share {spent['category names (thresholding delta)']:.2g}); "
         f"secure RNG: {'yes' if record['secure_rng'] else 'no'}. "
         f"Privacy unit: {record['privacy_unit']}; neighbouring tables: {record.get('neighbouring', 'add/remove one row, n public')}. "
-        "The generator only sees the discriminator's scores and the released tables "
+        f"The generator only sees {_generator_inputs(record)} "
         "(post-processing), so the guarantee covers the model file and every sample drawn from it. "
         f"The fit is {record.get('reproducible', 'seeded')}."
     )
@@ -395,6 +395,12 @@ def _row_count(spent: dict[str, float]) -> str:
     """The coarse row count's share, added to the rest; files from before it have none."""
     key = "row count (coarse, sizes the plan; basic composition)"
     return f"a coarse noisy row count ε={spent[key]:.3g} (added), " if key in spent else ""
+
+
+def _generator_inputs(record: dict[str, Any]) -> str:
+    """What the generator learned from: the released tables, and the critic's scores when one trained."""
+    no_critic = record["steps"] == 0 and record["noise_multiplier"] == 0
+    return "the released tables" if no_critic else "the discriminator's scores and the released tables"
 
 
 def _training(record: dict[str, Any]) -> str:

@@ -320,6 +320,7 @@ def test_by_default_no_critic_trains_and_the_whole_budget_goes_to_the_releases(m
     assert synthesizer.training_["steps"] == 300  # the generator's steps, fitted to the released tables
     assert 0 < privacy["epsilon"] <= 3.0 and privacy["spent_by"][_RELEASES] > 0.9 * (3.0 - privacy["plan"]["row_count_epsilon"])
     assert "no DP-SGD" in statement(privacy) and "noise multiplier" not in statement(privacy)
+    assert "only sees the released tables" in statement(privacy) and "discriminator" not in statement(privacy)
     # The released tables alone carry the dependence: b is missing where a is "x", shifted where a is "z".
     sample = synthesizer.sample(3_000, seed=1)
     assert sample.loc[sample["a"] == "x", "b"].isna().mean() > 0.5 > sample.loc[sample["a"] == "y", "b"].isna().mean() + 0.25
