@@ -397,15 +397,18 @@ def _row_count(spent: dict[str, float]) -> str:
     return f"a coarse noisy row count ε={spent[key]:.3g} (added), " if key in spent else ""
 
 
+def _critic_trained(record: dict[str, Any]) -> bool:
+    return not (record["steps"] == 0 and record["noise_multiplier"] == 0)
+
+
 def _generator_inputs(record: dict[str, Any]) -> str:
     """What the generator learned from: the released tables, and the critic's scores when one trained."""
-    no_critic = record["steps"] == 0 and record["noise_multiplier"] == 0
-    return "the released tables" if no_critic else "the discriminator's scores and the released tables"
+    return "the discriminator's scores and the released tables" if _critic_trained(record) else "the released tables"
 
 
 def _training(record: dict[str, Any]) -> str:
     """What DP-SGD spent and how it ran; or that no critic trained (the generator fitted to the releases)."""
-    if record["steps"] == 0 and record["noise_multiplier"] == 0:
+    if not _critic_trained(record):
         return ("no DP-SGD: no critic read the rows; the generator was fitted to the released tables alone "
                 "(post-processing, no ε); ")
     return (f"discriminator DP-SGD ε={record['spent_by']['discriminator DP-SGD']:.3g} alone (these two composed, not added), "

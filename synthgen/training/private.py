@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.nn import functional as F
@@ -93,12 +93,11 @@ def train_gan_private(
     device = data.device
     n_rows = data.shape[0]
     batch = plan.expected_batch_size
-    adam = dict(lr=config.learning_rate, betas=(0.5, 0.9))
-    g_optimiser = torch.optim.Adam(generator_net.parameters(), **adam, weight_decay=config.weight_decay)
+    g_optimiser = _generator_optimiser(generator_net, config)
     private_rng = torch.Generator(device)
     private_critic, d_optimiser, criterion = make_private_critic(critic, plan, config.learning_rate, private_rng)
-    decay = lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / plan.steps  # noqa: E731
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimiser, d_optimiser.original_optimizer)]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, _decay(config, plan.steps))
+                  for o in (g_optimiser, d_optimiser.original_optimizer)]
     generator_net.train()
     private_critic.train()
 
@@ -163,10 +162,8 @@ def fit_generator_to_releases(generator_net: Generator, layout: SpanLayout, conf
     and condition loss as the generator step of :func:`train_gan_private`.
     """
     device = layout.tanh_index.device
-    g_optimiser = torch.optim.Adam(generator_net.parameters(), lr=config.learning_rate, betas=(0.5, 0.9),
-                                   weight_decay=config.weight_decay)
-    decay = lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / config.steps  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(g_optimiser, decay)
+    g_optimiser = _generator_optimiser(generator_net, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(g_optimiser, _decay(config, config.steps))
     generator_net.train()
     nothing = torch.zeros((), device=device)
 
@@ -189,3 +186,12 @@ def fit_generator_to_releases(generator_net: Generator, layout: SpanLayout, conf
     return TrainingSummary(result.steps, config.batch_size, round(result.seconds, 3), str(device), result.generator_loss,
                            result.discriminator_loss)
 
+
+def _generator_optimiser(generator_net: Generator, config: GANConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(generator_net.parameters(), lr=config.learning_rate, betas=(0.5, 0.9),
+                            weight_decay=config.weight_decay)
+
+
+def _decay(config: GANConfig, steps: int) -> Callable[[int], float]:
+    """The learning rate's linear decay to ``config.final_learning_rate_fraction`` over ``steps``."""
+    return lambda step: 1 - (1 - config.final_learning_rate_fraction) * step / steps
