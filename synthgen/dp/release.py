@@ -49,6 +49,10 @@ from synthgen.metadata import Metadata
 _TOP_EXPONENT = {"numerical": 40, "datetime": 32}
 #: Noisy counts must clear this many noise standard deviations to count as occupied bins.
 _OCCUPIED_SIGMAS = 4.0
+#: Without an occupied bin, the values are sought in this many adjacent bins, and the end bins of
+#: those that do not clear this many σ are dropped (``_mode_bins``).
+_MODE_WINDOW = 3
+_MODE_SIGMAS = 2.0
 #: Occupied power-of-two bins are widened by this many bins each way: at 4σ a tail of a few dozen
 #: rows does not count as occupied, and clipping it onto the bounds made spikes no calibration
 #: undoes (pbc at ε = 3: 9-29% of some columns clipped).
@@ -243,11 +247,11 @@ def _bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _bounds_from_coarse(noisy: np.ndarray, edges: np.ndarray, sigma: float) -> tuple[float, float, float, float]:
-    """Outer edges of the occupied power-of-two bins (or of the fullest bin when none clears 4σ),
+    """Outer edges of the occupied power-of-two bins (or of ``_mode_bins`` when none clears 4σ),
     widened by the margin; and the occupied range itself, inside them."""
     occupied = np.flatnonzero(noisy > _OCCUPIED_SIGMAS * sigma)
     if occupied.size == 0:
-        occupied = np.array([int(np.argmax(noisy))])
+        occupied = _mode_bins(noisy, sigma)
     # Bin i lies between edges[i-1] and edges[i]; the open-ended outer bins stop one doubling further.
     padded = np.concatenate([[2 * edges[0]], edges, [2 * edges[-1]]])
     first, last = int(occupied.min()), int(occupied.max())
@@ -259,6 +263,26 @@ def _bounds_from_coarse(noisy: np.ndarray, edges: np.ndarray, sigma: float) -> t
     if padded[last + 1] < 0 <= padded[high + 1]:
         high = last
     return float(padded[low]), float(padded[high + 1]), float(padded[first]), float(padded[last + 1])
+
+
+def _mode_bins(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Where the values sit when no single bin clears 4σ (small tables at small ε).
+
+    The three adjacent bins with the largest noisy sum, less the end bins of those three that do
+    not clear 2σ: a column's values fill neighbouring bins, so their sum stands out of ~100 bins of
+    noise where one bin does not. The fullest single bin, as before, cut columns short and was at
+    times a bin of noise: pbc at ε = 1, 200 releases, bili (0.3-28) got [0.25, 2) in half of them
+    (now [0.25, 8) or [0.25, 4) in 56%), alk.phos (289-13,862) [2²¹, 2²⁴) in 1%; the released
+    numeric marginals' mean KS complement against the holdout rose from 0.72 to 0.75.
+    """
+    window = int(np.argmax(np.convolve(noisy, np.ones(_MODE_WINDOW), "valid")))
+    first, last = window, window + _MODE_WINDOW - 1
+    fullest = first + int(np.argmax(noisy[first:last + 1]))
+    while first < fullest and noisy[first] <= _MODE_SIGMAS * sigma:
+        first += 1
+    while last > fullest and noisy[last] <= _MODE_SIGMAS * sigma:
+        last -= 1
+    return np.arange(first, last + 1)
 
 
 def _numeric(column: pd.Series, name: str, spec: dict[str, Any], bounds: tuple[float, float],
