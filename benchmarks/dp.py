@@ -106,13 +106,16 @@ def marginal_domains(table: str, columns: dict[str, Any], kept: list[str]) -> di
     return domains
 
 
-def dp_metadata(table: str, train: pd.DataFrame):
-    """synthgen's detected metadata plus the documented ``public_values`` of ``table``."""
+def dp_metadata(table: str, train: pd.DataFrame, public_bounds: bool = False):
+    """synthgen's detected metadata plus the documented ``public_values`` of ``table``; with
+    ``public_bounds``, also the numeric bounds AIM and MST are given (``PUBLIC_BOUNDS``)."""
     import synthgen
 
     spec = synthgen.Metadata.detect(train).to_dict()
     for name, values in PUBLIC_VALUES.get(table, {}).items():
         spec["columns"][name]["public_values"] = values
+    for name, bounds in PUBLIC_BOUNDS.get(table, {}).items() if public_bounds else ():
+        spec["columns"][name]["public_bounds"] = [bounds["low"], bounds["high"]]
     return synthgen.Metadata.from_dict(spec)
 
 
@@ -134,7 +137,7 @@ def synthgen_worker(table: str, epsilon: float, seed: int, options: dict[str, An
     train, _ = _split(table, options.get("train_rows"))
     if math.isfinite(epsilon):
         config = GANConfig(discriminator_dims=tuple(options["critic_dims"])) if options.get("critic_dims") else None
-        params = dict(metadata=dp_metadata(table, train), steps=options.get("steps"), batch_size=options.get("batch_size"),
+        params = dict(metadata=dp_metadata(table, train, bool(options.get("public_bounds"))), steps=options.get("steps"), batch_size=options.get("batch_size"),
                       config=config, dp=DPSettings(epsilon=epsilon, max_grad_norm=options.get("clip") or 1.0,
                                                    **({"preprocessing_share": options["statistics_share"]}
                                                       if options.get("statistics_share") is not None else {}),
@@ -229,7 +232,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import synthgen
 
     options = {"steps": args.steps, "batch_size": args.batch_size, "statistics_share": args.statistics_share,
-               "critic_dims": args.critic_dims, "clip": args.clip, "train_rows": args.train_rows, "critic": args.critic}
+               "critic_dims": args.critic_dims, "clip": args.clip, "train_rows": args.train_rows, "critic": args.critic,
+               "public_bounds": args.public_bounds}
     results: dict[str, Any] = {"tables": {}, "options": options}
     workdir = Path(tempfile.mkdtemp(prefix="dp-bench-"))
     pool = concurrent.futures.ThreadPoolExecutor(1)  # smartnoise fits run beside synthgen's (--parallel)
@@ -370,7 +374,9 @@ def main() -> None:
     parser.add_argument("--statistics-share", type=float,
                         help="synthgen DP: share of ε for the column statistics and pair tables [default: synthgen's]")
     parser.add_argument("--critic", action=argparse.BooleanOptionalAction, default=None,
-                        help="synthgen DP: train a DP-SGD critic or not [default: synthgen's, none below 2,500 rows]")
+                        help="synthgen DP: train a DP-SGD critic or not [default: synthgen's: none]")
+    parser.add_argument("--public-bounds", action="store_true",
+                        help="synthgen DP: declare the numeric bounds AIM/MST get (PUBLIC_BOUNDS) instead of paying ε for them")
     parser.add_argument("--smartnoise-share", type=float, default=0.2,
                         help="share of ε for smartnoise's DP bounds (its preprocessor_eps)")
     parser.add_argument("--critic-dims", nargs="+", type=int, help="synthgen DP: critic hidden widths [default: 256 256]")

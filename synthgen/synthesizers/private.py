@@ -93,6 +93,13 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     config = replace(config, steps=plan.steps if settings.critic else steps)
     if len(data) < MIN_ROWS:
         raise InvalidDataError(f"the table has {len(data)} row(s) to train on; synthgen needs at least {MIN_ROWS}")
+    unbounded = [name for name, spec in metadata.columns.items()
+                 if spec.get("sdtype") in ("numerical", "datetime") and "public_bounds" not in spec]
+    if unbounded:
+        # The costliest thing a user can avoid at small ε (pbc at ε = 1: Column Shapes 0.81 -> 0.86).
+        logger.info("%d numeric/date column(s) without public_bounds in the metadata (e.g. %r): one of the %d "
+                    "release rounds finds their ranges; bounds from a data dictionary would cost nothing",
+                    len(unbounded), unbounded[0], plan.release_rounds)
     # Stray cells (text in a number column, unparsable dates) become gaps, as in a plain fit.
     data = readable_table(metadata, data)
     release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta,

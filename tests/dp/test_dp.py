@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import warnings
 
 import numpy as np
@@ -252,6 +253,26 @@ def test_dp_fit_samples_every_column_and_saves_the_guarantee(tmp_path):
     reloaded = load(path, device="cpu")
     assert reloaded.privacy_ == privacy
     pd.testing.assert_frame_equal(reloaded.sample(50, seed=4), synthesizer.sample(50, seed=4))
+
+
+def test_a_dp_fit_says_which_numeric_columns_cost_a_round_for_their_bounds(caplog):
+    table = make_patients(200, 0)
+    metadata = _declared(table)
+    numeric = [name for name, spec in metadata.columns.items() if spec["sdtype"] in ("numerical", "datetime")]
+    with caplog.at_level(logging.INFO, logger="synthgen.synthesizers.private"):
+        TabularSynthesizer(metadata, steps=3, seed=0, progress=False, calibrate=False, dp=DPSettings(epsilon=5.0)).fit(table)
+    said = [r.getMessage() for r in caplog.records if "without public_bounds" in r.getMessage()]
+    assert len(said) == 1 and f"{len(numeric)} numeric/date column(s)" in said[0] and repr(numeric[0]) in said[0]
+    caplog.clear()
+    for name in numeric:
+        values = pd.to_numeric(table[name], errors="coerce") if metadata.columns[name]["sdtype"] == "numerical" else None
+        if values is None:
+            metadata.columns[name]["sdtype"] = "categorical"  # dates: out of this test's way
+            continue
+        metadata.columns[name]["public_bounds"] = [float(values.min()) - 1, float(values.max()) + 1]
+    with caplog.at_level(logging.INFO, logger="synthgen.synthesizers.private"):
+        TabularSynthesizer(metadata, steps=3, seed=0, progress=False, calibrate=False, dp=DPSettings(epsilon=5.0)).fit(table)
+    assert not [r for r in caplog.records if "without public_bounds" in r.getMessage()]
 
 
 def test_the_same_seed_does_not_repeat_the_dp_noise_and_the_record_says_so():
