@@ -14,6 +14,7 @@ import gzip
 import io
 import logging
 import lzma
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -100,7 +102,13 @@ class TableFile:
     :meth:`chunks` then gives the rows ``chunk_rows`` at a time (Parquet record batches, CSV
     ``chunksize``), every column cast to the type its whole read had (a chunk alone would type an
     integer column without gaps as int64, a text column whose text comes later as numbers), indexed
-    by row position. A CSV is parsed once per column group and once more for the rows.
+    by row position.
+
+    A CSV is parsed once, ``chunk_rows`` rows at a time, into a spill: each chunk's typed columns as
+    Parquet in one anonymous temporary file (:class:`_Spill`), which every later read of columns or
+    rows reads instead of the CSV. Only when some column's chunks disagree on its kind (digits in one,
+    words in another: text when read whole) are those columns parsed once more, as text. :meth:`close`
+    (or leaving a ``with`` block, or dropping the object) frees the spill.
     """
 
     def __init__(self, path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
@@ -112,9 +120,9 @@ class TableFile:
         if not self.path.is_file():
             raise InvalidDataError(f"{str(self.path)!r} does not exist or is not a file")
         self._rows: int | None = None
-        self._first: pd.DataFrame | None = None  # a CSV's first column, read to count its rows
         self._dtypes: dict[str, Any] = {}  # each column's dtype as read whole
-        self._text: set[str] = set()  # CSV columns that read whole as text only
+        self._spill: _Spill | None = None  # a CSV's parsed chunks
+        self._parsed: tuple[int, int] | None = None  # the CSV's size and modification time when it was parsed
         with _reading(self.path, self.kind):
             if self.kind == "parquet":
                 parquet = pq.ParquetFile(self.path)
@@ -131,46 +139,107 @@ class TableFile:
         if not self.names:
             raise InvalidDataError(f"{str(self.path)!r} is empty")
 
+    def __enter__(self) -> "TableFile":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free a CSV's spill (a later read parses the file again)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill, self._rows = None, None
+
     @property
     def rows(self) -> int:
-        """The number of data rows (a Parquet footer says; a CSV is parsed for its first column)."""
+        """The number of data rows (a Parquet footer says; a CSV is parsed, into its spill)."""
         if self._rows is None:
-            self._first = self._read(self.names[:1])
-            self._rows = len(self._first)
+            self._parse()
+        assert self._rows is not None
         if self._rows == 0:
             raise InvalidDataError(f"{str(self.path)!r} has no data rows")
         return self._rows
 
-    def _read(self, names: list[str]) -> pd.DataFrame:
+    def _parse(self) -> None:
+        """Parse the CSV once into the spill; then, only if some column's chunks disagree on its kind, parse
+        those columns again as text (what the whole read makes of them) into the spill beside the others."""
+        stamp = _stamp(self.path)
+        spill = _Spill()
+        try:
+            kinds: dict[str, set[str]] = {name: set() for name in self.names}
+            negative: set[str] = set()  # int64 columns with a value below 0 (see _whole_dtype)
+            for frame in self._csv_chunks(self.names, {}):
+                for name in self.names:
+                    kinds[name].add(_kind(frame[name]))
+                    if frame[name].dtype == np.int64 and name not in negative and (frame[name] < 0).any():
+                        negative.add(name)
+                # A column whose kinds disagree (within a chunk, or with earlier ones) is text read whole:
+                # its values come from the second parse, so none are kept from here on.
+                mixed = {name: pa.nulls(len(frame)) for name in self.names if not _same_kind(kinds[name])}
+                spill.add(frame, mixed)
+            text = [name for name in self.names if not _same_kind(kinds[name])]
+            if text and not spill.retype(text, self._csv_chunks(text, {name: str for name in text})):
+                raise self._changed()
+            if _stamp(self.path) != stamp:
+                raise self._changed()
+        except BaseException:
+            spill.close()
+            raise
+        self._spill, self._parsed, self._rows = spill, stamp, spill.rows
+        # Each column's whole type is that of its chunks together (see _whole_dtype).
+        self._dtypes = {name: _whole_dtype(spill.dtypes(name), name in negative)
+                        for name in self.names} if len(spill) else {}
+
+    def _csv_chunks(self, names: list[str], dtype: dict[str, Any]) -> Iterator[pd.DataFrame]:
+        """The CSV's columns ``names``, ``chunk_rows`` rows at a time, each chunk typed by itself."""
+        done = 0
         with _reading(self.path, self.kind):
-            if self.kind == "parquet":
+            # Every column but ``names`` is skipped unparsed; all of them (not usecols) when all are read,
+            # or pandas would pass over a line with too many fields. A chunk is typed whole, not in pieces.
+            reader = pd.read_csv(self.path, sep=self._separator, dtype=dtype, chunksize=self.chunk_rows, low_memory=False,
+                                 **({} if names == self.names else {"usecols": names}))
+        with reader:
+            while True:
+                with _reading(self.path, self.kind, f", after row {done},"):
+                    frame = next(reader, None)
+                if frame is None:
+                    return
+                done += len(frame)
+                yield frame if list(frame.columns) == names else frame[names]
+
+    def _changed(self) -> InvalidDataError:
+        return InvalidDataError(f"{str(self.path)!r} changed while it was read (its size or modification time "
+                                "differs from the first read); fit it once it is complete")
+
+    def _spilled(self) -> _Spill:
+        """The CSV's spill, parsed now if it was not yet, refused if the file changed since it was parsed."""
+        if self._spill is None:
+            self._parse()
+        elif _stamp(self.path) != self._parsed:
+            raise self._changed()
+        assert self._spill is not None
+        return self._spill
+
+    def _read(self, names: list[str]) -> pd.DataFrame:
+        if self.kind == "parquet":
+            with _reading(self.path, self.kind):
                 frame = pd.read_parquet(self.path, columns=names)
                 pa.default_memory_pool().release_unused()  # see read_table
-            else:
-                frame = self._read_csv_columns(names)
-        frame = frame[names]
-        self._dtypes.update(frame.dtypes.to_dict())
-        self._text.update(name for name in names if pd.api.types.is_object_dtype(frame[name].dtype)
-                          and pd.api.types.infer_dtype(frame[name], skipna=True) == "string")
-        return frame
-
-    def _read_csv_columns(self, names: list[str]) -> pd.DataFrame:
-        """Whole CSV columns, parsed ``chunk_rows`` rows at a time (``low_memory=False`` over a whole
-        column would tokenize the whole file at once), typed as that whole-column parse types them:
-        numbers, bools, and text concatenate to the same values; a column whose chunks disagree
-        otherwise (digits in one, words in another) is all text when read whole, so it is read again as text."""
-        def read(text: list[str]) -> list[pd.DataFrame]:
-            with pd.read_csv(self.path, sep=self._separator, usecols=names, chunksize=self.chunk_rows,
-                             dtype={name: str for name in text}) as reader:
-                return [piece[names] for piece in reader]
-
-        pieces = read([])
-        if not pieces:
-            return pd.read_csv(self.path, sep=self._separator, usecols=names)
-        text = [name for name in names if not _same_kind([piece[name] for piece in pieces])]
-        if text:
-            pieces = read(text)
-        return pd.concat(pieces) if len(pieces) > 1 else pieces[0]
+            frame = frame[names]
+            self._dtypes.update(frame.dtypes.to_dict())
+            return frame
+        spill = self._spilled()
+        pieces: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        with _reading(self.path, self.kind):
+            for chunk in range(len(spill)):
+                frame = spill.read(chunk, names)
+                for name in names:
+                    pieces[name].append(frame[name])
+        # Cast before joining: pandas joins a bool chunk and an all-missing (float) one as 1.0/0.0/nan,
+        # where the whole read gives True/False/nan.
+        return pd.DataFrame({name: _joined(pieces.pop(name), self._dtypes[name]) for name in names},
+                            index=pd.RangeIndex(spill.rows), copy=False)  # copy=False: not consolidated, no copy
 
     def columns(self, names: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """Frames of whole columns ``names`` (default: all), in that order, a few columns per frame."""
@@ -180,23 +249,17 @@ class TableFile:
             raise InvalidArgumentError(f"{str(self.path)!r} has no column {unknown[0]!r}")
         per_read = max(1, COLUMN_READ_CELLS // self.rows)
         while names:
-            if self._first is not None and names[0] == self._first.columns[0]:
-                group, frame, self._first = names[:1], self._first, None
-            else:
-                group = names[:per_read]
-                if self._first is not None and self._first.columns[0] in group:
-                    group = group[: group.index(self._first.columns[0])]
-                frame = self._read(group)
-            names = names[len(group):]
-            yield frame
+            group, names = names[:per_read], names[per_read:]
+            yield self._read(group)
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Every row, ``chunk_rows`` at a time (fewer at a row group's end), each column of the type it
         has when read whole, indexed by row position; errors name the rows."""
         unseen = [name for name in self.names if name not in self._dtypes]
-        for _ in self.columns(unseen) if unseen else ():  # the types come from whole columns
-            pass
-        self._first = None
+        if unseen and self.kind == "parquet":
+            for _ in self.columns(unseen):  # the types come from whole columns
+                pass
+        rows = self.rows  # a CSV's types are known once it is parsed
         start = 0
         for frame in self._raw_chunks():
             frame.index = pd.RangeIndex(start, start + len(frame))
@@ -204,12 +267,12 @@ class TableFile:
                 mismatched = {name: dtype for name, dtype in self._dtypes.items() if frame[name].dtype != dtype}
                 frame = frame.astype(mismatched) if mismatched else frame
             start += len(frame)
-            if start > self.rows:
+            if start > rows:
                 break
             yield frame
-        if start != self.rows:
-            raise InvalidDataError(f"{str(self.path)!r} changed while it was read: {self.rows} rows first, "
-                                   f"{'more' if start > self.rows else start} now")
+        if start != rows:
+            raise InvalidDataError(f"{str(self.path)!r} changed while it was read: {rows} rows first, "
+                                   f"{'more' if start > rows else start} now")
 
     def _raw_chunks(self) -> Iterator[pd.DataFrame]:
         if self.kind == "parquet":
@@ -225,42 +288,161 @@ class TableFile:
                     frame = batch.to_pandas()[self.names]
                 done += len(frame)
                 yield frame
-        # CSV: text columns as text in every chunk (a chunk of digits alone would be numbers); other
-        # types are forced, except object columns of bools with gaps, which a chunk may read as bools.
-        forced: dict[str, Any] = {name: str if name in self._text else dtype
-                                  for name, dtype in self._dtypes.items()
-                                  if not pd.api.types.is_object_dtype(dtype) or name in self._text}
-        loose = [name for name in self._dtypes if name not in forced]
-        done = 0
-        with _reading(self.path, self.kind):
-            reader = pd.read_csv(self.path, sep=self._separator, dtype=forced, chunksize=self.chunk_rows)
-        with reader:
-            while True:
-                with _reading(self.path, self.kind, f", after row {done},"):
-                    frame = next(reader, None)
-                if frame is None:
-                    return
-                if loose:
-                    frame = frame.astype({name: object for name in loose})
-                done += len(frame)
-                yield frame
+        spill = self._spilled()
+        for chunk in range(len(spill)):
+            with _reading(self.path, self.kind):
+                columns = spill.read(chunk, self.names)
+            yield pd.DataFrame({name: values if values.flags.writeable else values.copy()
+                                for name, values in columns.items()}, copy=False)
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``start`` to ``start + size`` of an open binary file, as a file of their own (for Parquet's reader)."""
+
+    def __init__(self, file: Any, start: int, size: int) -> None:
+        super().__init__()
+        self._file, self._start, self._size, self._at = file, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._at = min(self._size, max(0, offset + (0, self._at, self._size)[whence]))
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        self._file.seek(self._start + self._at)
+        count = self._file.readinto(memoryview(buffer)[: self._size - self._at])
+        self._at += count
+        return count
+
+
+class _Spill:
+    """A parsed CSV's chunks, each as Parquet (its columns typed as that chunk's parse typed them), in
+    one anonymous temporary file in the system's temporary folder: it has no name (Linux O_TMPFILE, or
+    unlinked at once), so the system frees it when it is closed, collected, or the process ends, even killed."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="synthgen-spill-")
+        self._end = 0
+        # Per chunk, per parse: where its Parquet is (start, size), its columns' types, which of them are text.
+        self._blobs: list[list[tuple[int, int, dict[str, Any], set[str]]]] = []
+        self._sizes: list[int] = []
+        self.rows = 0
+
+    def __len__(self) -> int:
+        return len(self._blobs)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _write(self, frame: pd.DataFrame, replaced: dict[str, Any]) -> tuple[int, int, dict[str, Any], set[str]]:
+        table = pa.Table.from_pandas(frame.drop(columns=list(replaced)), preserve_index=False)
+        for name, array in replaced.items():
+            table = table.append_column(name, array)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="none")  # dictionaries do most of it; this is faster
+        data = sink.getvalue()
+        self._file.seek(self._end)
+        self._file.write(memoryview(data))
+        start, self._end = self._end, self._end + data.size
+        text = {field.name for field in table.schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)}
+        return start, data.size, frame.dtypes.to_dict(), text
+
+    def add(self, frame: pd.DataFrame, replaced: dict[str, Any]) -> None:
+        """Keep one chunk (its columns ``replaced`` by those Arrow arrays)."""
+        self._blobs.append([self._write(frame, replaced)])
+        self._sizes.append(len(frame))
+        self.rows += len(frame)
+
+    def retype(self, names: list[str], chunks: Iterator[pd.DataFrame]) -> bool:
+        """Columns ``names`` parsed again, kept in place of the first parse's; False if the chunks' rows differ."""
+        count = 0
+        for chunk, frame in enumerate(chunks):
+            if chunk >= len(self._sizes) or len(frame) != self._sizes[chunk]:
+                return False
+            self._blobs[chunk].append(self._write(frame, {}))
+            count += 1
+        return count == len(self._sizes)
+
+    def dtypes(self, name: str) -> list[Any]:
+        """Column ``name``'s type in each chunk."""
+        return [next(dtypes[name] for _, _, dtypes, _ in reversed(blobs) if name in dtypes) for blobs in self._blobs]
+
+    def read(self, chunk: int, names: list[str]) -> dict[str, np.ndarray]:
+        """Columns ``names`` of one chunk, typed as its parse typed them (the latest parse of each)."""
+        columns: dict[str, np.ndarray] = {}
+        for start, size, dtypes, text in reversed(self._blobs[chunk]):
+            wanted = [name for name in names if name in dtypes and name not in columns]
+            if wanted:
+                # Text as dictionaries: one str object per distinct value, as pandas' parser shares them.
+                table = pq.ParquetFile(_Window(self._file, start, size),
+                                       read_dictionary=[name for name in wanted if name in text]).read(columns=wanted)
+                columns.update((name, _restored(table.column(name), dtypes[name])) for name in wanted)
+        return {name: columns[name] for name in names}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def _restored(column: pa.ChunkedArray, dtype: Any) -> np.ndarray:
+    """A spilled column as its chunk's parse had it: Arrow gives text and bool gaps back as None, the parse NaN."""
+    if pa.types.is_dictionary(column.type):
+        parts = []
+        for part in column.chunks:
+            # One more entry, NaN, for the gaps.
+            distinct = np.append(part.dictionary.to_numpy(zero_copy_only=False).astype(object), np.nan)
+            parts.append(distinct[part.indices.fill_null(len(distinct) - 1).to_numpy()])
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+    values = column.to_numpy(zero_copy_only=False)
+    if pd.api.types.is_object_dtype(dtype):
+        values = values.astype(object, copy=False)
+        if column.null_count:
+            values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    elif values.dtype != dtype:
+        values = values.astype(dtype)
+    return values  # read-only where Arrow gave it without a copy
+
+
+def _whole_dtype(dtypes: list[Any], negative: bool) -> Any:
+    """A CSV column's type when parsed whole, from its chunks' types (of one kind, see _same_kind): numbers
+    widen (int64 with a float chunk is float64; with a uint64 one, uint64 unless some value is below 0);
+    bools with a gap, text with an all-missing chunk are objects."""
+    if all(dtype == dtypes[0] for dtype in dtypes):
+        return dtypes[0]
+    if set(dtypes) == {np.dtype(np.int64), np.dtype(np.uint64)} and not negative:
+        return np.dtype(np.uint64)
+    if all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in dtypes):
+        return np.result_type(*dtypes)
+    return np.dtype(object)
+
+
+def _joined(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
+    """Chunks of one column, each cast to the column's type, end to end."""
+    return np.concatenate([piece.astype(dtype, copy=False) for piece in pieces]) if pieces else np.empty(0, dtype)
 
 
 def _kind(piece: pd.Series) -> str:
     """What a CSV chunk's parse made of a column: numbers, bools, text, or nothing (all missing)."""
-    if piece.isna().all():
-        return "missing"
     if pd.api.types.is_bool_dtype(piece.dtype):
-        return "bool"
+        return "bool" if len(piece) else "missing"
     if pd.api.types.is_numeric_dtype(piece.dtype):
-        return "number"
+        return "missing" if piece.isna().all() else "number"
     inferred = pd.api.types.infer_dtype(piece, skipna=True)
-    return "bool" if inferred == "boolean" else "text" if inferred == "string" else inferred
+    return {"empty": "missing", "boolean": "bool", "string": "text"}.get(inferred, inferred)
 
 
-def _same_kind(pieces: list[pd.Series]) -> bool:
-    """Whether the chunks of one CSV column concatenate to what parsing the column whole gives."""
-    kinds = {_kind(piece) for piece in pieces} - {"missing"}
+def _same_kind(kinds: set[str]) -> bool:
+    """Whether chunks of one CSV column of these kinds concatenate to what parsing the column whole gives."""
+    kinds = kinds - {"missing"}
     return len(kinds) <= 1 and kinds <= {"number", "bool", "text"}
 
 

@@ -2,6 +2,9 @@
 then the rows chunk by chunk into the compact table. The same seed must give the bytes of an in-memory fit."""
 from __future__ import annotations
 
+import gc
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +162,160 @@ def test_a_file_whose_rows_change_between_passes_is_refused(tmp_path: Path) -> N
     make_patients(90).to_csv(path, index=False)
     with pytest.raises(InvalidDataError, match="changed while"):
         list(source.chunks())
+
+
+def _hostile_csv(path: Path) -> Path:
+    """A CSV whose columns change kind from one chunk to the next: what a chunk types alone is not what the
+    whole column is (the whole read, read_table, is the reference)."""
+    rows = 60
+    columns = {
+        "int_late_gap": [str(i) for i in range(rows - 2)] + ["", "7"],  # int64 in early chunks, float64 whole
+        "digits_then_words": ["007"] * 30 + ["abc"] * 30,  # text whole: "007" stays "007"
+        "words_then_digits": ["abc"] * 30 + ["12"] * 30,
+        "bool_late_gap": ["True", "False"] * 25 + ["NA"] * 10,  # a chunk of gaps only: True/False/NaN whole
+        "bool_then_words": ["TRUE"] * 40 + ["maybe"] * 20,
+        "bool_then_digits": ["True"] * 40 + ["1"] * 20,
+        "missing_then_numbers": ["n/a"] * 30 + [f"{i / 3:.5f}" for i in range(30)],
+        "empty": [""] * rows,
+        "quoted": ['"12"'] * 20 + ['"1,5"'] * 20 + ['"x\ny"'] * 20,  # a quoted number, a comma, a line break
+        "na_words": ["NaN", "nan", "NULL", "#N/A", "None", "-nan", "<NA>", "N/A"] * 7 + ["a"] * 4,
+        "text_gap_chunk": ["x"] * 20 + [""] * 20 + ["y"] * 20,
+        "mixed_in_a_chunk": [str(i) if i % 2 else "w" for i in range(rows)],
+        "over_int64": ["18446744073709551615"] * 30 + ["5"] * 30,  # uint64 whole
+        "over_int64_negative": ["-5"] * 30 + ["18446744073709551615"] * 30,  # float64 whole
+        "special_floats": ["inf", "-inf", "1e400", "-0.0"] * 15,
+    }
+    lines = [",".join(columns)] + [",".join(values[row] for values in columns.values()) for row in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _assert_read_as_whole(got: pd.DataFrame, whole: pd.DataFrame) -> None:
+    assert list(got.columns) == list(whole.columns)
+    for name in whole.columns:
+        pd.testing.assert_series_equal(got[name], whole[name], check_exact=True, obj=name)
+        # The same Python values, not merely equal ones (True, not 1.0; "12", not 12).
+        assert [type(value) for value in got[name]] == [type(value) for value in whole[name]], name
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 20])
+def test_csv_columns_whose_kind_changes_between_chunks_read_as_the_whole_read_reads_them(
+        tmp_path: Path, chunk_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _hostile_csv(tmp_path / "hostile.csv")
+    whole = read_table(path)
+    assert whole["bool_late_gap"].dtype == object and whole["digits_then_words"][0] == "007"  # the cases are real
+    monkeypatch.setattr(table_io, "COLUMN_READ_CELLS", 3 * len(whole))  # three columns per read
+    with TableFile(path, chunk_rows) as source:
+        _assert_read_as_whole(pd.concat(list(source.columns()), axis=1), whole)
+        _assert_read_as_whole(pd.concat(list(source.chunks())), whole)
+        # Again, in another order (the calibration reads the numeric columns after the rows).
+        names = list(reversed(whole.columns))
+        _assert_read_as_whole(pd.concat(list(source.columns(names)), axis=1), whole[names])
+
+
+def _counting_full_parses(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Every pd.read_csv call that reads past the header (a full pass over the file), recorded."""
+    parses: list[dict] = []
+    read_csv = pd.read_csv
+
+    def counting(*args, **kwargs):
+        if kwargs.get("nrows") is None:
+            parses.append(kwargs)
+        return read_csv(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counting)
+    return parses
+
+
+def test_a_csv_is_parsed_once_however_many_columns_it_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = make_patients(ROWS, seed=6)
+    for extra in range(10):  # 20 columns
+        frame[f"lab{extra}"] = np.round(np.random.default_rng(extra).normal(size=ROWS), 3)
+    path = _write(frame, tmp_path / "wide.csv")
+    whole = read_table(path)
+    monkeypatch.setattr(table_io, "COLUMN_READ_CELLS", ROWS)  # one column per read: 20 reads of columns
+    parses = _counting_full_parses(monkeypatch)
+    with TableFile(path, chunk_rows=50) as source:
+        columns = list(source.columns())
+        chunks = list(source.chunks())
+        again = list(source.columns(["age", "bilirubin"]))
+    assert len(columns) == 20 and len(chunks) == 9 and len(parses) == 1, parses
+    _assert_read_as_whole(pd.concat(columns, axis=1), whole)
+    _assert_read_as_whole(pd.concat(chunks), whole)
+    _assert_read_as_whole(pd.concat(again, axis=1), whole[["age", "bilirubin"]])
+
+
+def test_a_file_fit_parses_a_csv_at_most_twice_and_gives_the_in_memory_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Columns whose chunks disagree (text whole) are the one reason for a second parse, of those columns alone.
+    frame = _table()
+    frame["code"] = ["0%d" % (row % 9) for row in range(ROWS - 50)] + ["x-%d" % (row % 3) for row in range(50)]
+    path = _write(frame, tmp_path / "t.csv")
+    monkeypatch.setattr(table_io, "COLUMN_READ_CELLS", ROWS)  # one column per read
+    monkeypatch.setattr(tabular, "ENCODE_ROWS", 50)
+    whole = _fit(read_table(path), out=tmp_path / "whole.sgz")
+    parses = _counting_full_parses(monkeypatch)
+    chunked = _fit(path, out=tmp_path / "chunked.sgz")  # the calibration reads the numeric columns once more
+    assert chunked == whole
+    assert len(parses) == 2 and parses[1]["usecols"] == ["ward", "code"], parses
+
+
+def _spill_descriptors(folder: Path) -> list[str]:
+    """This process's open files in ``folder`` (a file without a name shows as '<folder>/#123 (deleted)')."""
+    found = []
+    for descriptor in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{descriptor}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd (Linux)")
+def test_the_csv_spill_has_no_name_and_is_freed_after_use_and_after_errors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # where the system's temporary files would go
+    path = _write(make_patients(ROWS), tmp_path / "t.csv")
+    source = TableFile(path, chunk_rows=50)
+    next(source.chunks())
+    # Open, in the temporary folder, and nameless: nothing there to leave behind, whatever ends the process.
+    assert [target.endswith("(deleted)") for target in _spill_descriptors(temporary)] == [True]
+    assert list(temporary.iterdir()) == []
+    source.close()
+    assert _spill_descriptors(temporary) == []
+    # Dropped without close (an exception's traceback let go of it): freed with the object.
+    source = TableFile(path, chunk_rows=50)
+    assert source.rows == ROWS and len(_spill_descriptors(temporary)) == 1
+    del source
+    gc.collect()
+    assert _spill_descriptors(temporary) == []
+
+    # A line the parser refuses: the error names the file and where, and the spill is freed at once.
+    lines = path.read_text().splitlines()
+    lines[200] += ",surplus"
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\n".join(lines) + "\n")
+    source = TableFile(broken, chunk_rows=50)
+    with pytest.raises(InvalidDataError, match=r"broken\.csv', after row 150, could not be read as CSV"):
+        source.rows
+    assert _spill_descriptors(temporary) == [] and list(temporary.iterdir()) == []
+
+    # A fit the CLI stops on a bad chunk (the error raised by the encoder, not by the reader) leaves nothing.
+    frame = make_patients(ROWS, seed=4)
+    dose = pd.Series(np.round(np.linspace(1, 9, ROWS), 2)).astype(object)
+    dose[300:330] = "see notes"  # as in test_a_bad_chunk_names_the_file_its_rows_and_the_column_and_nothing_is_written
+    frame["dose"] = dose
+    bad = _write(frame, tmp_path / "bad.csv")
+    monkeypatch.setattr(tabular, "ENCODE_ROWS", 50)
+    result = CliRunner().invoke(main, ["fit", str(bad), "-o", str(tmp_path / "m.sgz"), "--seed", "1", "--steps", "2",
+                                       "--chunk-rows", "40", "--quiet"])
+    assert result.exit_code == 1 and "rows 301-350" in result.output, result.output
+    assert list(temporary.iterdir()) == []
+    # Open only as long as the error's traceback holds the fit's frame (a process exits with it).
+    del result
+    gc.collect()
+    assert _spill_descriptors(temporary) == []
