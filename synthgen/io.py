@@ -230,16 +230,17 @@ class TableFile:
             self._dtypes.update(frame.dtypes.to_dict())
             return frame
         spill = self._spilled()
-        pieces: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        # Each chunk is cast into the whole column as it is read, so no more than the columns and one chunk
+        # are held (and a bool chunk with an all-missing one is True/False/NaN, as read whole: pandas would
+        # join them as 1.0/0.0/NaN).
+        columns = {name: np.empty(spill.rows, dtype=self._dtypes[name]) for name in names}
+        start = 0
         with _reading(self.path, self.kind):
             for chunk in range(len(spill)):
-                frame = spill.read(chunk, names)
-                for name in names:
-                    pieces[name].append(frame[name])
-        # Cast before joining: pandas joins a bool chunk and an all-missing (float) one as 1.0/0.0/nan,
-        # where the whole read gives True/False/nan.
-        return pd.DataFrame({name: _joined(pieces.pop(name), self._dtypes[name]) for name in names},
-                            index=pd.RangeIndex(spill.rows), copy=False)  # copy=False: not consolidated, no copy
+                for name, values in spill.read(chunk, names).items():
+                    columns[name][start: start + spill.sizes[chunk]] = values
+                start += spill.sizes[chunk]
+        return pd.DataFrame(columns, index=pd.RangeIndex(spill.rows), copy=False)  # copy=False: no consolidating copy
 
     def columns(self, names: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """Frames of whole columns ``names`` (default: all), in that order, a few columns per frame."""
@@ -333,7 +334,7 @@ class _Spill:
         self._end = 0
         # Per chunk, per parse: where its Parquet is (start, size), its columns' types, which of them are text.
         self._blobs: list[list[tuple[int, int, dict[str, Any], set[str]]]] = []
-        self._sizes: list[int] = []
+        self.sizes: list[int] = []  # rows per chunk
         self.rows = 0
 
     def __len__(self) -> int:
@@ -358,18 +359,18 @@ class _Spill:
     def add(self, frame: pd.DataFrame, replaced: dict[str, Any]) -> None:
         """Keep one chunk (its columns ``replaced`` by those Arrow arrays)."""
         self._blobs.append([self._write(frame, replaced)])
-        self._sizes.append(len(frame))
+        self.sizes.append(len(frame))
         self.rows += len(frame)
 
     def retype(self, names: list[str], chunks: Iterator[pd.DataFrame]) -> bool:
         """Columns ``names`` parsed again, kept in place of the first parse's; False if the chunks' rows differ."""
         count = 0
         for chunk, frame in enumerate(chunks):
-            if chunk >= len(self._sizes) or len(frame) != self._sizes[chunk]:
+            if chunk >= len(self.sizes) or len(frame) != self.sizes[chunk]:
                 return False
             self._blobs[chunk].append(self._write(frame, {}))
             count += 1
-        return count == len(self._sizes)
+        return count == len(self.sizes)
 
     def dtypes(self, name: str) -> list[Any]:
         """Column ``name``'s type in each chunk."""
@@ -423,11 +424,6 @@ def _whole_dtype(dtypes: list[Any], negative: bool) -> Any:
     if all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in dtypes):
         return np.result_type(*dtypes)
     return np.dtype(object)
-
-
-def _joined(pieces: list[np.ndarray], dtype: Any) -> np.ndarray:
-    """Chunks of one column, each cast to the column's type, end to end."""
-    return np.concatenate([piece.astype(dtype, copy=False) for piece in pieces]) if pieces else np.empty(0, dtype)
 
 
 def _kind(piece: pd.Series) -> str:
