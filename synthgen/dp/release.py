@@ -60,6 +60,7 @@ _BOUND_MARGIN = 1
 #: A missing level (or indicator) is kept when the noisy count of gaps clears this many σ: a wrong
 #: "no gaps" loses the column's missingness pattern, a wrong "gaps" costs a level of tiny frequency.
 _MISSING_SIGMAS = 2.0
+_MISSING_SHARE = 0.1
 #: Positive bounds at least this far apart (a ratio) get log-spaced histogram bins.
 _LOG_BINS_RATIO = 8.0
 _MAX_FINE_BINS = 50
@@ -193,7 +194,7 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
                                           sigma, rows, rng)
             record["columns"].setdefault(name, {})["histogram bins"] = fine_bins
         elif kind == "boolean":
-            transformer, counts = _boolean(column, sigma, rng)
+            transformer, counts = _boolean(column, sigma, rows, rng)
             transformers[name], category_counts[name] = transformer, counts
         elif kind == "categorical":
             transformer, counts, shown = _categorical(column, name, spec, sigma, threshold, rows, rng)
@@ -206,6 +207,14 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
             raise MetadataError(f"column {name!r}: differentially private training has no release for sdtype {kind!r}")
     record["rows"] = "DP (noisy count)"
     return Release(transformers, category_counts, rows, record)
+
+
+def _missing_threshold(sigma: float, rows: float) -> float:
+    """The noisy count of gaps above which a column keeps a missing level: 2σ, or ``_MISSING_SHARE``
+    of the released rows where that is lower. Dropping a column's gaps loses them for good, while a
+    level of few gaps costs little; 2σ alone is 25% of pbc's 334 rows at ε = 1, so columns with
+    26-33% gaps lost them in about half of the releases."""
+    return min(_MISSING_SIGMAS * sigma, _MISSING_SHARE * rows)
 
 
 def _encodes_gaps(transformer: ColumnTransformer) -> bool:
@@ -310,18 +319,18 @@ def _numeric(column: pd.Series, name: str, spec: dict[str, Any], bounds: tuple[f
     if spec.get("sdtype") == "datetime":
         transformer = DatetimeTransformer.from_seconds_transformer(spec.get("datetime_format"), transformer, integer=integer)
     noisy_missing = missing.sum() + rng.normal(0.0, sigma)
-    if noisy_missing > _MISSING_SIGMAS * sigma:
+    if noisy_missing > _missing_threshold(sigma, rows):
         indicator = MissingIndicator(transformer)
         indicator.missing_rate_ = float(np.clip(noisy_missing / rows, 0.0, 1.0))
         transformer = indicator
     return transformer
 
 
-def _boolean(column: pd.Series, sigma: float, rng: PrivateRandom) -> tuple[ColumnTransformer, np.ndarray]:
+def _boolean(column: pd.Series, sigma: float, rows: float, rng: PrivateRandom) -> tuple[ColumnTransformer, np.ndarray]:
     present = column.dropna().astype(bool)
     counts = np.array([(~present).sum(), present.sum(), column.isna().sum()], dtype=np.float64)
     counts = counts + rng.normal(0.0, sigma, 3)
-    has_missing = bool(counts[2] > _MISSING_SIGMAS * sigma)
+    has_missing = bool(counts[2] > _missing_threshold(sigma, rows))
     # The output dtype follows what was released (gaps or not), not the input column's dtype.
     transformer = BooleanTransformer.from_state({"has_missing": has_missing, "nullable": has_missing})
     return transformer, _positive(counts[: 3 if has_missing else 2])
@@ -353,7 +362,7 @@ def _categorical(column: pd.Series, name: str, spec: dict[str, Any], sigma: floa
     levels = [labels[i] for i in np.flatnonzero(released)[order]]
     level_counts = noisy[released][order]
     noisy_missing = column.isna().sum() + rng.normal(0.0, sigma)
-    has_missing = bool(noisy_missing > _MISSING_SIGMAS * sigma)
+    has_missing = bool(noisy_missing > _missing_threshold(sigma, rows))
     dtype = _released_dtype(levels, has_missing)
     kind = _dtype_kind(pd.Series([], dtype=dtype).dtype)
     # Private names: a number that was not released is coded to the nearest released number (its

@@ -210,6 +210,21 @@ def test_gaps_get_an_indicator_only_when_the_noisy_count_shows_them():
     assert filled["few"].notna().all() and filled["many"].isna().sum() == 400
 
 
+def test_a_quarter_of_gaps_is_not_lost_where_the_noise_is_a_quarter_of_the_rows():
+    # 300 rows, 26% of one column missing (pbc's trt at ε = 1), noise σ = 37.5 counts: 2σ is 25%
+    # of the rows, so a 2σ rule dropped the column's gaps in about half of the releases (53% kept).
+    rng = np.random.default_rng(4)
+    lab = pd.Series(rng.normal(0, 1, 300))
+    lab[:78] = np.nan
+    table = pd.DataFrame({"lab": lab})
+    metadata = Metadata.from_dict({"columns": {"lab": {"sdtype": "numerical", "computer_representation": "Float",
+                                                       "public_bounds": [-5, 5]}}})
+    noise = 37.5 / np.sqrt(2)  # the histogram round's σ is noise × √(columns + the row count)
+    kept = [release_statistics(table, metadata, noise, 1, 1e-6, rows_hint=300).transformers["lab"].name == "missing"
+            for _ in range(200)]
+    assert np.mean(kept) > 0.8  # 10% of the rows is the threshold: kept 90% of the time
+
+
 def test_gaps_in_a_numeric_coded_column_can_be_filled_with_the_rare_label():
     # pbc's trt: codes 1.0/2.0 with gaps, in a float column. When no name clears the threshold and the
     # noisy count shows no gaps, the gaps are filled with the rare label, a string: the column must
@@ -550,7 +565,8 @@ def _dependent_table(n: int, seed: int) -> pd.DataFrame:
 def test_cells_follow_the_encoding_bins_missing_and_categories():
     table = _dependent_table(2_000, 0)
     metadata = Metadata.detect(table)
-    # Columns without gaps get a missing level only when noise clears 2σ (about 1 release in 40).
+    # Columns without gaps get a missing level only when noise clears 2σ (about 1 release in 40; 2σ is
+    # below 10% of the rows here).
     release = _release_where(lambda r: not (r.transformers["a"].has_missing_ or r.transformers["c"].name == "missing"
                                             or r.transformers["d"].has_missing_), table, metadata)
     encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)

@@ -142,7 +142,8 @@ def test_the_released_bounds_do_not_reveal_an_outlying_patient():
 
 def _pair_inputs(table: pd.DataFrame, metadata: Metadata):
     # Public domains: names are not at stake. A missing level is released when its noisy count clears
-    # 2σ, which noise alone does in 1 release of 40 at any scale: draw until the levels match the
+    # 2σ (10% of the rows where that is lower; not at this noise), which noise alone does in 1 release
+    # of 40: draw until the levels match the
     # data, so that the audit's setting is the same on every run.
     gaps = {name: bool(table[name].isna().any()) for name in table}
     release = next(r for r in (_release(table, metadata, 1e-3, rows_hint=len(table)) for _ in range(100))
