@@ -187,6 +187,7 @@ class TableFile:
             spill.close()
             raise
         self._spill, self._parsed, self._rows = spill, stamp, spill.rows
+        pa.default_memory_pool().release_unused()  # Arrow's pool keeps what it freed (see read_table)
         # Each column's whole type is that of its chunks together (see _whole_dtype).
         self._dtypes = {name: _whole_dtype(spill.dtypes(name), name in negative)
                         for name in self.names} if len(spill) else {}
@@ -240,6 +241,7 @@ class TableFile:
                 for name, values in spill.read(chunk, names).items():
                     columns[name][start: start + spill.sizes[chunk]] = values
                 start += spill.sizes[chunk]
+        pa.default_memory_pool().release_unused()  # see _parse
         return pd.DataFrame(columns, index=pd.RangeIndex(spill.rows), copy=False)  # copy=False: no consolidating copy
 
     def columns(self, names: list[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -293,8 +295,11 @@ class TableFile:
         for chunk in range(len(spill)):
             with _reading(self.path, self.kind):
                 columns = spill.read(chunk, self.names)
-            yield pd.DataFrame({name: values if values.flags.writeable else values.copy()
-                                for name, values in columns.items()}, copy=False)
+            frame = pd.DataFrame({name: values if values.flags.writeable else values.copy()
+                                  for name, values in columns.items()}, copy=False)
+            del columns
+            pa.default_memory_pool().release_unused()  # see _parse (a fit's peak is while it encodes these)
+            yield frame
 
 
 class _Window(io.RawIOBase):
@@ -326,8 +331,9 @@ class _Window(io.RawIOBase):
 
 class _Spill:
     """A parsed CSV's chunks, each as Parquet (its columns typed as that chunk's parse typed them), in
-    one anonymous temporary file in the system's temporary folder: it has no name (Linux O_TMPFILE, or
-    unlinked at once), so the system frees it when it is closed, collected, or the process ends, even killed."""
+    one temporary file in the system's temporary folder (``TMPDIR``) that has no name on Linux and macOS
+    (O_TMPFILE, or unlinked at once; Windows deletes it on close): the system frees it when it is closed,
+    collected, or the process ends, even killed. Dictionary-encoded: smaller than the CSV where values repeat."""
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile(prefix="synthgen-spill-")
