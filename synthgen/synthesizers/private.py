@@ -111,7 +111,8 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     encoded = release.fill_encoded_gaps(data, table.transform(data, rng), table.slices_, rng)
     marginal_loss, pairs = None, None
     if settings.pairs and pair_rounds(metadata):
-        columns = column_cells(table, release.category_counts, pair_bins(round(rows_hint)))
+        columns = column_cells(table, release.category_counts, pair_bins(round(rows_hint)),
+                               marginal_sd=release.record["noise_std_per_count"] / release.rows)
         pairs = release_pairs(encoded, columns, plan.release_noise, rows=release.rows, private=private)
         release.record["pairs"] = pairs.record
         targets, tables = pairs.implied_tables()
