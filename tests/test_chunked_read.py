@@ -172,7 +172,8 @@ def _hostile_csv(path: Path) -> Path:
         "int_late_gap": [str(i) for i in range(rows - 2)] + ["", "7"],  # int64 in early chunks, float64 whole
         "digits_then_words": ["007"] * 30 + ["abc"] * 30,  # text whole: "007" stays "007"
         "words_then_digits": ["abc"] * 30 + ["12"] * 30,
-        "bool_late_gap": ["True", "False"] * 25 + ["NA"] * 10,  # a chunk of gaps only: True/False/NaN whole
+        "bool_late_gap": ["True", "False"] * 25 + ["NA"] * 10,  # True/False/NaN whole
+        "bool_then_gaps": ["True", "False"] * 10 + [""] * 40,  # chunks of bools only and of gaps only
         "bool_then_words": ["TRUE"] * 40 + ["maybe"] * 20,
         "bool_then_digits": ["True"] * 40 + ["1"] * 20,
         "missing_then_numbers": ["n/a"] * 30 + [f"{i / 3:.5f}" for i in range(30)],
