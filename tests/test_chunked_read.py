@@ -315,8 +315,8 @@ def test_the_csv_spill_has_no_name_and_is_freed_after_use_and_after_errors(
     result = CliRunner().invoke(main, ["fit", str(bad), "-o", str(tmp_path / "m.sgz"), "--seed", "1", "--steps", "2",
                                        "--chunk-rows", "40", "--quiet"])
     assert result.exit_code == 1 and "rows 301-350" in result.output, result.output
-    assert list(temporary.iterdir()) == []
-    # Open only as long as the error's traceback holds the fit's frame (a process exits with it).
-    del result
-    gc.collect()
-    assert _spill_descriptors(temporary) == []
+    assert list(temporary.iterdir()) == [] and _spill_descriptors(temporary) == []
+    # The same from Python, with the error (and its traceback, the fit's frames) still held: closed.
+    with pytest.raises(InvalidDataError, match="rows 301-350") as caught:
+        TabularSynthesizer(seed=1, steps=2, progress=False).fit(bad, chunk_rows=40)
+    assert caught.value.__traceback__ is not None and _spill_descriptors(temporary) == []

@@ -137,11 +137,17 @@ class TabularSynthesizer(Synthesizer):
         many steps; ``resume`` (such a file) continues a fit of the same data, settings and seed from
         its step, ending in the same model as a fit that never stopped.
         """
-        source: TableFile | None = None
-        if isinstance(data, (str, Path)):
-            source = TableFile(data, chunk_rows)
-            if self.dp is not None:  # the DP release reads columns in ways not written for chunks yet
-                data, source = read_table(data), None
+        if not isinstance(data, (str, Path)):
+            return self._fit(data, None, holdout, resume)
+        if self.dp is not None:  # the DP release reads columns in ways not written for chunks yet
+            return self._fit(read_table(data), None, holdout, resume)
+        # Closed here, not when a traceback holding the fit's frames is dropped: a CSV's spill is a
+        # temporary file as large as a compressed copy of the table.
+        with TableFile(data, chunk_rows) as source:
+            return self._fit(data, source, holdout, resume)
+
+    def _fit(self, data: pd.DataFrame | str | Path, source: TableFile | None, holdout: float,
+             resume: str | Path | None) -> "TabularSynthesizer":
         if source is None:
             if not isinstance(data, pd.DataFrame):
                 raise InvalidDataError(f"fit expects a pandas DataFrame or a file path, got {type(data).__name__}")
