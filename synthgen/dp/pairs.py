@@ -185,8 +185,12 @@ class PairRelease:
         """
         size = len(self.columns)
         margins = [self.one_way(i) / max(self.one_way(i).sum(), 1e-12) for i in range(size)]
+        # Each released table raked onto its columns' one-way shares, which pool more measurements
+        # than its own margins: the targets then agree with each other (what the generator is
+        # trained toward at once), and the table keeps its odds ratios, the dependence it measured.
+        raked = [_rake(table, margins[a], margins[b]) for (a, b), table in zip(self.pairs, self.tables)]
         steps: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(size)}
-        for (a, b), table in zip(self.pairs, self.tables):
+        for (a, b), table in zip(self.pairs, raked):
             steps[a].append((b, _conditional(table, margins[b])))
             steps[b].append((a, _conditional(table.T, margins[a])))
         # joint[s][v]: the forest's table of (s, v), by walking out from s.
@@ -201,7 +205,7 @@ class PairRelease:
                         reached[neighbour] = reached[node] @ conditional
                         frontier.append(neighbour)
             joint.append(reached)
-        released = dict(zip(self.pairs, self.tables))
+        released = dict(zip(self.pairs, raked))
         pairs, tables = [], []
         for a, b in itertools.combinations(range(size), 2):
             if (a, b) in released:
@@ -343,6 +347,18 @@ def _select_tree(utility: np.ndarray, pairs: list[tuple[int, int]], n_columns: i
         parent[root(a)] = root(b)
         kept.append((a, b))
     return kept
+
+
+def _rake(table: np.ndarray, rows: np.ndarray, columns: np.ndarray, sweeps: int = 50) -> np.ndarray:
+    """``table`` scaled row- and column-wise (iterative proportional fitting) toward margins ``rows``
+    and ``columns``; a row or column of zeros stays zero."""
+    raked = table / max(table.sum(), 1e-12)
+    for _ in range(sweeps):
+        totals = raked.sum(axis=1)
+        raked = raked * np.divide(rows, totals, out=np.zeros_like(rows), where=totals > 0)[:, None]
+        totals = raked.sum(axis=0)
+        raked = raked * np.divide(columns, totals, out=np.zeros_like(columns), where=totals > 0)[None, :]
+    return raked / max(raked.sum(), 1e-12)
 
 
 def _conditional(table: np.ndarray, fallback: np.ndarray) -> np.ndarray:

@@ -701,7 +701,7 @@ def test_pairs_nothing_was_released_about_get_the_forests_tables_not_free_rein()
     pairs, tables = release.implied_tables()
     table = dict(zip(pairs, tables))
     assert sorted(table) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]  # every pair has a target
-    assert np.array_equal(table[(0, 1)], release.tables[0])  # released tables are kept as released
+    np.testing.assert_allclose(table[(0, 1)], release.tables[0], atol=1e-12)  # margins agree: kept as released
     np.testing.assert_allclose(table[(0, 2)], truth_ac, atol=1e-12)  # a and c depend through b
     assert np.abs(table[(0, 2)] - np.outer(truth_ac.sum(1), truth_ac.sum(0))).max() > 0.05
     for a, b in [(0, 3), (1, 3), (2, 3)]:  # d joins nothing: independence
@@ -709,6 +709,23 @@ def test_pairs_nothing_was_released_about_get_the_forests_tables_not_free_rein()
     for (a, b), values in table.items():
         assert values.sum() == pytest.approx(1.0)
         np.testing.assert_allclose(values.sum(1), release.one_way(a), atol=1e-9)
+
+
+def test_a_released_table_is_raked_onto_the_pooled_one_way_shares_keeping_its_odds_ratios():
+    # b's released marginal says 0.45 / 0.55 where the table's margin says 0.3 / 0.7: the pooled
+    # shares lie between, and the table's target must agree with them (the generator is trained
+    # toward both at once) while keeping the dependence the table measured.
+    ab = np.array([[0.2, 0.1], [0.1, 0.6]])
+    columns = [ColumnCells("a", "categories", (), (), np.array([0.3, 0.7]), marginal_sd=0.05),
+               ColumnCells("b", "categories", (), (), np.array([0.45, 0.55]), marginal_sd=0.05)]
+    release = PairRelease(columns, [(0, 1)], [ab], cell_sd=0.05)
+    pooled = release.one_way(1)
+    assert 0.3 < pooled[0] < 0.45
+    (pair,), (target,) = release.implied_tables()
+    np.testing.assert_allclose(target.sum(0), pooled, atol=1e-6)
+    np.testing.assert_allclose(target.sum(1), release.one_way(0), atol=1e-6)
+    odds = lambda t: t[0, 0] * t[1, 1] / (t[0, 1] * t[1, 0])  # noqa: E731
+    assert odds(target) == pytest.approx(odds(ab), rel=1e-6)
 
 
 def test_marginal_loss_over_many_pairs_is_the_sum_of_each_pairs_squared_error():
