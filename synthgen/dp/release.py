@@ -57,8 +57,9 @@ _MODE_SIGMAS = 2.0
 #: rows does not count as occupied, and clipping it onto the bounds made spikes no calibration
 #: undoes (pbc at ε = 3: 9-29% of some columns clipped).
 _BOUND_MARGIN = 1
-#: A missing level (or indicator) is kept when the noisy count of gaps clears this many σ: a wrong
-#: "no gaps" loses the column's missingness pattern, a wrong "gaps" costs a level of tiny frequency.
+#: A missing level (or indicator) is kept when the noisy count of gaps clears this many σ, or this
+#: share of the released rows where that is lower (``_missing_threshold``): a wrong "no gaps" loses
+#: the column's missingness pattern, a wrong "gaps" costs a level of small frequency.
 _MISSING_SIGMAS = 2.0
 _MISSING_SHARE = 0.1
 #: Positive bounds at least this far apart (a ratio) get log-spaced histogram bins.
@@ -83,12 +84,16 @@ def release_row_count(n_rows: int, noise: float, private: PrivateRandom) -> floa
     return max(1.0, n_rows + private.normal(0.0, noise))
 
 
+def unbounded_columns(metadata: Metadata) -> list[str]:
+    """The numeric and date columns without declared ``public_bounds``: their ranges cost a round."""
+    return [name for name, spec in metadata.columns.items() if spec.get("sdtype") in _NUMERIC and "public_bounds" not in spec]
+
+
 def release_rounds(metadata: Metadata) -> int:
     """How many Gaussian rounds the release of this table's statistics takes (0, 1 or 2)."""
-    kinds = [spec.get("sdtype") for spec in metadata.columns.values()]
-    if any(kind in _NUMERIC and "public_bounds" not in spec for kind, spec in zip(kinds, metadata.columns.values())):
+    if unbounded_columns(metadata):
         return 2
-    return 1 if any(kind in RELEASED_SDTYPES for kind in kinds) else 0
+    return 1 if any(spec.get("sdtype") in RELEASED_SDTYPES for spec in metadata.columns.values()) else 0
 
 
 @dataclass
@@ -152,7 +157,7 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
     metadata.validate(data)
     specs = metadata.columns
     numeric = [name for name, spec in specs.items() if spec.get("sdtype") in _NUMERIC]
-    needs_bounds = [name for name in numeric if "public_bounds" not in specs[name]]
+    needs_bounds = unbounded_columns(metadata)
     levelled = [name for name, spec in specs.items() if spec.get("sdtype") in _CATEGORICAL]
     record: dict[str, Any] = {"noise_multiplier": noise, "rounds": rounds, "columns": {}}
 

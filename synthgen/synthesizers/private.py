@@ -22,7 +22,7 @@ from synthgen.data.table import MIN_ROWS, TableTransformer, readable_table
 from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record, row_count_noise
 from synthgen.dp.entropy import PrivateRandom
 from synthgen.dp.pairs import PairRelease, column_cells, pair_bins, pair_rounds, release_pairs
-from synthgen.dp.release import Release, release_row_count, release_rounds, release_statistics
+from synthgen.dp.release import Release, release_row_count, release_rounds, release_statistics, unbounded_columns
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import (
@@ -93,8 +93,7 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     config = replace(config, steps=plan.steps if settings.critic else steps)
     if len(data) < MIN_ROWS:
         raise InvalidDataError(f"the table has {len(data)} row(s) to train on; synthgen needs at least {MIN_ROWS}")
-    unbounded = [name for name, spec in metadata.columns.items()
-                 if spec.get("sdtype") in ("numerical", "datetime") and "public_bounds" not in spec]
+    unbounded = unbounded_columns(metadata)
     if unbounded:
         # The costliest thing a user can avoid at small ε (pbc: gap closed −0.23 -> 0.00 at ε = 1, 0.26 -> 0.46 at ε = 3).
         logger.info("%d numeric/date column(s) without public_bounds in the metadata (e.g. %r): one of the %d "
