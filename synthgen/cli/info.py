@@ -44,6 +44,9 @@ def info(model: Path, as_json: bool) -> None:
                    f"of {training['batch_size']} patients, {duration}on {training['device']}, seed {details['seed']}")
         click.echo(f"patients: {schema['entity_column']!r}, ordered by {schema['sequence_index']!r}, at most "
                    f"{schema['max_length']} rows each; static: {', '.join(schema['static_columns']) or 'none'}")
+        if schema.get("derived"):
+            click.echo("filled from a rule, not learned: " + ", ".join(
+                f"{name} ({rule['rule'].replace('_', ' ')})" for name, rule in schema["derived"].items()))
         click.echo("no differential privacy (DP training is available for one-row-per-patient tables)")
         return
     processes = training["world_size"]

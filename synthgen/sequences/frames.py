@@ -5,13 +5,16 @@ datetime) and value columns. Columns constant within every entity are the entity
 attributes (one row per entity); the rest are *per-visit* columns. The sequence index becomes two
 learned columns: the entity's first index value (static) and the gap since the previous visit
 (per visit), so order and inter-visit gaps are both learned and a decoded index always increases.
+Per-visit columns that follow exactly from the visits themselves (a visit number; the previous
+visit's index, as the start of counting-process intervals) are *derived*: recorded as a rule,
+not learned, and filled from it on decode, so a synthetic patient cannot break them.
 
 Error messages name columns and at most one entity: rows are never logged.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,14 @@ logger = logging.getLogger(__name__)
 START_COLUMN = "__sequence_start__"
 GAP_COLUMN = "__sequence_gap__"
 _NANOSECONDS_PER_DAY = 86_400 * 10**9
+#: Derived-column rules: the first visit's value plus 0, 1, 2, ...; the previous visit's sequence
+#: index (a constant at the first visit).
+VISIT_NUMBER, PREVIOUS_INDEX = "visit_number", "previous_index"
+RULES = (VISIT_NUMBER, PREVIOUS_INDEX)
+_DERIVED_DTYPES = ("integer", "float", "datetime")
+#: A rule is read from the data only when at least this many later visits (after each patient's
+#: first) follow it: on a handful of visits a coincidence would pass for a rule.
+MIN_RULE_VISITS = 10
 
 
 @dataclass
@@ -45,13 +56,26 @@ class SequenceSchema:
     max_length: int
     #: smallest positive gap seen in training (decoded gaps never fall below it)
     min_gap: float | None = None
+    #: per-visit columns filled from a rule (:func:`derived_columns`): name → {"rule", "first", "dtype"}
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SequenceSchema":
-        return cls(**d)
+        """The schema a model file stores; ``ValueError`` when its derived columns are not well formed."""
+        schema = cls(**d)
+        if not isinstance(schema.derived, dict):
+            raise ValueError("derived columns are malformed")
+        for name, rule in schema.derived.items():
+            if (name not in schema.column_order or name in (*schema.static_columns, *schema.visit_columns)
+                    or not isinstance(rule, dict) or rule.get("rule") not in RULES or rule.get("dtype") not in _DERIVED_DTYPES
+                    or isinstance(rule.get("first"), bool) or not isinstance(rule.get("first"), (int, float))
+                    or not np.isfinite(rule["first"])
+                    or rule["rule"] == PREVIOUS_INDEX and schema.sequence_index is None):
+                raise ValueError(f"derived column {name!r} is malformed")
+        return schema
 
 
 @dataclass
@@ -144,6 +168,71 @@ def static_columns(frame: pd.DataFrame, entity_column: str, sequence_index: str 
     return static
 
 
+def derived_columns(frame: pd.DataFrame, entity_column: str, sequence_index: str | None, kind: str,
+                    candidates: list[str], metadata: Metadata | None = None) -> dict[str, dict[str, Any]]:
+    """The per-visit columns among ``candidates`` that follow a rule on every row, with the rule.
+
+    A visit number is the first visit's value (the same for every entity) plus 0, 1, 2, ... (cgd's
+    ``enum``); a previous index is the previous visit's sequence index, and one constant at each
+    entity's first visit (cgd's ``tstart`` beside the index ``tstop``: the (start, stop] intervals of
+    the counting-process format). Learned, they are only approximately kept (cgd: ``enum``'s lag-1
+    0.89 against 1.00). ``"derived": false`` in a column's metadata keeps it learned; ``true``
+    requires a rule and is an error naming the column where none holds.
+    """
+    if sequence_index is not None:
+        ordered = frame.sort_values([entity_column, sequence_index], kind="stable")
+        index = _index_values(ordered[sequence_index], kind)
+    else:
+        ordered, index = frame.sort_values(entity_column, kind="stable"), None
+    position = ordered.groupby(entity_column, sort=False).cumcount().to_numpy()
+    later = position > 0
+    derived = {}
+    for name in candidates:
+        declared = metadata.columns.get(name, {}).get("derived") if metadata is not None else None
+        if declared is not None and not isinstance(declared, bool):
+            raise MetadataError(f"column {name!r}: \"derived\" must be true or false, got {declared!r}")
+        if declared is False:
+            continue
+        rule = _rule(ordered[name], position, index, kind)
+        if rule is None or later.sum() < MIN_RULE_VISITS and not declared:
+            if declared:
+                raise InvalidDataError(
+                    f"column {name!r} is declared derived but is neither a visit number (the first visit's value "
+                    "plus 0, 1, 2, ...) nor the previous visit's sequence index on every row; declare it "
+                    "\"derived\": false or fix the data")
+            continue
+        derived[name] = rule
+    if derived:
+        logger.info("per-visit column(s) %s follow a rule on every visit: filled from it, not learned",
+                    ", ".join(f"{name} ({rule['rule'].replace('_', ' ')})" for name, rule in derived.items()))
+    return derived
+
+
+def _rule(column: pd.Series, position: np.ndarray, index: np.ndarray | None, kind: str) -> dict[str, Any] | None:
+    """The rule ``column`` (in visit order) follows on every row, or None."""
+    if column.isna().any() or pd.api.types.is_bool_dtype(column.dtype):
+        return None
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        dtype, values = "datetime", _index_values(column, "datetime")
+    elif pd.api.types.is_numeric_dtype(column.dtype):
+        dtype = "integer" if pd.api.types.is_integer_dtype(column.dtype) else "float"
+        values = column.to_numpy(dtype=np.float64)
+    else:
+        return None
+    first = position == 0
+    if first.all():
+        return None
+    offsets = values - position
+    if dtype != "datetime" and np.all(offsets == offsets[0]):
+        return {"rule": VISIT_NUMBER, "first": float(offsets[0]), "dtype": dtype}
+    starts = values[first]
+    if index is not None and (dtype == "datetime") == (kind == "datetime") and np.all(starts == starts[0]):
+        previous = np.roll(index, 1)  # at a later visit, the row before is the same entity's previous visit
+        if np.all(values[~first] == previous[~first]):
+            return {"rule": PREVIOUS_INDEX, "first": float(starts[0]), "dtype": dtype}
+    return None
+
+
 def split_long_table(frame: pd.DataFrame, schema: SequenceSchema) -> SplitTable:
     """One row per entity (static columns and the first index value) and the visits in order (per-visit
     columns and the gap since the previous visit), each entity cut at ``schema.max_length`` visits."""
@@ -181,25 +270,35 @@ def index_metadata(schema: SequenceSchema) -> tuple[dict[str, Any], dict[str, An
 
 def join_long_table(static: pd.DataFrame, visits: pd.DataFrame, lengths: np.ndarray, entity_ids: pd.Series,
                     schema: SequenceSchema) -> pd.DataFrame:
-    """The long table of decoded entities: ``static`` (one row each), ``visits`` (``lengths`` rows each, in order)."""
+    """The long table of decoded entities: ``static`` (one row each), ``visits`` (``lengths`` rows each, in
+    order), the sequence index rebuilt from the start and gaps, and the derived columns from their rules."""
     repeat = np.repeat(np.arange(len(lengths)), lengths)
     out = visits.reset_index(drop=True).copy()
     out[schema.entity_column] = entity_ids.to_numpy()[repeat]
     for name in schema.static_columns:
         out[name] = static[name].iloc[repeat].to_numpy()
+    first = np.zeros(len(out), dtype=bool)
+    first[np.cumsum(lengths)[:-1] if len(lengths) else []] = True
+    first[:1] = True
+    index = None
     if schema.sequence_index is not None:
-        out[schema.sequence_index] = _decoded_index(static[START_COLUMN].to_numpy(dtype=np.float64),
-                                                    visits[GAP_COLUMN].to_numpy(dtype=np.float64), lengths, schema)
+        index = _decoded_index(static[START_COLUMN].to_numpy(dtype=np.float64),
+                               visits[GAP_COLUMN].to_numpy(dtype=np.float64), lengths, first, schema)
+        out[schema.sequence_index] = _as_dtype(index, schema.index_kind)
+    position = np.arange(len(out)) - np.flatnonzero(first)[np.cumsum(first) - 1] if len(out) else np.zeros(0, dtype=np.int64)
+    for name, rule in schema.derived.items():
+        if rule["rule"] == VISIT_NUMBER:
+            values = rule["first"] + position
+        else:
+            values = np.where(first, rule["first"], np.roll(index, 1)) if index is not None else np.zeros(0)
+        out[name] = _as_dtype(values, rule["dtype"])
     return out[schema.column_order]
 
 
-def _decoded_index(start: np.ndarray, gaps: np.ndarray, lengths: np.ndarray, schema: SequenceSchema) -> np.ndarray | pd.Series:
-    """Each visit's index: the entity's start plus the gaps of its later visits (each at least the
-    smallest training gap, so the index strictly increases within an entity)."""
-    first = np.zeros(len(gaps), dtype=bool)
-    first[np.cumsum(lengths)[:-1] if len(lengths) else []] = True
-    if len(gaps):
-        first[0] = True
+def _decoded_index(start: np.ndarray, gaps: np.ndarray, lengths: np.ndarray, first: np.ndarray,
+                   schema: SequenceSchema) -> np.ndarray:
+    """Each visit's index (as float: days for datetimes): the entity's start plus the gaps of its later
+    visits, each at least the smallest training gap, so the index strictly increases within an entity."""
     floor = schema.min_gap if schema.min_gap is not None else (1.0 if schema.index_kind == "integer" else 1e-9)
     steps = np.where(first, 0.0, np.maximum(np.nan_to_num(gaps, nan=floor), floor))
     if schema.index_kind == "integer":
@@ -208,12 +307,16 @@ def _decoded_index(start: np.ndarray, gaps: np.ndarray, lengths: np.ndarray, sch
     entity = np.repeat(np.arange(len(lengths)), lengths)
     totals = np.cumsum(steps)
     offsets = np.concatenate([[0.0], totals[np.cumsum(lengths)[:-1] - 1]]) if len(lengths) else np.zeros(0)
-    values = start[entity] + totals - offsets[entity] if len(gaps) else np.zeros(0)
-    if schema.index_kind == "integer":
-        return values.astype(np.int64)
-    if schema.index_kind == "datetime":
-        return pd.to_datetime(np.round(values * _NANOSECONDS_PER_DAY).astype(np.int64), unit="ns")
-    return values
+    return start[entity] + totals - offsets[entity] if len(gaps) else np.zeros(0)
+
+
+def _as_dtype(values: np.ndarray, dtype: str) -> np.ndarray | pd.Series:
+    """Float index values as the column's kind: integers, floats, or datetimes from days since 1970."""
+    if dtype == "integer":
+        return np.round(values).astype(np.int64)
+    if dtype == "datetime":
+        return pd.to_datetime(np.round(np.asarray(values) * _NANOSECONDS_PER_DAY).astype(np.int64), unit="ns")
+    return np.asarray(values, dtype=np.float64)
 
 
 def entity_kind(column: pd.Series) -> str:
@@ -222,7 +325,7 @@ def entity_kind(column: pd.Series) -> str:
 
 
 def split_metadata(metadata: Metadata | None, split: SplitTable, schema: SequenceSchema) -> tuple[Metadata, Metadata]:
-    """(static metadata, visit metadata): declared specs where given (without the "static" key), else
+    """(static metadata, visit metadata): declared specs where given (without the "static" and "derived" keys), else
     detected: static columns on one row per entity, so a per-patient identifier reads as one."""
     def part(columns: list[str], frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         if metadata is None:
@@ -230,7 +333,7 @@ def split_metadata(metadata: Metadata | None, split: SplitTable, schema: Sequenc
         missing = [c for c in columns if c not in metadata.columns]
         if missing:
             raise MetadataError(f"column {missing[0]!r} is in the table but not in the metadata")
-        return {c: {k: v for k, v in metadata.columns[c].items() if k != "static"} for c in columns}
+        return {c: {k: v for k, v in metadata.columns[c].items() if k not in ("static", "derived")} for c in columns}
 
     if metadata is not None:
         extra = [c for c in metadata.columns if c not in schema.column_order]

@@ -26,7 +26,7 @@ from synthgen.data.table import TableTransformer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError
 from synthgen.metadata import Metadata
 from synthgen.sequences.frames import (
-    GAP_COLUMN, SequenceSchema, check_long_table, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
+    GAP_COLUMN, SequenceSchema, check_long_table, derived_columns, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
     static_columns,
 )
 from synthgen.sequences.tables import TwoTables, join_tables, split_tables
@@ -108,12 +108,16 @@ class SequenceSynthesizer(Synthesizer):
         # max_length is a cap: a model as long as the longest patient unrolls no visit that no patient
         # has (cgd's 8 visits under a cap of 16 halved the work per step) and cannot sample one.
         longest = int(frame.groupby(entity_column, sort=False).size().max())
+        kind = "none" if sequence_index is None else index_kind(frame[sequence_index], sequence_index)
+        per_visit = [c for c in frame.columns if c not in (entity_column, sequence_index, *statics)]
+        derived = derived_columns(frame, entity_column, sequence_index, kind, per_visit, self.metadata)
         schema = SequenceSchema(
             entity_column=entity_column,
             sequence_index=sequence_index,
-            index_kind="none" if sequence_index is None else index_kind(frame[sequence_index], sequence_index),
+            index_kind=kind,
             static_columns=statics,
-            visit_columns=[c for c in frame.columns if c not in (entity_column, sequence_index, *statics)],
+            visit_columns=[c for c in per_visit if c not in derived],
+            derived=derived,
             column_order=[str(c) for c in frame.columns],
             entity_kind=entity_kind(frame[entity_column]),
             max_length=min(self.max_length, longest),
@@ -309,6 +313,9 @@ class SequenceSynthesizer(Synthesizer):
             for name, spec in table.metadata.columns.items():
                 if name in schema.column_order:
                     columns[name] = {**spec, "static": static}
+        for name, rule in schema.derived.items():
+            columns[name] = {"sdtype": "datetime" if rule["dtype"] == "datetime" else "numerical", "static": False,
+                             "derived": rule["rule"]}
         return {"columns": {name: columns[name] for name in schema.column_order}}
 
     def save(self, path: str | Path) -> Path:

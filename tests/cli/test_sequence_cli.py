@@ -168,3 +168,16 @@ def test_two_tables_that_do_not_link_are_refused_by_count(tmp_path: Path) -> Non
         assert not output.exists()
     result = run("fit", parents, children, "-o", tmp_path / "m.sgz")
     assert result.exit_code == 1 and "two tables need --metadata" in result.output
+
+
+def test_info_lists_the_columns_filled_from_a_rule(tmp_path: Path) -> None:
+    data = _histories().assign(event=lambda frame: frame["visit"] + 1)  # an event number beside the visit index
+    data.to_csv(tmp_path / "visits.csv", index=False)
+    model = tmp_path / "model.sgz"
+    assert run("fit", tmp_path / "visits.csv", "-o", model, "--entity-column", "patient", "--sequence-index", "visit",
+               "--steps", "5", "--quiet").exit_code == 0
+    assert "filled from a rule, not learned: event (visit number)" in run("info", model).output
+    out = tmp_path / "synthetic.csv"
+    assert run("sample", model, "-n", "30", "-o", out, "--seed", "1").exit_code == 0
+    synthetic = pd.read_csv(out)
+    assert (synthetic["event"] == synthetic["visit"] + 1).all()

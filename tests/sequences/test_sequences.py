@@ -414,3 +414,67 @@ def test_likely_modes_count_each_value_at_its_most_likely_mode() -> None:
     assert (modes[~present] == 0).all()
     # the low and the high cluster land in different modes
     assert modes[:300].argmax(1).mean() != modes[300:600].argmax(1).mean()
+
+
+def with_counting_columns(visits: pd.DataFrame) -> pd.DataFrame:
+    """cgd's layout: an event number (1, 2, ...) and each interval's start, the previous visit's day (0 first)."""
+    ordered = visits.sort_values(["patient", "day"]).reset_index(drop=True)
+    ordered["event"] = ordered.groupby("patient").cumcount() + 1
+    ordered["start"] = ordered.groupby("patient")["day"].shift(1).fillna(0).astype(np.int64)
+    return ordered
+
+
+def test_counting_columns_are_derived_and_hold_in_every_sampled_patient(visits: pd.DataFrame, tmp_path) -> None:
+    table = with_counting_columns(visits)
+    model = SequenceSynthesizer(seed=3, max_length=MAX_VISITS, config=replace(SMALL, steps=100), progress=False).fit(
+        table, "patient", "day")
+    assert model.schema_.derived == {"event": {"rule": "visit_number", "first": 1.0, "dtype": "integer"},
+                                     "start": {"rule": "previous_index", "first": 0.0, "dtype": "integer"}}
+    assert model.schema_.visit_columns == ["lab", "ward"]  # not learned
+    sample = model.sample(400, seed=5)
+    groups = sample.groupby("patient", sort=False)
+    # a badly trained model (100 steps) breaks neither rule in any patient
+    assert (sample["event"] == groups.cumcount() + 1).all()
+    assert (sample["start"] == groups["day"].shift(1).fillna(0)).all()
+    assert list(sample.columns) == list(table.columns) and sample["start"].dtype == np.int64
+    loaded = synthgen.load(model.save(tmp_path / "m.sgz"))
+    pd.testing.assert_frame_equal(loaded.sample(400, seed=5), sample)
+
+
+def test_a_rule_broken_once_is_learned_not_derived(visits: pd.DataFrame) -> None:
+    table = with_counting_columns(visits)
+    later = table.index[table["event"] > 1]
+    table.loc[later[7], "event"] += 1  # one visit numbered out of turn
+    table.loc[later[9], "start"] -= 1  # one interval that does not start where the last one stopped
+    model = SequenceSynthesizer(config=SequenceConfig(steps=2), progress=False).fit(table, "patient", "day")
+    assert model.schema_.derived == {}
+    assert {"event", "start"} <= set(model.schema_.visit_columns)
+
+
+def test_derived_declarations(visits: pd.DataFrame) -> None:
+    table = with_counting_columns(visits)
+    metadata = Metadata.detect(table.drop(columns="patient"))
+    metadata.columns["event"]["derived"] = False  # the user keeps it learned
+    model = SequenceSynthesizer(metadata, config=SequenceConfig(steps=2), progress=False).fit(table, "patient", "day")
+    assert list(model.schema_.derived) == ["start"] and "event" in model.schema_.visit_columns
+    metadata.columns["lab"]["derived"] = True  # a claim the data contradict
+    with pytest.raises(InvalidDataError, match="'lab' is declared derived"):
+        SequenceSynthesizer(metadata, config=SequenceConfig(steps=2), progress=False).fit(table, "patient", "day")
+    metadata.columns["lab"]["derived"] = "yes"
+    with pytest.raises(MetadataError, match="'lab'.*true or false"):
+        SequenceSynthesizer(metadata, config=SequenceConfig(steps=2), progress=False).fit(table, "patient", "day")
+
+
+@pytest.mark.parametrize("rule", [{"rule": "copy_patient", "first": 0.0, "dtype": "integer"},
+                                  {"rule": "visit_number", "first": "1", "dtype": "integer"},
+                                  {"rule": "visit_number", "first": 1.0, "dtype": "object"}, "visit_number"])
+def test_crafted_derived_rules_are_refused(visits: pd.DataFrame, rule, tmp_path) -> None:
+    from synthgen.bundle import read_bundle, write_bundle
+
+    table = with_counting_columns(visits)
+    model = SequenceSynthesizer(config=SequenceConfig(steps=2), progress=False).fit(table, "patient", "day")
+    manifest, tensors = read_bundle(model.save(tmp_path / "m.sgz"))
+    manifest["sequence"]["derived"]["event"] = rule
+    write_bundle(tmp_path / "bad.sgz", manifest, tensors)
+    with pytest.raises(ModelFileError):
+        synthgen.load(tmp_path / "bad.sgz")
