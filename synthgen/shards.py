@@ -2,7 +2,10 @@
 
 ``out/part-00000.parquet``, ``part-00001.parquet``, ... Shard k holds ``shard_rows`` rows (the last
 one the rest) drawn with its own seed, derived from (seed, k), so the rows depend neither on how
-many workers there are nor on the order in which they finish. Every part is published atomically
+many workers there are nor on the order in which they finish. For a patient-history model the
+counts are patients: a shard holds ``shard_rows`` whole patients, every visit of each, and the
+patients' ids are numbered across the whole request (:func:`synthgen.sequences.synthesizer.patient_ids`),
+so no two shards share an id. Every part is published atomically
 (written beside its name, then renamed: a failure never leaves half a file), and ``out/_shards.json``
 records the request before the first part, so running the same request again skips the parts
 that exist and writes only the missing ones.
@@ -54,8 +57,12 @@ class ShardPlan:
 
     def seed_of(self, shard: int) -> int:
         """Shard ``shard``'s sampling seed: a child of (seed, shard), independent of everything else."""
-        state = np.random.SeedSequence(self.seed, spawn_key=(_SHARD_STREAM, shard)).generate_state(1, dtype=np.uint64)
-        return int(state[0] >> np.uint64(1))
+        return _child_seed(self.seed, _SHARD_STREAM, shard)
+
+    @property
+    def ids_seed(self) -> int:
+        """The key of the whole request's patient ids (patient-history models), shared by every shard."""
+        return _child_seed(self.seed, _SHARD_STREAM)
 
     def path_of(self, folder: Path, shard: int) -> Path:
         width = max(5, len(str(self.shards - 1)))
@@ -85,12 +92,15 @@ def sample_shards(
     device: str | None = None,
     progress: bool = True,
 ) -> ShardReport:
-    """Write ``num_rows`` rows of the tabular model at ``model`` into ``folder`` as Parquet parts.
+    """Write ``num_rows`` rows of the tabular model at ``model`` into ``folder`` as Parquet parts
+    (for a patient-history model, ``num_rows`` whole patients, ``shard_rows`` patients a part).
 
     Under ``torchrun`` every rank calls this with the same arguments and writes its own shards
     (``workers`` must then be 1); otherwise ``workers`` local processes share the shards. A
     folder that already holds parts of the same request is completed, never rewritten. One job
-    per folder at a time: a resumed job deletes the half-written files a killed one left.
+    per folder at a time: a resumed job deletes the half-written files a killed one left. A job
+    that fails before its first part is complete removes its manifest (and the folder it created),
+    so a corrected request (a condition the model can meet, say) may use the same folder.
     """
     from tqdm.auto import tqdm
 
@@ -110,10 +120,11 @@ def sample_shards(
     rank, world = launch.rank, launch.world_size
     if world > 1 and workers > 1:
         raise InvalidArgumentError(f"under torchrun each of the {world} ranks is a worker; leave --workers at 1")
-    synthesizer = _load_tabular(model, device)
+    synthesizer = _load_model(model, device)
     request = ShardPlan(_sha256(model), int(num_rows), int(shard_rows), draw_seed(seed), _plain(conditions or {}))
     # Checked before anything is written: a bad condition is one error, and leaves no folder behind.
     synthesizer.sample_chunks(1, request.conditions, seed=0)
+    existed, recorded = folder.exists(), (folder / MANIFEST).exists()
     if world > 1:
         plan = _agreed_plan(request, folder, given_seed=seed is not None, rank=rank)
     else:
@@ -121,19 +132,25 @@ def sample_shards(
     mine = range(rank, plan.shards, world)  # every shard when there is no torchrun
     pending = [shard for shard in mine if not plan.path_of(folder, shard).exists()]
     show = progress and rank == 0
-    with tqdm(total=sum(plan.rows_of(s) for s in pending), unit="row", disable=not show, leave=False) as bar:
-        if workers == 1:
-            for shard in pending:
-                _write_shard(synthesizer, plan, folder, shard, chunk_rows)
-                bar.update(plan.rows_of(shard))
-        else:
-            context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                        initargs=(model, device)) as pool:
-                futures = {pool.submit(_worker_shard, plan, folder, shard, chunk_rows): shard for shard in pending}
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()  # the first failure stops the job; finished parts stay
-                    bar.update(plan.rows_of(futures[future]))
+    unit = "patient" if synthesizer.kind == "sequence" else "row"
+    try:
+        with tqdm(total=sum(plan.rows_of(s) for s in pending), unit=unit, disable=not show, leave=False) as bar:
+            if workers == 1:
+                for shard in pending:
+                    _write_shard(synthesizer, plan, folder, shard, chunk_rows)
+                    bar.update(plan.rows_of(shard))
+            else:
+                context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
+                with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                                            initargs=(model, device)) as pool:
+                    futures = {pool.submit(_worker_shard, plan, folder, shard, chunk_rows): shard for shard in pending}
+                    for future in concurrent.futures.as_completed(futures):
+                        future.result()  # the first failure stops the job; finished parts stay
+                        bar.update(plan.rows_of(futures[future]))
+    except BaseException:
+        if world == 1 and not recorded:  # this call began the folder: no parts, then no folder
+            _discard_unstarted(folder, plan, remove_folder=not existed)
+        raise
     written, skipped = len(pending), len(mine) - len(pending)
     if world > 1:  # every rank's counts, and no rank returns before all parts exist
         import torch.distributed as dist
@@ -149,10 +166,28 @@ def sample_shards(
 def _write_shard(synthesizer: Any, plan: ShardPlan, folder: Path, shard: int, chunk_rows: int) -> None:
     from synthgen.io import TableWriter
 
+    if synthesizer.kind == "sequence":  # blocks of whole patients; ids numbered across the request
+        chunks = synthesizer.sample_chunks(plan.rows_of(shard), plan.conditions, seed=plan.seed_of(shard),
+                                           ids_seed=plan.ids_seed, first_patient=shard * plan.shard_rows)
+    else:
+        chunks = synthesizer.sample_chunks(plan.rows_of(shard), plan.conditions, seed=plan.seed_of(shard),
+                                           chunk_rows=chunk_rows)
     with TableWriter(plan.path_of(folder, shard)) as writer:
-        for chunk in synthesizer.sample_chunks(plan.rows_of(shard), plan.conditions, seed=plan.seed_of(shard),
-                                               chunk_rows=chunk_rows):
+        for chunk in chunks:
             writer.write(chunk)
+
+
+def _discard_unstarted(folder: Path, plan: ShardPlan, *, remove_folder: bool) -> None:
+    """Remove the manifest (and the folder, when it was new) of a job that failed before any part
+    was complete, so the same folder takes a corrected request (another condition, say)."""
+    if any(plan.path_of(folder, shard).exists() for shard in range(plan.shards)):
+        return  # finished parts stay, with the manifest that lets a re-run complete them
+    (folder / MANIFEST).unlink(missing_ok=True)
+    if remove_folder:
+        try:
+            folder.rmdir()
+        except OSError:  # something else is in it: leave it
+            pass
 
 
 #: A worker process's model, loaded once by :func:`_start_worker` (one per process, never shared).
@@ -161,7 +196,7 @@ _worker_model: Any = None
 
 def _start_worker(model: Path, device: str | None) -> None:
     global _worker_model
-    _worker_model = _load_tabular(model, device)
+    _worker_model = _load_model(model, device)
 
 
 def _worker_shard(plan: ShardPlan, folder: Path, shard: int, chunk_rows: int) -> None:
@@ -219,14 +254,25 @@ def _read_manifest(path: Path) -> ShardPlan:
     return plan
 
 
-def _load_tabular(model: Path, device: str | None) -> Any:
+def _load_model(model: Path, device: str | None) -> Any:
+    """A tabular or a (one long table) patient-history model: the kinds whose samples are table rows."""
     from synthgen.loading import load
 
     synthesizer = load(model, device=device)
-    if not hasattr(synthesizer, "sample_chunks") or getattr(synthesizer, "kind", None) != "tabular":
-        raise InvalidArgumentError(f"{str(model)!r} is a {getattr(synthesizer, 'kind', '?')!r} model; "
-                                   "sharded sampling writes table rows and needs a tabular model")
+    kind = getattr(synthesizer, "kind", None)
+    if not hasattr(synthesizer, "sample_chunks") or kind not in ("tabular", "sequence"):
+        raise InvalidArgumentError(f"{str(model)!r} is a {kind or '?'!r} model; sharded sampling writes table "
+                                   "rows and needs a tabular or a patient-history model")
+    if kind == "sequence" and synthesizer.tables_ is not None:
+        raise InvalidArgumentError(f"{str(model)!r} learned a parent and a child table, which are sampled whole "
+                                   "into one folder (synthgen sample -o FOLDER), not into parts")
     return synthesizer
+
+
+def _child_seed(seed: int, *key: int) -> int:
+    """A seed below 2**63 drawn from (``seed``, ``key``): a stream of its own for each key."""
+    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 def _sha256(path: Path) -> str:

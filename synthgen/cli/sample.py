@@ -29,7 +29,7 @@ from synthgen.errors import InvalidArgumentError
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Tables, -o a folder: local processes writing the part files side by side.")
 @click.option("--shard-rows", type=click.IntRange(min=1), default=DEFAULT_SHARD_ROWS, show_default=True,
-              help="Tables, -o a folder: rows per part file.")
+              help="Tables, -o a folder: rows per part file (whole patients, for a patient-history model).")
 @click.option("--device", help="cuda, mps or cpu. [default: best available]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
@@ -47,6 +47,8 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
     --nproc-per-node N -m synthgen sample ...` launch). Each part is drawn from a seed derived from
     (--seed, part number), so the rows do not depend on the number of workers; a part appears only
     when complete, and running the same command again skips the parts already there (resume).
+    Patient histories too: -n and --shard-rows count patients, a patient's rows stay in one part,
+    and ids are distinct across parts.
 
     Images: OUTPUT is a new folder; --condition LABEL_COLUMN=LABEL (or just LABEL) asks for one
     class. DICOM output is built from scratch (fresh UIDs, no input tag copied) and marked SYNTHETIC.
@@ -80,15 +82,17 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
         return
     refuse(("--format",), image_format is not None, "image models; table output takes its format from the file name")
     if synthesizer.kind == "sequence":
-        refuse(("--workers",), workers > 1, "models of one-row-per-patient tables")
         wanted = parse_conditions(conditions, list(synthesizer.schema_.column_order))
         if synthesizer.tables_ is not None:
+            refuse(("--workers",), workers > 1, "one long table; a two-table model is sampled whole into one folder")
             refuse(("--condition",), bool(conditions), "one long table; a two-table model samples patients unconditioned")
             _sample_two_tables(synthesizer, num_rows, output, model, seed, sharded)
             return
         if sharded:
-            raise InvalidArgumentError(f"-o {str(output)!r}: a patient-history model writes one table file "
-                                       "(.csv, .tsv or .parquet)")
+            _sample_parts(model, num_rows, output, seed, wanted, workers, shard_rows, chunk_rows, device, quiet,
+                          "patients")
+            return
+        _refuse_workers_for_one_file(output, workers)
         patients = synthesizer.sample_chunks(num_rows, wanted, seed=seed)  # whole patients, a block at a time
         with TableWriter(output) as writer, tqdm(total=num_rows, unit="patient", disable=quiet, leave=False) as bar:
             for block in patients:
@@ -98,23 +102,33 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
         return
     columns = list(synthesizer.metadata_.columns)
     if sharded:
-        from synthgen.shards import sample_shards
-        report = sample_shards(model, num_rows, output, seed=seed, conditions=parse_conditions(conditions, columns),
-                               workers=workers, shard_rows=shard_rows, chunk_rows=chunk_rows, device=device,
-                               progress=not quiet)
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for all ranks
-            click.echo(f"{output}: {report.plan.num_rows} synthetic rows in {len(report.parts)} part(s) "
-                       f"({report.written} written now, {report.skipped} already there), seed {report.plan.seed}")
+        _sample_parts(model, num_rows, output, seed, parse_conditions(conditions, columns), workers, shard_rows,
+                      chunk_rows, device, quiet, "rows")
         return
-    if workers > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise InvalidArgumentError(f"-o {str(output)!r}: several workers write part files into a folder; "
-                                   "give a folder name (no .csv/.tsv/.parquet suffix) or leave --workers at 1")
+    _refuse_workers_for_one_file(output, workers)
     chunks = synthesizer.sample_chunks(num_rows, parse_conditions(conditions, columns), seed=seed, chunk_rows=chunk_rows)
     with TableWriter(output) as writer, tqdm(total=num_rows, unit="row", disable=quiet, leave=False) as bar:
         for chunk in chunks:
             writer.write(chunk)
             bar.update(len(chunk))
     click.echo(f"Wrote {writer.rows} synthetic rows to {output}")
+
+
+def _sample_parts(model: Path, num_rows: int, output: Path, seed: int | None, conditions: dict[str, Any],
+                  workers: int, shard_rows: int, chunk_rows: int, device: str | None, quiet: bool, unit: str) -> None:
+    """Parquet parts into the folder ``output`` (synthgen.shards), and one line on what was written."""
+    from synthgen.shards import sample_shards
+    report = sample_shards(model, num_rows, output, seed=seed, conditions=conditions, workers=workers,
+                           shard_rows=shard_rows, chunk_rows=chunk_rows, device=device, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report for all ranks
+        click.echo(f"{output}: {report.plan.num_rows} synthetic {unit} in {len(report.parts)} part(s) "
+                   f"({report.written} written now, {report.skipped} already there), seed {report.plan.seed}")
+
+
+def _refuse_workers_for_one_file(output: Path, workers: int) -> None:
+    if workers > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InvalidArgumentError(f"-o {str(output)!r}: several workers write part files into a folder; "
+                                   "give a folder name (no .csv/.tsv/.parquet suffix) or leave --workers at 1")
 
 
 def _sample_two_tables(synthesizer: Any, patients: int, output: Path, model: Path, seed: int | None, folder: bool) -> None:

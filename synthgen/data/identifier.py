@@ -75,6 +75,12 @@ def _uuid4_strings(n_rows: int, rng: np.random.Generator) -> np.ndarray:
     raw = rng.integers(0, 256, size=(n_rows, 16), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    return uuid_strings(raw)
+
+
+def uuid_strings(raw: np.ndarray) -> np.ndarray:
+    """Each row of 16 bytes (uint8) as a ``8-4-4-4-12`` hex string, built without a per-row loop."""
+    n_rows = raw.shape[0]
     hex_chars = np.stack([HEX_DIGITS[raw >> 4], HEX_DIGITS[raw & 0x0F]], axis=2).reshape(n_rows, 32)
     chars = np.insert(hex_chars, [8, 12, 16, 20], ord("-"), axis=1)  # dashes of 8-4-4-4-12
     return chars.view("S36").ravel().astype("U36").astype(object)

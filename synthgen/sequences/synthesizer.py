@@ -20,7 +20,7 @@ import torch
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.continuous import ContinuousTransformer
-from synthgen.data.identifier import IdentifierTransformer
+from synthgen.data.identifier import MAX_INT_ID, uuid_strings
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.table import TableTransformer
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError
@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_LENGTH = 32
 #: Patients per generator pass when sampling.
 NETWORK_PATIENTS = 1_024
+#: Feistel rounds of the id permutation (:func:`patient_ids`): enough to scatter neighbouring numbers.
+_ID_ROUNDS = 6
+_ID_STREAM = 0x1D5
 
 
 class SequenceSynthesizer(Synthesizer):
@@ -234,19 +237,29 @@ class SequenceSynthesizer(Synthesizer):
         return pd.concat(list(self.sample_chunks(n_patients, conditions, seed=seed)), ignore_index=True)
 
     def sample_chunks(self, n_patients: int, conditions: Mapping[str, Any] | None = None, *,
-                      seed: int | None = None) -> Iterator[pd.DataFrame]:
+                      seed: int | None = None, ids_seed: int | None = None,
+                      first_patient: int = 0) -> Iterator[pd.DataFrame]:
         """The patients of :meth:`sample` in blocks of at most ``NETWORK_PATIENTS`` whole patients, in
         bounded memory. Each block draws from its own streams, children of (seed, block), so the rows
         do not depend on how they are consumed. Arguments and conditions are checked here, first.
 
         Conditions are met by rejection: whole patients are generated and those whose static values
         match are kept (up to 100 times the request plus ten blocks; then an error says so).
+
+        Ids are :func:`patient_ids` of the patients' numbers, ``first_patient`` onwards, keyed by
+        ``ids_seed`` (default: the seed). A shard of a larger request (``synthgen.shards``) passes
+        the request's key and its first patient's number, so no two shards share an id.
         """
         self._check_fitted()
         if isinstance(n_patients, bool) or not isinstance(n_patients, (int, np.integer)) or n_patients < 1:
             raise InvalidArgumentError(f"the number of patients must be a positive integer, got {n_patients!r}")
+        if isinstance(first_patient, bool) or not isinstance(first_patient, (int, np.integer)) or first_patient < 0:
+            raise InvalidArgumentError(f"first_patient must be a non-negative integer, got {first_patient!r}")
         _check_seed(seed)
-        return self._generate(int(n_patients), self._static_targets(dict(conditions or {})), draw_seed(seed))
+        _check_seed(ids_seed)
+        seed = draw_seed(seed)
+        return self._generate(int(n_patients), self._static_targets(dict(conditions or {})), seed,
+                              seed if ids_seed is None else int(ids_seed), int(first_patient))
 
     def _static_targets(self, conditions: dict[str, Any]) -> dict[str, Any]:
         """Each condition as the value decoded static columns hold, checked before any generation."""
@@ -258,11 +271,9 @@ class SequenceSynthesizer(Synthesizer):
                                      f"their static columns only ({', '.join(statics) or 'none'})")
         return {name: exact_target(self.static_table_.metadata, name, value) for name, value in conditions.items()}
 
-    def _generate(self, n_patients: int, exact: dict[str, Any], seed: int) -> Iterator[pd.DataFrame]:
+    def _generate(self, n_patients: int, exact: dict[str, Any], seed: int, ids_seed: int,
+                  first_patient: int) -> Iterator[pd.DataFrame]:
         device = next(self.generator_.parameters()).device
-        # Ids for the whole request at once: distinct across blocks.
-        ids = IdentifierTransformer.from_state({"kind": self.schema_.entity_kind}).inverse(
-            np.zeros((n_patients, 0), dtype=np.float32), np.random.default_rng([seed, 0x1D5]))
         budget = 100 * n_patients + 10 * NETWORK_PATIENTS
         done = tried = block = 0
         while done < n_patients:
@@ -286,7 +297,8 @@ class SequenceSynthesizer(Synthesizer):
             if taken:
                 yield join_long_table(static_frame[keep].reset_index(drop=True),
                                       visit_frame[keep[owner]].reset_index(drop=True), lengths[keep],
-                                      ids.iloc[done:done + taken].reset_index(drop=True), self.schema_)
+                                      patient_ids(self.schema_.entity_kind, ids_seed, first_patient + done, taken),
+                                      self.schema_)
             done, tried, block = done + taken, tried + size, block + 1
 
     # ------------------------------------------------------------------ persistence
@@ -364,6 +376,55 @@ class SequenceSynthesizer(Synthesizer):
 def _check_seed(seed: Any) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def patient_ids(kind: str, key: int, first: int, count: int) -> pd.Series:
+    """The ids of patients number ``first`` to ``first + count - 1`` of a request keyed by ``key``.
+
+    Each id is a keyed permutation of the patient's number, so the ids of one request are distinct
+    by construction (not by chance, as independent draws per shard would be) and a patient's id
+    does not depend on which block, shard or worker generates it. ``kind`` "integer": values in
+    [1, 2**53); else UUID4 strings, 62 of whose random bits are the permutation (60 more another).
+    """
+    if first + count > MAX_INT_ID - 1:
+        raise InvalidArgumentError(f"at most {MAX_INT_ID - 1} patients can have distinct ids in one request")
+    numbers = np.arange(first, first + count, dtype=np.uint64)
+    if kind == "integer":
+        return pd.Series((_permute(numbers, key, MAX_INT_ID - 1) + np.uint64(1)).astype(np.int64))
+    distinct = _permute(numbers, key, 2**62) | np.uint64(0b10 << 62)  # RFC 4122 variant on top
+    other = _permute(numbers, key, 2**60, tweak=1)
+    versioned = (other >> np.uint64(12) << np.uint64(16)) | np.uint64(0x4 << 12) | (other & np.uint64(0xFFF))  # version 4
+    raw = np.stack([versioned, distinct], axis=1).astype(">u8").view(np.uint8).reshape(count, 16)
+    return pd.Series(uuid_strings(raw), dtype=object)
+
+
+def _permute(numbers: np.ndarray, key: int, size: int, tweak: int = 0) -> np.ndarray:
+    """A bijection of [0, size) keyed by (``key``, ``tweak``), applied to ``numbers`` (uint64, each below
+    ``size``): a balanced Feistel network on the fewest even bits that hold ``size``, applied again to
+    any value that lands at or above ``size`` (cycle walking keeps a permutation of the smaller set)."""
+    half = np.uint64(max(1, ((size - 1).bit_length() + 1) // 2))
+    mask = (np.uint64(1) << half) - np.uint64(1)
+    round_keys = np.random.SeedSequence([key, _ID_STREAM, tweak]).generate_state(_ID_ROUNDS, dtype=np.uint64)
+
+    def feistel(values: np.ndarray) -> np.ndarray:
+        left, right = values >> half, values & mask
+        for round_key in round_keys:
+            left, right = right, left ^ (_mix(right ^ round_key) & mask)
+        return (left << half) | right
+
+    out = feistel(numbers)
+    outside = np.flatnonzero(out >= np.uint64(size))
+    while len(outside):
+        out[outside] = feistel(out[outside])
+        outside = outside[out[outside] >= np.uint64(size)]
+    return out
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every output bit depends on every input bit (uint64, wrapping)."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
 
 
 def _generator_builder(static_table: TableTransformer, visit_table: TableTransformer, max_length: int,

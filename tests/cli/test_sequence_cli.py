@@ -84,8 +84,8 @@ def test_history_conditions_on_static_columns_and_refusals(fitted, tmp_path: Pat
     for condition, message in (("lab=5", "'lab' is a per-visit column"), ("sex=X", "only 0 of 5 patients met it")):
         result = run("sample", model, "-n", "5", "-o", tmp_path / "x.csv", "-c", condition)
         assert result.exit_code == 1 and message in result.output, result.output
-    result = run("sample", model, "-n", "5", "-o", tmp_path / "parts")
-    assert result.exit_code == 1 and "writes one table file" in result.output
+    result = run("sample", model, "-n", "5", "-o", tmp_path / "parts", "-c", "sex=X")  # the folder form too
+    assert result.exit_code == 1 and "only 0 of 5 patients met it" in result.output, result.output
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "parts").exists()
 
 
@@ -181,3 +181,29 @@ def test_info_lists_the_columns_filled_from_a_rule(tmp_path: Path) -> None:
     assert run("sample", model, "-n", "30", "-o", out, "--seed", "1").exit_code == 0
     synthetic = pd.read_csv(out)
     assert (synthetic["event"] == synthetic["visit"] + 1).all()
+
+
+def test_sample_writes_parts_of_whole_patients_with_workers_and_resumes(fitted, tmp_path: Path) -> None:
+    _, model = fitted
+    one, two = tmp_path / "one", tmp_path / "two"
+    common = ["-n", "45", "--shard-rows", "20", "--seed", "6", "-c", "sex=M", "--quiet"]
+    result = run("sample", model, "-o", one, *common)
+    assert result.exit_code == 0, result.output
+    assert "45 synthetic patients in 3 part(s) (3 written now, 0 already there), seed 6" in result.output
+    result = run("sample", model, "-o", two, "--workers", "2", *common)
+    assert result.exit_code == 0, result.output
+    files = sorted(path.name for path in one.iterdir())
+    assert files == ["_shards.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert all((one / name).read_bytes() == (two / name).read_bytes() for name in files)
+    parts = [pd.read_parquet(one / name) for name in files[1:]]
+    assert [part["patient"].nunique() for part in parts] == [20, 20, 5]
+    rows = pd.concat(parts, ignore_index=True)
+    assert rows["patient"].nunique() == 45 and set(rows["sex"]) == {"M"}
+    (one / "part-00001.parquet").unlink()  # a lost part: the same command writes it again, and only it
+    result = run("sample", model, "-o", one, *common)
+    assert result.exit_code == 0 and "(1 written now, 2 already there)" in result.output, result.output
+    assert (one / "part-00001.parquet").read_bytes() == (two / "part-00001.parquet").read_bytes()
+    # Several workers need a folder to write parts into: one file is refused, and not written.
+    result = run("sample", model, "-n", "5", "-o", tmp_path / "one.csv", "--workers", "2")
+    assert result.exit_code == 1 and "give a folder name" in result.output, result.output
+    assert not (tmp_path / "one.csv").exists()
