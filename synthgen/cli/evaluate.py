@@ -26,10 +26,13 @@ GATE_INCONCLUSIVE_EXIT = 4
 
 @click.command("evaluate")
 @click.argument("model", type=PATH, required=False)
-@click.option("--real", "real_path", type=PATH, required=True,
-              help="The real table. With MODEL: the file given to fit (its --holdout rows are split off again).")
-@click.option("--synthetic", "synthetic_path", type=PATH, required=True, help="The synthetic table to judge.")
-@click.option("--holdout", "holdout_path", type=PATH, help="Real rows never used for training (about as many as --real).")
+@click.option("--real", "real_paths", type=PATH, required=True, multiple=True,
+              help="The real table. With MODEL: the file given to fit (its --holdout rows are split off again); "
+                   "a two-table model: --real PARENT --real CHILD, or a folder holding <parent>.csv and <child>.csv.")
+@click.option("--synthetic", "synthetic_paths", type=PATH, required=True, multiple=True,
+              help="The synthetic table to judge; a two-table model: the folder `synthgen sample` wrote (or two files).")
+@click.option("--holdout", "holdout_paths", type=PATH, multiple=True,
+              help="Real rows never used for training (about as many as --real); two tables: as --real.")
 @click.option("-o", "--output", type=PATH, help="Write the self-contained HTML report here.")
 @click.option("--json", "json_path", type=PATH, help="Write the report as JSON here.")
 @click.option("--target", help="Column to predict for the machine-learning utility test (needs a holdout).")
@@ -45,9 +48,10 @@ GATE_INCONCLUSIVE_EXIT = 4
 @image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, holdout_path: Path | None,
-                     output: Path | None, json_path: Path | None, target: str | None, gate_rules: tuple[str, ...],
-                     sensitive: tuple[str, ...], metadata_path: Path | None, seed: int, quiet: bool,
+def evaluate_command(model: Path | None, real_paths: tuple[Path, ...], synthetic_paths: tuple[Path, ...],
+                     holdout_paths: tuple[Path, ...], output: Path | None, json_path: Path | None, target: str | None,
+                     gate_rules: tuple[str, ...], sensitive: tuple[str, ...], metadata_path: Path | None, seed: int,
+                     quiet: bool,
                      **image_options: Any) -> None:
     """Score fidelity and privacy of SYNTHETIC against REAL, optionally for MODEL.
 
@@ -56,6 +60,10 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     wrote (any --format). Image scores use features of a small CNN trained on the real training
     images (no downloaded weights): Frechet distance, KID, precision/recall/density/coverage,
     label accuracy, train-on-synthetic accuracy, and nearest-neighbour memorisation checks.
+
+    A MODEL fitted on two tables (a parent and a child): --real PARENT --real CHILD as fit read
+    them, --synthetic the folder `synthgen sample` wrote; each pair is joined by the model's layout
+    and scored patient by patient, like a long-table history model.
 
     Prints a summary, writes HTML/JSON when asked, and exits with status 0 when every gate
     passes, 3 when any gate fails, 4 when none fails but one is inconclusive (too little evidence,
@@ -69,12 +77,20 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     from synthgen.loading import load
     from synthgen.metadata import Metadata
     from synthgen.synthesizers.images import ImageSynthesizer
-    inputs = [model, real_path, synthetic_path, holdout_path, metadata_path, image_options.get("labels_path")]
-    for option, path in (("-o", output), ("--json", json_path)):  # before any scoring
-        if path is not None:
-            check_output(path, inputs=inputs, option=option)
-            inputs.append(path)  # -o and --json may not name one file either
     synthesizer = load(model, device="cpu") if model is not None else None
+    layout = getattr(synthesizer, "tables_", None)
+    if layout is not None:  # a model of two tables: --real, --synthetic and --holdout each name a pair
+        refuse_image_options(image_options)
+        refuse(("--target", "--metadata"), bool(target or metadata_path), "one-row-per-patient tables")
+        pairs = {option: _table_pair(paths, option, layout) for option, paths in
+                 (("--real", real_paths), ("--synthetic", synthetic_paths), ("--holdout", holdout_paths)) if paths}
+        _check_outputs(output, json_path, [model, *(path for pair in pairs.values() for path in pair)])
+        _finish_report(_evaluate_two_tables(synthesizer, pairs, gate_rules, sensitive, seed), output, json_path)
+        return
+    real_path, synthetic_path = _one(real_paths, "--real"), _one(synthetic_paths, "--synthetic")
+    holdout_path = _one(holdout_paths, "--holdout") if holdout_paths else None
+    _check_outputs(output, json_path, [model, real_path, synthetic_path, holdout_path, metadata_path,
+                                       image_options.get("labels_path")])
     if isinstance(synthesizer, ImageSynthesizer) or (synthesizer is None and is_image_input(real_path)):
         refuse(("--target", "--metadata", "--sensitive"), bool(target or metadata_path or sensitive), "tables, not images")
         report = _evaluate_images(synthesizer, real_path, synthetic_path, holdout_path, image_options,
@@ -109,33 +125,64 @@ def evaluate_command(model: Path | None, real_path: Path, synthetic_path: Path, 
     _finish_report(report, output, json_path)
 
 
+def _one(paths: tuple[Path, ...], option: str) -> Path:
+    """The one path of an option that takes two only for a model fitted on two tables."""
+    if len(paths) != 1:
+        raise InvalidArgumentError(f"{option} is given {len(paths)} times: two (a parent and a child table) are for a "
+                                   "model fitted on two tables; give one table here")
+    return paths[0]
+
+
+def _table_pair(paths: tuple[Path, ...], option: str, layout: Any) -> tuple[Path, Path]:
+    """(parent file, child file) of an option: two files in that order, as fit took them, or one folder."""
+    from synthgen.sequences.tables import table_files
+    if len(paths) == 1 and paths[0].is_dir():
+        return table_files(paths[0], layout)
+    if len(paths) != 2:
+        raise InvalidArgumentError(f"{option}: this model learned two tables; give {option} twice, the "
+                                   f"{layout.parent!r} table then the {layout.child!r} table, or once, a folder "
+                                   f"holding {layout.parent}.csv and {layout.child}.csv")
+    return paths[0], paths[1]
+
+
+def _check_outputs(output: Path | None, json_path: Path | None, inputs: list[Path | None]) -> None:
+    """Refuse -o and --json before any scoring: neither may be an input, nor name one file."""
+    for option, path in (("-o", output), ("--json", json_path)):
+        if path is not None:
+            check_output(path, inputs=inputs, option=option)
+            inputs.append(path)
+
+
+def _history_gates(gate_rules: tuple[str, ...]) -> list[Gate]:
+    """The default gates, less those a --gate rule replaces, then the rules."""
+    from synthgen.evaluation import Gate
+    from synthgen.evaluation.gates import DEFAULT_GATES
+    user_gates = [Gate.parse(rule) for rule in gate_rules]
+    replaced = {gate.metric for gate in user_gates}
+    return [gate for gate in DEFAULT_GATES if gate.metric not in replaced] + user_gates
+
+
 def _evaluate_histories(synthesizer: Any, real_path: Path, synthetic_path: Path, holdout_path: Path | None,
                         gate_rules: tuple[str, ...], sensitive: tuple[str, ...], seed: int) -> Any:
     """Patient histories: the model's holdout patients (or --holdout), scored patient by patient."""
-    from synthgen.evaluation import Gate
-    from synthgen.evaluation.gates import DEFAULT_GATES
     from synthgen.io import read_table
-    from synthgen.sequences.report import evaluate_histories
-    if synthesizer.tables_ is not None:
-        raise InvalidArgumentError("this model learned a parent and a child table; evaluating two tables is not built "
-                                   "yet (synthgen.sequences.tables.join_tables gives the long table "
-                                   "synthgen.sequences.report.evaluate_histories scores)")
-    real = read_table(real_path)
-    train, holdout = (real, read_table(holdout_path)) if holdout_path else synthesizer.split(real)
-    if holdout is None:
-        raise InvalidArgumentError("patient-level privacy needs held-out patients: fit with --holdout, or pass --holdout")
-    schema = synthesizer.schema_
-    user_gates = [Gate.parse(rule) for rule in gate_rules]
-    replaced = {gate.metric for gate in user_gates}
-    details = synthesizer.describe()
-    return evaluate_histories(
-        train, read_table(synthetic_path), holdout, entity_column=schema.entity_column,
-        sequence_index=schema.sequence_index, static_columns=list(schema.static_columns),
-        gates=[gate for gate in DEFAULT_GATES if gate.metric not in replaced] + user_gates, seed=seed,
+    from synthgen.sequences.report import evaluate_synthesizer
+    return evaluate_synthesizer(
+        synthesizer, read_table(real_path), read_table(synthetic_path),
+        read_table(holdout_path) if holdout_path else None, gates=_history_gates(gate_rules), seed=seed,
         sensitive=list(sensitive) or None,
-        context={"data source": str(real_path), "synthetic source": str(synthetic_path),
-                 "generator": {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}},
-    )
+        context={"data source": str(real_path), "synthetic source": str(synthetic_path)})
+
+
+def _evaluate_two_tables(synthesizer: Any, pairs: dict[str, tuple[Path, Path]], gate_rules: tuple[str, ...],
+                         sensitive: tuple[str, ...], seed: int) -> Any:
+    """Patient histories from two tables: each pair joined by the model's layout, then scored as one long table."""
+    from synthgen.sequences.report import evaluate_two_tables
+    return evaluate_two_tables(
+        synthesizer, pairs["--real"], pairs["--synthetic"], pairs.get("--holdout"), gates=_history_gates(gate_rules),
+        seed=seed, sensitive=list(sensitive) or None,
+        context={"data source": " + ".join(map(str, pairs["--real"])),
+                 "synthetic source": " + ".join(map(str, pairs["--synthetic"]))})
 
 
 def _evaluate_images(synthesizer: ImageSynthesizer | None, real_path: Path, synthetic_path: Path,

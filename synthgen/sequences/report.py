@@ -5,20 +5,33 @@ exit codes), with two sections: "sequences" (``sequence_fidelity``: lengths, sta
 lag-1 autocorrelation, per-patient aggregates, each next to what the training patients score
 against the same holdout) and "privacy" (``patient_privacy``: DCR, membership inference and the
 risks on one summary row per patient). The default privacy gates judge the second.
+
+``evaluate_synthesizer`` scores a model's long-table sample against the table fit was given (its
+holdout patients split off again); ``evaluate_two_tables`` does the same for a model fitted on a
+parent and a child table, joining each pair into that long table first.
 """
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from synthgen.errors import InvalidDataError
+from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.evaluation.gates import DEFAULT_GATES, Gate
 from synthgen.evaluation.report import Report
 from synthgen.evaluation.scores import Score, SectionResult
+from synthgen.io import read_table
 from synthgen.sequences.evaluate import patient_privacy, sequence_fidelity
+from synthgen.sequences.tables import join_long
+
+if TYPE_CHECKING:  # the synthesizer brings torch; scoring a sample needs only its schema and split
+    from synthgen.sequences.synthesizer import SequenceSynthesizer
+
+#: A parent and a child table, each a DataFrame or a table file (named in errors about it).
+TablePair = tuple["pd.DataFrame | str | Path", "pd.DataFrame | str | Path"]
 
 #: (measure key, metric name, ideal value) of the sequence section's headline scores.
 _MEASURES = (
@@ -60,3 +73,51 @@ def evaluate_histories(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd
         **(context or {}),
     }
     return Report(sections=sections, context=about, gates=list(DEFAULT_GATES if gates is None else gates))
+
+
+def evaluate_synthesizer(synthesizer: SequenceSynthesizer, real: pd.DataFrame, synthetic: pd.DataFrame,
+                         holdout: pd.DataFrame | None = None, *, gates: list[Gate] | None = None, seed: int = 0,
+                         sensitive: list[str] | None = None, context: dict[str, Any] | None = None) -> Report:
+    """The report of ``synthetic`` (a long table ``synthesizer`` sampled) against ``real``, the table
+    fit was given: its held-out patients are found again by ``synthesizer.split``, unless
+    ``holdout`` gives held-out patients (then all of ``real`` is the training reference)."""
+    if getattr(synthesizer, "kind", None) != "sequence":
+        raise InvalidArgumentError("evaluate_synthesizer scores patient-history models (SequenceSynthesizer)")
+    train, held_out = (real, holdout) if holdout is not None else synthesizer.split(real)
+    if held_out is None:
+        raise InvalidArgumentError("patient-level privacy needs held-out patients: fit with --holdout, or pass --holdout")
+    schema, details = synthesizer.schema_, synthesizer.describe()
+    generator = {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}
+    return evaluate_histories(train, synthetic, held_out, entity_column=schema.entity_column,
+                              sequence_index=schema.sequence_index, static_columns=list(schema.static_columns),
+                              gates=gates, seed=seed, sensitive=sensitive,
+                              context={**(context or {}), "generator": generator})
+
+
+def evaluate_two_tables(synthesizer: SequenceSynthesizer, real: TablePair, synthetic: TablePair,
+                        holdout: TablePair | None = None, *, gates: list[Gate] | None = None, seed: int = 0,
+                        sensitive: list[str] | None = None, context: dict[str, Any] | None = None) -> Report:
+    """:func:`evaluate_synthesizer` for a model fitted on two tables: each (parent, child) pair is
+    joined by the model's stored layout into the long table it learned, then scored as one.
+
+    ``real`` is the pair fit was given (extra columns are ignored, as fit ignored them); ``synthetic``
+    must hold exactly the layout's columns, as sampling writes them. Orphan child rows, childless
+    parents, repeated keys and missing columns are errors naming the file (or the table).
+    """
+    layout = synthesizer.tables_ if getattr(synthesizer, "kind", None) == "sequence" else None
+    if layout is None:
+        raise InvalidArgumentError("evaluate_two_tables scores a model fitted on a parent and a child table "
+                                   "(SequenceSynthesizer.fit_tables); for a long-table model use evaluate_synthesizer")
+
+    def joined(pair: TablePair, role: str, exact: bool = False) -> pd.DataFrame:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InvalidArgumentError(f"the {role} tables must be a ({layout.parent!r}, {layout.child!r}) pair")
+        frames, sources = [], []
+        for item, table in zip(pair, (layout.parent, layout.child)):
+            frames.append(item if isinstance(item, pd.DataFrame) else read_table(item))
+            sources.append(f"the {role} tables" if isinstance(item, pd.DataFrame) else repr(str(item)))
+        return join_long(frames[0], frames[1], layout, sources=(sources[0], sources[1]), exact=exact)
+
+    return evaluate_synthesizer(synthesizer, joined(real, "real"), joined(synthetic, "synthetic", exact=True),
+                                None if holdout is None else joined(holdout, "holdout"), gates=gates, seed=seed,
+                                sensitive=sensitive, context=context)

@@ -6,7 +6,8 @@ child). The child's rows are joined to their parent by the key into the long tab
 ``SequenceSynthesizer`` learns, the parent's columns declared static (one value per patient), and a
 sampled long table is cut back into a parent table (one row per patient, fresh keys) and a child
 table pointing at those keys. Nothing is dropped silently: orphan child rows, parents without a
-child row, duplicated parent keys and clashing column names are errors that count them.
+child row, duplicated parent keys and clashing column names are errors that count them. The
+evaluation joins real and sampled pairs the same way (``join_long``), by the layout the model stores.
 """
 from __future__ import annotations
 
@@ -90,33 +91,59 @@ def read_two_table_metadata(path: str | Path) -> tuple[TwoTables, dict[str, Any]
 def join_tables(parents: pd.DataFrame, children: pd.DataFrame, layout: TwoTables,
                 specs: dict[str, Any]) -> tuple[pd.DataFrame, Metadata]:
     """The long table (one row per child row, its parent's columns repeated) and its metadata."""
-    for frame, table, columns in ((parents, layout.parent, layout.parent_columns),
-                                  (children, layout.child, layout.child_columns)):
-        missing = [name for name in columns if name not in frame.columns]
-        if missing:
-            raise InvalidDataError(f"the {table!r} table has no column {missing[0]!r} that the metadata declares")
-    keys = parents[layout.parent_key]
-    if keys.isna().any() or keys.duplicated().any():
-        raise InvalidDataError(f"the {layout.parent!r} table's key {layout.parent_key!r} has "
-                               f"{int(keys.isna().sum())} missing and {int(keys.duplicated().sum())} repeated values; "
-                               "each patient needs one key")
-    links = children[layout.child_key]
-    orphans = ~links.isin(keys)
-    if orphans.any():
-        raise InvalidDataError(f"{int(orphans.sum())} row(s) of {layout.child!r} point at no {layout.parent!r} row "
-                               f"through {layout.child_key!r}")
-    childless = ~keys.isin(links)
-    if childless.any():
-        raise InvalidDataError(f"{int(childless.sum())} {layout.parent!r} row(s) have no {layout.child!r} row; a patient "
-                               "history needs at least one (remove them, or model the parent table on its own)")
-    statics = parents[layout.parent_columns].rename(columns={layout.parent_key: layout.child_key})
-    long = children[layout.child_columns].merge(statics, on=layout.child_key, how="left", validate="many_to_one")
+    long = join_long(parents, children, layout)
     columns = {name: spec for name, spec in specs[layout.child].items()}
     columns[layout.child_key] = {"sdtype": "id"}
     for name, spec in specs[layout.parent].items():
         if name != layout.parent_key:
             columns[name] = {**spec, "static": True}
     return long, Metadata.from_dict({"columns": columns})
+
+
+def join_long(parents: pd.DataFrame, children: pd.DataFrame, layout: TwoTables, *,
+              sources: tuple[str, str] | None = None, exact: bool = False) -> pd.DataFrame:
+    """The long table of a parent and a child table linked as ``layout`` says, in the child's row order
+    (so a model's holdout patients are found again): its columns, then the parent's others.
+
+    ``sources`` (say the parent's and the child's file names) prefix each error about that table;
+    ``exact`` also refuses columns the layout does not have (a sampled table has exactly its columns).
+    """
+    where = [f"{sources[0]}: ", f"{sources[1]}: "] if sources is not None else ["", ""]
+    for at, frame, table, columns in ((where[0], parents, layout.parent, layout.parent_columns),
+                                      (where[1], children, layout.child, layout.child_columns)):
+        missing = [name for name in columns if name not in frame.columns]
+        if missing:
+            raise InvalidDataError(f"{at}the {table!r} table has no column {missing[0]!r} that the metadata declares")
+        extra = [str(name) for name in frame.columns if name not in columns]
+        if exact and extra:
+            raise InvalidDataError(f"{at}the {table!r} table has a column {extra[0]!r} that the model's {table!r} table "
+                                   f"does not have (it has {', '.join(map(repr, columns))})")
+    keys = parents[layout.parent_key]
+    if keys.isna().any() or keys.duplicated().any():
+        raise InvalidDataError(f"{where[0]}the {layout.parent!r} table's key {layout.parent_key!r} has "
+                               f"{int(keys.isna().sum())} missing and {int(keys.duplicated().sum())} repeated values; "
+                               "each patient needs one key")
+    links = children[layout.child_key]
+    orphans = ~links.isin(keys)
+    if orphans.any():
+        raise InvalidDataError(f"{where[1]}{int(orphans.sum())} row(s) of {layout.child!r} point at no {layout.parent!r} "
+                               f"row through {layout.child_key!r}")
+    childless = ~keys.isin(links)
+    if childless.any():
+        raise InvalidDataError(f"{where[0]}{int(childless.sum())} {layout.parent!r} row(s) have no {layout.child!r} row; "
+                               "a patient history needs at least one (remove them, or model the parent table on its own)")
+    statics = parents[layout.parent_columns].rename(columns={layout.parent_key: layout.child_key})
+    return children[layout.child_columns].merge(statics, on=layout.child_key, how="left", validate="many_to_one")
+
+
+def table_files(folder: Path, layout: TwoTables) -> tuple[Path, Path]:
+    """(parent file, child file) of a folder as ``synthgen sample`` writes it: ``<parent>.csv``, ``<child>.csv``."""
+    paths = folder / f"{layout.parent}.csv", folder / f"{layout.child}.csv"
+    for path in paths:
+        if not path.is_file():
+            raise InvalidDataError(f"{str(path)!r} does not exist: the folder {str(folder)!r} should hold the "
+                                   f"{layout.parent!r} and {layout.child!r} tables as {paths[0].name} and {paths[1].name}")
+    return paths
 
 
 def split_tables(long: pd.DataFrame, layout: TwoTables) -> tuple[pd.DataFrame, pd.DataFrame]:
