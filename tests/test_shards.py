@@ -131,3 +131,14 @@ def test_torchrun_ranks_write_the_same_parts(model_file: Path, one_worker: Path,
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("part(s)") == 1  # rank 0 alone reports
     assert _contents(out) == _contents(one_worker)
+
+
+def test_a_condition_never_met_leaves_no_folder_to_lock(model_file: Path, tmp_path: Path) -> None:
+    # Found only by rejection, after the manifest: a manifest left behind would bind the folder to
+    # the failed request, and the corrected command would be refused as "another request".
+    folder = tmp_path / "out"
+    with pytest.raises(Exception, match="age=1000"):
+        sample_shards(model_file, 100, folder, seed=1, conditions={"age": 1000}, progress=False)
+    assert not folder.exists()
+    report = sample_shards(model_file, 100, folder, seed=1, conditions={"age": 60}, shard_rows=60, progress=False)
+    assert report.written == 2 and set(pd.concat(map(pd.read_parquet, report.parts))["age"]) == {60}
