@@ -92,6 +92,12 @@ class ColumnTransformer(ABC):
     def from_state(cls, state: dict[str, Any]) -> "ColumnTransformer":
         """Rebuild a fitted transformer from :meth:`get_state` output."""
 
+    def with_missing(self, data: np.ndarray, missing: np.ndarray) -> np.ndarray | None:
+        """``data`` (this column's encoded block) rewritten to decode to a gap exactly where ``missing``
+        is True and to a value elsewhere; None when this transformer cannot (then its column keeps
+        its own gaps). Lets columns that are missing together in training stay so in every sample."""
+        return None
+
     @property
     def output_width(self) -> int:
         return sum(span.width for span in self.spans)

@@ -79,6 +79,17 @@ class _LevelTransformer(ColumnTransformer):
         labels[:] = self.categories
         return labels[np.argmax(np.asarray(data), axis=1)]
 
+    def with_missing(self, data: np.ndarray, missing: np.ndarray) -> np.ndarray | None:
+        """The missing level where ``missing``; elsewhere the arg-max among the other levels."""
+        if not self.has_missing_:
+            return None
+        forced = np.array(data, dtype=np.float32, copy=True)
+        position = self._missing_index()
+        forced[missing] = 0.0
+        forced[missing, position] = 1.0
+        forced[~missing, position] = forced[~missing].min(axis=1, initial=0.0) - 1.0
+        return forced
+
     def _missing_index(self) -> int:
         """Position of the missing level; raises when training saw no missing values."""
         if not self.has_missing_:

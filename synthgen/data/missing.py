@@ -78,6 +78,13 @@ class MissingIndicator(ColumnTransformer):
             return values
         return values.mask(missing)
 
+    def with_missing(self, data: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        """The indicator set from ``missing``; the inner encoding (decoded where present) is kept."""
+        forced = np.array(data, dtype=np.float32, copy=True)
+        forced[:, -2] = ~missing
+        forced[:, -1] = missing
+        return forced
+
     def get_state(self) -> dict[str, Any]:
         self._check_fitted("missing_rate_")
         return {"inner": self.inner.name, "inner_state": self.inner.get_state(), "missing_rate": self.missing_rate_}

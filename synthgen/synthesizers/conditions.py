@@ -26,6 +26,7 @@ class DiscreteCondition:
     slot: int
     data_index: torch.Tensor
     category: int
+    column: str
 
 
 def plan_conditions(conditions: dict[str, Any], metadata: Metadata, table: TableTransformer,
@@ -47,13 +48,26 @@ def plan_conditions(conditions: dict[str, Any], metadata: Metadata, table: Table
                     slot=int(offsets[position]) + category,
                     data_index=torch.arange(conditional.data_offset, conditional.data_offset + conditional.width),
                     category=category,
+                    column=name,
                 )
             )
         elif metadata.columns[name].get("sdtype") == "id":
             raise ConditionError(f"cannot condition on identifier column {name!r}: identifiers are generated fresh")
         else:
             exact[name] = exact_target(metadata, name, value)
+    _check_missing_together(discrete, table)
     return discrete, exact
+
+
+def _check_missing_together(discrete: list[DiscreteCondition], table: TableTransformer) -> None:
+    """Refuse conditions that ask one column of a set missing together for a gap and another for a value:
+    no training row has that, and decoding keeps each set missing together (on the first conditioned column)."""
+    for names in table.missing_groups_:
+        asked = {c.column: pd.isna(table.transformer(c.column).categories[c.category]) for c in discrete if c.column in names}
+        if len(set(asked.values())) > 1:
+            gap, value = (next(name for name, missing in asked.items() if missing is flag) for flag in (True, False))
+            raise ConditionError(f"cannot condition {gap!r} on a missing value and {value!r} on a value: the two are "
+                                 "missing on the same rows in the training data")
 
 
 def exact_target(metadata: Metadata, name: str, value: Any) -> Any:
