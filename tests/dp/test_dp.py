@@ -784,3 +784,24 @@ def test_a_dp_numeric_code_keeps_its_type_and_a_genuine_other_stays_apart():
                                         np.random.default_rng(0))
     assert decoded.dtype == np.int64 and decoded.iloc[-1] == 2  # 7 -> the nearest released code
     assert "Other" in ward.categories and ward.categories[-1] != "Other"  # the pool is spelled apart
+
+
+def test_one_bin_of_noise_far_away_does_not_stretch_the_bounds():
+    """~100 power-of-two bins of noise: one of them clears 4σ in about 0.3% of releases. Alone, far
+    from the values, it stretched an albumin-like column's bounds to [-2^28, 8) (a flaky 5-release
+    test caught it: KS complement 0.03)."""
+    from synthgen.dp.release import _bounds_from_coarse, _coarse_edges
+
+    edges = _coarse_edges(40)
+    sigma = 30.0
+    noisy = np.zeros(len(edges) + 1)
+    albumin = int(np.searchsorted(edges, 3.5))  # the bin of [2, 4)
+    noisy[albumin] = 1_700.0
+    noisy[albumin + 1] = 150.0  # a real neighbour at 5σ
+    spurious = int(np.searchsorted(edges, -2.0 ** 27))
+    noisy[spurious] = 4.5 * sigma
+    low, high, occupied_low, occupied_high = _bounds_from_coarse(noisy, edges, sigma)
+    assert (occupied_low, occupied_high) == (2.0, 8.0) and (low, high) == (1.0, 16.0)
+    # a lone bin far above what noise reaches is values, not noise: a second cluster is kept
+    noisy[spurious] = 40 * sigma
+    assert _bounds_from_coarse(noisy, edges, sigma)[2] < -1e8
