@@ -17,7 +17,11 @@ from synthgen.dp.accounting import statement as dp_statement
 def info(model: Path, as_json: bool) -> None:
     """Show MODEL's schema, training summary, versions and seed."""
     from synthgen.loading import load
-    details = load(model, device="cpu").describe()
+    synthesizer = load(model, device="cpu")
+    details = synthesizer.describe()
+    table = getattr(synthesizer, "table_", None)
+    if table is not None and table.missing_groups_:
+        details["missing_together"] = table.missing_groups_
     details["training"].setdefault("world_size", 1)  # files from before multi-process training: one process
     if as_json:
         click.echo(json.dumps(details, indent=2))
@@ -60,6 +64,9 @@ def info(model: Path, as_json: bool) -> None:
     click.echo(f"conditional columns: {', '.join(details['conditional_columns']) or 'none'}")
     if details.get("calibrated_columns"):
         click.echo(f"marginals calibrated onto the training quantiles: {', '.join(details['calibrated_columns'])}")
+    if details.get("missing_together"):
+        click.echo("sampled missing together (missing on the same training rows): "
+                   + "; ".join(", ".join(names) for names in details["missing_together"]))
     click.echo("columns:")
     for name, spec in details["metadata"]["columns"].items():
         extras = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")

@@ -84,3 +84,16 @@ def test_a_dp_fit_reads_no_sets_from_the_rows() -> None:
     metadata = synthgen.Metadata.detect(table)  # declared, as DP requires
     model = synthgen.TabularSynthesizer(metadata, seed=1, steps=5, progress=False, dp=DPSettings(epsilon=5.0)).fit(table)
     assert model.table_.missing_groups_ == []
+
+
+def test_info_names_the_sets(model, tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from synthgen.cli.main import main
+
+    path = model.save(tmp_path / "m.sgz")
+    text = CliRunner().invoke(main, ["info", str(path)]).output
+    assert "sampled missing together (missing on the same training rows): albumin, bili, panel_flag" in text
+    assert json.loads(CliRunner().invoke(main, ["info", str(path), "--json"]).output)["missing_together"] == [PANEL]
