@@ -210,15 +210,18 @@ def test_gaps_get_an_indicator_only_when_the_noisy_count_shows_them():
     assert filled["few"].notna().all() and filled["many"].isna().sum() == 400
 
 
+def _lab_with_gaps(values: np.ndarray, gaps: int, public_bounds: list[float]) -> tuple[pd.DataFrame, Metadata]:
+    """One float lab column, its first ``gaps`` values missing, with declared public bounds."""
+    lab = pd.Series(values)
+    lab[:gaps] = np.nan
+    spec = {"sdtype": "numerical", "computer_representation": "Float", "public_bounds": public_bounds}
+    return pd.DataFrame({"lab": lab}), Metadata.from_dict({"columns": {"lab": spec}})
+
+
 def test_a_quarter_of_gaps_is_not_lost_where_the_noise_is_a_quarter_of_the_rows():
     # 300 rows, 26% of one column missing (pbc's trt at ε = 1), noise σ = 37.5 counts: 2σ is 25%
     # of the rows, so a 2σ rule dropped the column's gaps in about half of the releases (53% kept).
-    rng = np.random.default_rng(4)
-    lab = pd.Series(rng.normal(0, 1, 300))
-    lab[:78] = np.nan
-    table = pd.DataFrame({"lab": lab})
-    metadata = Metadata.from_dict({"columns": {"lab": {"sdtype": "numerical", "computer_representation": "Float",
-                                                       "public_bounds": [-5, 5]}}})
+    table, metadata = _lab_with_gaps(np.random.default_rng(4).normal(0, 1, 300), 78, public_bounds=[-5, 5])
     noise = 37.5 / np.sqrt(2)  # the histogram round's σ is noise × √(columns + the row count)
     kept = [release_statistics(table, metadata, noise, 1, 1e-6, rows_hint=300).transformers["lab"].name == "missing"
             for _ in range(200)]
@@ -324,11 +327,7 @@ def test_one_planted_row_does_not_change_what_a_dp_fit_outputs_for_a_declared_co
 
 def test_gaps_are_filled_from_the_released_distribution_not_with_other_patients_values():
     rng = np.random.default_rng(5)
-    values = pd.Series(rng.normal(50, 10, 2_000))
-    values[:600] = np.nan
-    table = pd.DataFrame({"lab": values})
-    metadata = Metadata.from_dict({"columns": {"lab": {"sdtype": "numerical", "computer_representation": "Float",
-                                                       "public_bounds": [0, 100]}}})
+    table, metadata = _lab_with_gaps(rng.normal(50, 10, 2_000), 600, public_bounds=[0, 100])
     release = _release(table, metadata)
     encoder = TableTransformer.from_fitted(metadata, {}, release.transformers)
     encoded = release.fill_encoded_gaps(table, encoder.transform(table, rng), encoder.slices_, rng)
