@@ -153,8 +153,7 @@ class TableTransformer:
                 gaps.setdefault(np.packbits(missing).tobytes(), []).append(name)
         if list(fitted) != list(self.metadata.columns):
             raise ValueError(f"columns {list(fitted)} do not follow the metadata's {list(self.metadata.columns)}")
-        self._set_columns(fitted)
-        self.missing_groups_ = [names for names in gaps.values() if len(names) > 1]
+        self._set_columns(fitted, [names for names in gaps.values() if len(names) > 1])
         if self.missing_groups_:
             logger.info("%d sets of columns are missing on the same rows (%d columns): each set is sampled missing together",
                         len(self.missing_groups_), sum(map(len, self.missing_groups_)))
