@@ -151,6 +151,33 @@ class Release:
         return encoded
 
 
+def outside_public_values_as_gaps(data: pd.DataFrame, metadata: Metadata) -> tuple[pd.DataFrame, list[str]]:
+    """``data`` with every value outside its column's declared ``public_values`` made a gap, and the
+    names of the columns that held such values.
+
+    Under DP a value outside the public domain must not stop the fit or reach the model: refusing
+    the table (as this did) made one patient's value decide whether a model is released, and an
+    error naming the value invited adding it to ``public_values``, which would publish it without
+    noise. So it becomes a gap, counted in the column's noisy count of gaps like any other.
+    """
+    outside_columns = []
+    conformed = data
+    for name, spec in metadata.columns.items():
+        public = spec.get("public_values")
+        if spec.get("sdtype") != "categorical" or not isinstance(public, list) or not public or name not in data:
+            continue
+        domain = {_native(value) for value in public}
+        column = data[name]
+        present = column.notna().to_numpy()
+        outside = present & ~np.fromiter((_native(value) in domain for value in column), dtype=bool, count=len(column))
+        if outside.any():
+            if conformed is data:
+                conformed = data.copy()
+            conformed[name] = column.where(~outside)
+            outside_columns.append(name)
+    return conformed, outside_columns
+
+
 def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rounds: int,
                        threshold_delta: float, *, rows_hint: float, private: PrivateRandom | None = None) -> Release:
     """Build every column's transformer from Gaussian-noised statistics with noise multiplier ``noise``.
@@ -159,6 +186,7 @@ def release_statistics(data: pd.DataFrame, metadata: Metadata, noise: float, rou
     """
     rng = private or PrivateRandom()
     metadata.validate(data)
+    data = outside_public_values_as_gaps(data, metadata)[0]
     specs = metadata.columns
     numeric = [name for name, spec in specs.items() if spec.get("sdtype") in _NUMERIC]
     needs_bounds = unbounded_columns(metadata)
@@ -359,13 +387,9 @@ def _categorical(column: pd.Series, name: str, spec: dict[str, Any], sigma: floa
         if not isinstance(public, list) or not public:
             raise MetadataError(f"column {name!r}: public_values must be a non-empty list, got {public!r}")
         domain = [_native(value) for value in public]
-        outside = [value for value in observed.index if _native(value) not in domain]
-        if outside:
-            raise InvalidDataError(
-                f"column {name!r}: {len(outside)} value(s) are not among the declared public_values, "
-                f"e.g. {outside[0]!r}"
-            )
-        keyed = {value: float(observed.get(value, 0)) for value in domain}
+        native_counts = {_native(value): float(count) for value, count in observed.items()}
+        # Values outside the domain were made gaps (``outside_public_values_as_gaps``) before any release.
+        keyed = {value: native_counts.get(value, 0.0) for value in domain}
     else:
         keyed = {_native(value): float(count) for value, count in observed.items()}
     labels = list(keyed)

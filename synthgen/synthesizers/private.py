@@ -22,7 +22,9 @@ from synthgen.data.table import MIN_ROWS, TableTransformer, readable_table
 from synthgen.dp.accounting import DPSettings, plan_privacy, privacy_record, row_count_noise
 from synthgen.dp.entropy import PrivateRandom
 from synthgen.dp.pairs import PairRelease, column_cells, pair_bins, pair_rounds, release_pairs
-from synthgen.dp.release import Release, release_row_count, release_rounds, release_statistics, unbounded_columns
+from synthgen.dp.release import (
+    Release, outside_public_values_as_gaps, release_row_count, release_rounds, release_statistics, unbounded_columns,
+)
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import (
@@ -101,6 +103,12 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
                     len(unbounded), unbounded[0], plan.release_rounds)
     # Stray cells (text in a number column, unparsable dates) become gaps, as in a plain fit.
     data = readable_table(metadata, data)
+    data, outside = outside_public_values_as_gaps(data, metadata)
+    if outside:
+        # Names the columns, never the values: see outside_public_values_as_gaps.
+        logger.warning("column(s) %s hold values outside their declared public_values: they are treated as gaps. "
+                       "Extend public_values only from a data dictionary, never from values found in the data: "
+                       "a public value is published without noise", ", ".join(repr(name) for name in outside))
     release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta,
                                  rows_hint=rows_hint, private=private)
     table = TableTransformer.from_fitted(metadata, {"min_category_count": 1}, release.transformers)

@@ -5,6 +5,7 @@ import copy
 import json
 import logging
 import warnings
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from synthgen.dp.accounting import _RELEASES, DPSettings, plan_privacy, privacy_
 from synthgen.data.table import TableTransformer
 from synthgen.dp.pairs import ColumnCells, PairRelease, column_cells, release_pairs
 from synthgen.dp.release import release_rounds, release_statistics
-from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataError
+from synthgen.errors import InvalidArgumentError, MetadataError
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import Discriminator, GANConfig, MarginalLoss
@@ -158,9 +159,30 @@ def test_public_values_are_released_whatever_their_counts():
     metadata.columns["stage"]["public_values"] = ["I", "II", "III", "IV"]
     transformer = _release_where(lambda r: not r.transformers["stage"].has_missing_, table, metadata).transformers["stage"]
     assert set(transformer.categories) == {"I", "II", "III", "IV"}
-    metadata.columns["stage"]["public_values"] = ["I", "II"]
-    with pytest.raises(InvalidDataError, match="'stage'.*not among the declared public_values"):
-        _release(table, metadata)
+
+
+def test_a_value_outside_the_public_domain_neither_stops_a_dp_fit_nor_reaches_the_model(tmp_path, caplog):
+    """One patient's stage 'IV' in a column declared ['I', 'II', 'III'] used to refuse the table with an
+    error naming 'IV': that patient decided whether any model was released, and the user was invited to
+    add the value to public_values, publishing it without noise. It is a gap now, like a stray cell."""
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({"stage": rng.choice(["I", "II", "III"], 300), "age": rng.normal(60, 10, 300).round(1)})
+    metadata = _declared(table)
+    metadata.columns["stage"]["public_values"] = ["I", "II", "III"]
+    metadata.columns["age"]["public_bounds"] = [0, 120]
+    attacked = pd.concat([table, pd.DataFrame({"stage": ["IV"], "age": [61.0]})], ignore_index=True)
+    models = {}
+    for name, frame in (("clean", table), ("attacked", attacked)):
+        with caplog.at_level(logging.WARNING, logger="synthgen.synthesizers.private"):
+            models[name] = TabularSynthesizer(metadata, steps=3, seed=0, progress=False, calibrate=False,
+                                              dp=DPSettings(epsilon=3.0)).fit(frame)
+    warned = [r.getMessage() for r in caplog.records if "public_values" in r.getMessage()]
+    assert len(warned) == 1 and "'stage'" in warned[0] and "IV" not in warned[0]
+    for model in models.values():
+        assert set(model.table_.transformer("stage").categories) <= {"I", "II", "III"}
+        assert not model.sample(500, seed=1)["stage"].isin(["IV"]).any()
+    with zipfile.ZipFile(models["attacked"].save(tmp_path / "dp.sgz")) as bundle:
+        assert '"IV"' not in bundle.read("model.json").decode()
 
 
 def test_numeric_bounds_come_from_noisy_power_of_two_bins_or_from_public_bounds():
