@@ -23,7 +23,9 @@ from synthgen.errors import InvalidArgumentError
               help="Only rows with this value; repeat for several columns.")
 @click.option("--seed", type=int, help="Random seed for sampling.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=DEFAULT_CHUNK_ROWS, show_default=True,
-              help="Rows generated and written at a time; bounds memory for large -n.")
+              help="Rows generated and written at a time; bounds memory for large -n. Patient histories "
+                   "are generated and written in fixed blocks of whole patients (1,024) whatever this is, so "
+                   "that a seed gives the same patients at any chunk size.")
 @click.option("--format", "image_format", type=click.Choice(IMAGE_FORMATS),
               help="Image models: write DICOM files, PNG files or one .npz. [default: dicom]")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
