@@ -145,11 +145,15 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
     refuse(sequence_options, entity_column is None and (sequence_index is not None or max_length is not None),
            "patient histories, with --entity-column")
     if entity_column is not None:
+        if dp_epsilon is None and (dp_delta is not None or dp_noise is not None or dp_statistics_share is not None):
+            raise InvalidArgumentError("--dp-delta, --dp-noise and --dp-statistics-share need --dp-epsilon")
+        share = {"preprocessing_share": dp_statistics_share} if dp_statistics_share is not None else {}
+        dp = (DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise, **share)
+              if dp_epsilon is not None else None)
         _fit_histories(data, output, metadata_path, entity_column, sequence_index, max_length, holdout, seed=seed,
                        steps=steps, batch_size=batch_size, min_category_count=min_category_count, device=device,
-                       quiet=quiet, unsupported=bool(dp_epsilon is not None or dp_delta is not None or dp_noise is not None
-                                                     or dp_unit_column or dp_no_pairs or dp_statistics_share is not None
-                                                     or no_calibrate or checkpoint_every or resume))
+                       quiet=quiet, dp=dp, unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate
+                                                            or checkpoint_every or resume))
         return
     dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
                 or dp_statistics_share is not None)
@@ -190,18 +194,24 @@ def _fit_histories(data: Path, output: Path, metadata_path: Path | None, entity_
     from synthgen.io import read_table
     from synthgen.metadata import Metadata
     from synthgen.sequences.synthesizer import DEFAULT_MAX_LENGTH, SequenceSynthesizer
-    refuse(("--dp-*", "--no-calibrate", "--checkpoint-every", "--resume"), unsupported,
-           "one-row-per-patient tables; patient histories (--entity-column) do not have them yet")
+    refuse(("--dp-unit-column", "--dp-no-pairs", "--no-calibrate", "--checkpoint-every", "--resume"), unsupported,
+           "one-row-per-patient tables; patient histories (--entity-column) do not have them (under DP the unit is "
+           "the entity column's patient already)")
     table = read_table(data)
     metadata = Metadata.load(metadata_path) if metadata_path else None
     synthesizer = SequenceSynthesizer(metadata, max_length=max_length or DEFAULT_MAX_LENGTH, progress=not quiet,
                                       **options).fit(table, entity_column, sequence_index, holdout=holdout)
     synthesizer.save(output)
     summary = synthesizer.training_
-    held_out = f" ({summary['table_entities'] - summary['entities']} held out)" if "holdout_fraction" in summary else ""
-    click.echo(f"Trained on {summary['entities']} patients{held_out} ({summary['rows']} rows) x {table.shape[1]} columns, "
-               f"static: {', '.join(synthesizer.schema_.static_columns) or 'none'}: {summary['steps']} steps in "
-               f"{summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). Saved {output}")
+    held_out = f" ({summary['table_entities'] - summary['entities']} held out)" if "table_entities" in summary else ""
+    about = "about " if "privacy" in summary else ""  # under DP only released counts are known
+    click.echo(f"Trained on {about}{summary['entities']} patients{held_out} ({about}{summary['rows']} rows) x "
+               f"{table.shape[1]} columns, static: {', '.join(synthesizer.schema_.static_columns) or 'none'}: "
+               f"{summary['steps']} steps in {summary['seconds']:.1f} s on {summary['device']} (seed {synthesizer.seed_}). "
+               f"Saved {output}")
+    if "privacy" in summary:
+        statement = dp_statement(summary["privacy"])
+        click.echo(statement[0].upper() + statement[1:])
 
 
 def _relaunch(nproc: int, seed: int | None) -> None:

@@ -44,14 +44,16 @@ def info(model: Path, as_json: bool) -> None:
         return
     if details["kind"] == "sequence":
         schema = details["sequence"]
-        click.echo(f"trained on {training['entities']} patients ({training['rows']} rows), {training['steps']} steps "
+        about = "about " if training.get("privacy") else ""  # under DP only released counts are known
+        click.echo(f"trained on {about}{training['entities']} patients ({about}{training['rows']} rows), {training['steps']} steps "
                    f"of {training['batch_size']} patients, {duration}on {training['device']}, seed {details['seed']}")
         click.echo(f"patients: {schema['entity_column']!r}, ordered by {schema['sequence_index']!r}, at most "
                    f"{schema['max_length']} rows each; static: {', '.join(schema['static_columns']) or 'none'}")
         if schema.get("derived"):
             click.echo("filled from a rule, not learned: " + ", ".join(
                 f"{name} ({rule['rule'].replace('_', ' ')})" for name, rule in schema["derived"].items()))
-        click.echo("no differential privacy (DP training is available for one-row-per-patient tables)")
+        click.echo(dp_statement(training["privacy"]) if training.get("privacy")
+                   else "no differential privacy (trained without --dp-epsilon)")
         return
     processes = training["world_size"]
     per_process = f" per process x {processes} processes (torchrun)" if processes > 1 else ""

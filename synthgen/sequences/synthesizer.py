@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ from synthgen.synthesizers.base import (
 )
 from synthgen.training.loop import select_device
 
+if TYPE_CHECKING:
+    from synthgen.dp.accounting import DPSettings
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_LENGTH = 32
@@ -58,6 +61,10 @@ class SequenceSynthesizer(Synthesizer):
     columns constant within every entity are detected as static. Entities with more than
     ``max_length`` visits are cut to their first ``max_length`` (with a warning); the model is as long
     as the longest entity, up to that cap.
+
+    ``dp``: train under (ε, δ)-DP with one patient (all rows of one entity) as the unit
+    (``synthgen.sequences.private``); the metadata must then declare ``"static"`` on every column,
+    and the model is ``max_length`` visits long.
     """
 
     kind = "sequence"
@@ -74,6 +81,7 @@ class SequenceSynthesizer(Synthesizer):
         device: str | None = None,
         config: SequenceConfig | None = None,
         progress: bool = True,
+        dp: DPSettings | None = None,
     ) -> None:
         self.metadata = metadata
         self.max_length = max_length
@@ -84,6 +92,7 @@ class SequenceSynthesizer(Synthesizer):
         self.device = device
         self.config = config
         self.progress = progress
+        self.dp = dp
 
     # ------------------------------------------------------------------ fit
     def fit(self, frame: pd.DataFrame, entity_column: str, sequence_index: str | None = None, *,
@@ -103,6 +112,13 @@ class SequenceSynthesizer(Synthesizer):
         _check_seed(self.seed)
         check_long_table(frame, entity_column, sequence_index)
         seed = draw_seed(self.seed)
+        if self.dp is not None:
+            from synthgen.sequences.private import fit_private_histories
+            fitted = fit_private_histories(frame, entity_column, sequence_index, self.metadata, self.dp, config, seed,
+                                           holdout, self.max_length, device=self.device, progress=self.progress)
+            self._set_fitted(fitted.schema, fitted.static_table, fitted.visit_table, fitted.config, seed, fitted.generator,
+                             fitted.training, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            return self
         table_entities = int(frame[entity_column].nunique())
         if holdout:
             from synthgen.sequences.evaluate import split_patients  # the evaluation's split, by patient
@@ -178,8 +194,8 @@ class SequenceSynthesizer(Synthesizer):
         entity = self.schema_.entity_column
         if entity not in frame.columns:
             raise InvalidDataError(f"the table has no entity column {entity!r}: it is not the table this model was fitted on")
-        found, expected = int(frame[entity].nunique()), int(self.training_["table_entities"])
-        if found != expected:
+        found, expected = int(frame[entity].nunique()), self.training_.get("table_entities")  # a DP fit keeps no count
+        if expected is not None and found != expected:
             raise InvalidDataError(f"the table has {found} patients in {entity!r}, the model was fitted on {expected}: "
                                    "give the same table to find the held-out patients, or pass --holdout")
         from synthgen.sequences.evaluate import split_patients

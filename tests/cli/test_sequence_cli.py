@@ -63,7 +63,7 @@ def test_sample_counts_patients_and_keeps_them_whole(fitted, tmp_path: Path) -> 
 @pytest.mark.parametrize("args, message", [
     (["--entity-column", "nobody"], "'nobody' is not a column"),
     (["--entity-column", "patient", "--sequence-index", "week"], "repeats a value within entity"),
-    (["--entity-column", "patient", "--dp-epsilon", "1"], "patient histories (--entity-column) do not have them yet"),
+    (["--entity-column", "patient", "--dp-epsilon", "1"], "takes its schema only from metadata you declare"),
     (["--sequence-index", "visit"], "apply to patient histories, with --entity-column"),
 ])
 def test_bad_history_input_is_named_and_leaves_no_file(fitted, tmp_path: Path, args: list[str], message: str) -> None:

@@ -1,0 +1,233 @@
+"""Patient histories under DP (synthgen.sequences.private), tested as an attacker would: neighbouring
+tables that differ by one whole crafted patient, the released statistics it can move, and a fitted
+model's file and output."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from synthgen.cli.main import main
+from synthgen.dp.release import release_statistics
+from synthgen.metadata import Metadata
+from synthgen.sequences.private import LENGTH_COLUMN, HistoryParts, declared_schema, patient_rows, released_survival
+
+# The neighbouring-dataset audit of tests/dp (epsilon_lower_bound, claimed_epsilon), reused as it is.
+_spec = importlib.util.spec_from_file_location("dp_audit_helpers", Path(__file__).parents[1] / "dp" / "test_dp_audit.py")
+audit = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(audit)
+
+CAP = 6
+#: Public bounds: one release round, so the audits measure the histograms alone. No sequence index
+#: (visits in row order) and no static column: the fewer columns, the faster thousands of releases.
+METADATA = Metadata.from_dict({"columns": {
+    "patient": {"sdtype": "id", "computer_representation": "Int64"},
+    "lab": {"sdtype": "numerical", "computer_representation": "Float", "public_bounds": [0.0, 10.0], "static": False},
+}})
+
+
+def _long(patients: int, seed: int) -> pd.DataFrame:
+    """1-4 visits per patient (under the cap), lab values in [1, 5]."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 5, patients)
+    visit = np.concatenate([np.arange(k) for k in lengths])
+    return pd.DataFrame({"patient": np.repeat(np.arange(patients), lengths), "lab": rng.uniform(1.0, 5.0, len(visit)).round(2)})
+
+
+def _crafted(visits: int, lab: float = 9.9) -> pd.DataFrame:
+    """One patient with ``visits`` visits (more than the cap), every lab value at ``lab``."""
+    return pd.DataFrame({"patient": np.full(visits, 10_000), "lab": lab})
+
+
+def _parts(frame: pd.DataFrame) -> HistoryParts:
+    return HistoryParts.of(frame, declared_schema(frame, METADATA, "patient", None, CAP), METADATA)
+
+
+def _audit(statistic, runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """``statistic`` of ``runs`` releases of D and as many of D plus the crafted patient (3 times the cap)."""
+    table = _long(60, 0)
+    null_parts, alternative_parts = _parts(table), _parts(pd.concat([table, _crafted(3 * CAP)], ignore_index=True))
+    null = np.array([statistic(null_parts) for _ in range(runs)])
+    alternative = np.array([statistic(alternative_parts) for _ in range(runs)])
+    return null, alternative
+
+
+NOISE = 1.0
+
+
+def _released(parts: HistoryParts):
+    from synthgen.dp.entropy import PrivateRandom
+
+    return parts.release(NOISE, 1, 1e-6, rows_hint=60, private=PrivateRandom())
+
+
+def _top_lab_bin(release) -> float:
+    transformer = release.transformers["lab"]
+    return float(1.0 - getattr(transformer, "inner", transformer).cdf_[-2])
+
+
+@pytest.fixture(scope="module")
+def releases() -> tuple[np.ndarray, np.ndarray]:
+    """(share of patients at the cap, mass of lab's top bin) of 2,000 releases of D and of D plus the
+    crafted patient: both statistics of each release (one round releases both histograms)."""
+    def both(parts: HistoryParts) -> tuple[float, float]:
+        release = _released(parts)
+        return float(released_survival(release, CAP)[-1]), _top_lab_bin(release)
+
+    return _audit(both, 2_000)
+
+
+def test_the_released_length_histogram_does_not_reveal_a_long_patient(releases):
+    # D has no patient at the cap; the crafted one has three times the cap (cut to it).
+    null, alternative = releases
+    assert audit.epsilon_lower_bound(null[:, 0], alternative[:, 0]) < audit.claimed_epsilon(NOISE, 1)
+
+
+def test_the_released_visit_statistics_do_not_reveal_a_patient_with_many_extreme_visits(releases):
+    null, alternative = releases
+    assert audit.epsilon_lower_bound(null[:, 1], alternative[:, 1]) < audit.claimed_epsilon(NOISE, 1)
+
+
+def test_the_visit_audit_catches_a_release_of_every_visit_at_one_patient_s_noise():
+    # The flaw the one-visit-per-patient bounding prevents: every visit released with noise for one
+    # row. The crafted patient's CAP visits then move the top bin by CAP, and the audit proves it.
+    def every_visit(parts: HistoryParts) -> float:
+        metadata = Metadata({"lab": parts.patient_metadata.columns["lab"]})
+        return _top_lab_bin(release_statistics(parts.visits[["lab"]], metadata, NOISE, 1, 1e-6, rows_hint=60))
+
+    assert audit.epsilon_lower_bound(*_audit(every_visit, 600)) > audit.claimed_epsilon(NOISE, 1)
+
+
+class _FixedChoice:
+    """PrivateRandom's uniform draws, fixed: every patient contributes its middle visit."""
+
+    def uniform(self, size: int) -> np.ndarray:
+        return np.full(size, 0.5)
+
+
+def test_a_patient_with_many_visits_moves_the_released_rows_by_one():
+    table = _long(60, 1)
+    crafted = _crafted(50, lab=9.9)  # patient 10,000: sorts last
+    before, after = _parts(table), _parts(pd.concat([table, crafted], ignore_index=True))
+    rows_before = patient_rows(before.static, before.visits, before.lengths, _FixedChoice())
+    rows_after = patient_rows(after.static, after.visits, after.lengths, _FixedChoice())
+    # Exactly one row more, the other patients' rows unchanged: every histogram moves by one count.
+    assert len(rows_after) == len(rows_before) + 1
+    crafted_row = rows_after.iloc[-1]
+    pd.testing.assert_frame_equal(rows_after.iloc[:-1].reset_index(drop=True), rows_before)
+    assert crafted_row[LENGTH_COLUMN] == CAP and crafted_row["lab"] == 9.9
+    edges = np.linspace(0.0, 10.0, 21)
+    moved = np.abs(np.histogram(rows_after["lab"], edges)[0] - np.histogram(rows_before["lab"], edges)[0]).sum()
+    assert moved == 1
+    lengths_moved = np.abs(np.bincount(rows_after[LENGTH_COLUMN], minlength=CAP + 1)
+                           - np.bincount(rows_before[LENGTH_COLUMN], minlength=CAP + 1)).sum()
+    assert lengths_moved == 1
+    # and the visits DP-SGD reads stop at the cap
+    assert after.lengths.max() == CAP and len(after.visits) == len(before.visits) + CAP
+
+
+# ----------------------------------------------------------------------------- end to end (CLI)
+
+PLANTED = 4_321.5
+
+
+def _histories() -> pd.DataFrame:
+    """90 patients of 1-5 visits; one planted patient with every lab value at an extreme; one whose
+    'static' sex changes between visits and whose visit number breaks its rule (declared anyway)."""
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(1, 6, 90)
+    visit = np.concatenate([np.arange(k) for k in lengths])
+    frame = pd.DataFrame({
+        "patient": np.repeat(np.arange(90) + 100, lengths),
+        "day": visit * 30 + 1,
+        "visit": visit + 1,
+        "sex": np.repeat(rng.choice(["F", "M"], 90), lengths),
+        "lab": (np.repeat(rng.normal(5, 1, 90), lengths) + 0.3 * visit).round(2),
+    })
+    frame.loc[frame["patient"] == 100, "lab"] = PLANTED
+    odd = frame.index[frame["patient"] == 101]
+    frame.loc[odd, "sex"] = ["F", "M", "F", "M", "F"][: len(odd)]
+    frame.loc[odd, "visit"] = np.arange(len(odd)) * 3 + 1
+    return frame
+
+
+def _metadata(**overrides) -> dict:
+    columns = {
+        "patient": {"sdtype": "id", "computer_representation": "Int64"},
+        "day": {"sdtype": "numerical", "computer_representation": "Int64"},
+        "visit": {"sdtype": "numerical", "computer_representation": "Int64", "static": False, "derived": True,
+                  "rule": "visit_number", "first": 1},
+        "sex": {"sdtype": "categorical", "static": True},
+        "lab": {"sdtype": "numerical", "computer_representation": "Float", "static": False},
+    }
+    columns.update(overrides)
+    return {"columns": columns}
+
+
+def run(*args) -> object:
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("dp_histories")
+    data, metadata, model = folder / "visits.csv", folder / "metadata.json", folder / "model.sgz"
+    _histories().to_csv(data, index=False)
+    metadata.write_text(json.dumps(_metadata()))
+    result = run("fit", data, "-o", model, "--entity-column", "patient", "--sequence-index", "day", "--metadata", metadata,
+                 "--max-length", "8", "--dp-epsilon", "3", "--dp-delta", "1e-4", "--steps", "20", "--seed", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Privacy unit: one patient = all rows of one value of 'patient'" in result.output
+    return folder, model
+
+
+def test_a_dp_history_model_states_its_guarantee_per_patient(fitted):
+    _, model = fitted
+    details = json.loads(run("info", model, "--json").output)
+    privacy = details["training"]["privacy"]
+    assert 0 < privacy["epsilon"] <= 3 and privacy["epsilon_target"] == 3 and privacy["delta"] == 1e-4
+    assert privacy["privacy_unit"].startswith("one patient = all rows of one value of 'patient'")
+    assert privacy["steps"] == 20 and privacy["noise_multiplier"] > 0
+    text = run("info", model).output
+    assert "-DP" in text and "Privacy unit: one patient" in text and "no differential privacy" not in text
+    # The model is as long as the declared cap (8), not the longest patient (5); counts are released ones.
+    assert details["sequence"]["max_length"] == 8
+    assert "about" in text and details["training"].get("table_entities") is None
+
+
+def test_a_dp_history_model_never_outputs_the_planted_patient_and_keeps_its_declared_rules(fitted, tmp_path):
+    _, model = fitted
+    out = tmp_path / "sample.csv"
+    assert run("sample", model, "-n", "400", "-o", out, "--seed", "3").exit_code == 0
+    sample = pd.read_csv(out)
+    assert sample["patient"].nunique() == 400
+    assert not np.isclose(sample["lab"], PLANTED).any() and sample["lab"].max() < PLANTED / 10
+    # Declared static and derived columns hold by construction (one patient's data broke both).
+    assert (sample.groupby("patient")["sex"].nunique() == 1).all()
+    assert (sample.groupby("patient")["visit"].apply(lambda v: list(v) == list(range(1, len(v) + 1)))).all()
+    assert sample.groupby("patient").size().max() <= 8
+
+
+@pytest.mark.parametrize("metadata, message", [
+    (None, "takes its schema only from metadata you declare"),
+    (_metadata(lab={"sdtype": "numerical", "computer_representation": "Float"}),
+     "column 'lab': a differentially private fit needs \"static\": true or false"),
+    (_metadata(visit={"sdtype": "numerical", "static": False, "derived": True}),
+     "column 'visit' is declared derived: under DP its rule is declared"),
+])
+def test_a_dp_history_fit_without_a_declared_schema_is_refused(fitted, tmp_path, metadata, message):
+    folder, _ = fitted
+    output = tmp_path / "model.sgz"
+    options = []
+    if metadata is not None:
+        (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+        options = ["--metadata", tmp_path / "metadata.json"]
+    result = run("fit", folder / "visits.csv", "-o", output, "--entity-column", "patient", "--sequence-index", "day",
+                 *options, "--dp-epsilon", "3", "--dp-delta", "1e-4", "--steps", "5", "--quiet")
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert "Traceback" not in result.output and not output.exists()
