@@ -27,6 +27,8 @@ import torch
 from torch.nn import functional as F
 
 from synthgen.data.continuous import is_integer_representation
+from synthgen.data.missing import MissingIndicator
+from synthgen.data.quantile import QuantileTransformer
 from synthgen.data.table import MIN_ROWS, TableTransformer, readable_table
 from synthgen.dp.accounting import DPSettings, PrivacyPlan, plan_privacy, privacy_record, row_count_noise
 from synthgen.dp.entropy import PrivateRandom
@@ -50,6 +52,8 @@ LENGTH_COLUMN = "__sequence_length__"
 #: Weight of the released survival curve in the generator step when the config gives none: the DP
 #: critic is too noisy at small ε to teach the lengths alone.
 LENGTH_WEIGHT = 1.0
+#: Weight of the released marginals (:class:`ReleasedMarginals`) in the generator step.
+MARGINAL_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,9 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
     generator_net, critic = generator_net.to(run_device), critic.to(run_device)
     real_rows = critic_input(torch.from_numpy(static_encoded), padded, alive, config.difference_channel).to(run_device)
     summary = train_private_histories(generator_net, critic, real_rows, survival.to(run_device), config, plan,
-                                      torch.Generator(run_device).manual_seed(seed), progress=progress)
+                                      torch.Generator(run_device).manual_seed(seed), progress=progress,
+                                      static_marginals=ReleasedMarginals(static_table, static_release, run_device),
+                                      visit_marginals=ReleasedMarginals(visit_table, visit_release, run_device))
     unit = (f"one patient = all rows of one value of {entity_column!r} (at most {max_length} visits each; "
             "later visits are not learned)")
     privacy = privacy_record(plan, summary.steps, settings, release.record, unit)
@@ -275,12 +281,31 @@ def patient_rows(static: pd.DataFrame, visits: pd.DataFrame, lengths: np.ndarray
 
 
 def released_survival(release: Release, max_length: int) -> torch.Tensor:
-    """P(length > t) for t = 0 .. max_length - 1 from the released length histogram (post-processing)."""
+    """P(length > t) for t = 0 .. max_length - 1 from the released length histogram (post-processing).
+
+    The noisy counts are made consistent with the released patient count by subtracting one
+    constant from every count and clipping at zero (Norm-Sub, Wang et al. 2020): clipping alone
+    turns the noise of every empty length into positive mass, which at ε = 1 on cgd's ~100 patients
+    gave the many lengths nobody has a share that stretched the survival curve.
+    """
     transformer = release.transformers[LENGTH_COLUMN]
     counts = dict(zip(transformer.get_state()["levels"], release.category_counts[LENGTH_COLUMN]))
-    shares = np.clip(np.array([counts.get(length, 0.0) for length in range(1, max_length + 1)], dtype=np.float64), 0, None)
+    noisy = np.array([counts.get(length, 0.0) for length in range(1, max_length + 1)], dtype=np.float64)
+    shares = _norm_sub(noisy, release.rows)
     shares = shares / shares.sum() if shares.sum() > 0 else np.full(max_length, 1.0 / max_length)
     return torch.tensor(np.concatenate([[1.0], 1.0 - np.cumsum(shares)[:-1]]).clip(0.0, 1.0), dtype=torch.float32)
+
+
+def _norm_sub(noisy: np.ndarray, total: float) -> np.ndarray:
+    """max(noisy - c, 0) with the constant c (found by bisection) that makes the sum ``total``; where
+    even c = 0 falls short, the counts clipped at zero."""
+    if np.clip(noisy, 0, None).sum() <= total:
+        return np.clip(noisy, 0, None)
+    low, high = 0.0, float(noisy.max())
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if np.clip(noisy - middle, 0, None).sum() > total else (low, middle)
+    return np.clip(noisy - high, 0, None)
 
 
 def _part(metadata: Metadata, release: Release) -> tuple[TableTransformer, Release]:
@@ -301,17 +326,62 @@ def _encoded(table: TableTransformer, release: Release, frame: pd.DataFrame, rng
     return release.fill_encoded_gaps(frame, table.transform(frame, rng), table.slices_, rng)
 
 
+class ReleasedMarginals:
+    """How far a batch's encoded columns are from their released one-way distributions (post-processing).
+
+    Every numeric column's encoding under DP is a released quantile transformer's normal score, so
+    whatever the column, values that follow the released CDF have the same known distribution in
+    encoded space (``QuantileTransformer.encoded_quantiles``): each tanh channel is pulled towards
+    it by matching sorted values to its quantiles (a 1-D Wasserstein distance). Categories, booleans
+    and missing indicators have released shares, matched by the batch's mean one-hot (L1). Visits
+    are weighted 1/length per patient, since the release read one visit per patient.
+    """
+
+    def __init__(self, table: TableTransformer, release: Release, device: torch.device) -> None:
+        tanh: list[int] = []
+        groups: list[tuple[int, int, np.ndarray]] = []
+        offset = 0
+        for name, transformer in table.column_transformers_.items():
+            for position, span in enumerate(transformer.spans):
+                if span.activation == "tanh":
+                    tanh.extend(range(offset, offset + span.width))
+                elif span.conditional and name in release.category_counts:
+                    counts = np.clip(release.category_counts[name], 0.0, None)
+                    groups.append((offset, span.width, counts / max(counts.sum(), 1e-12)))
+                elif isinstance(transformer, MissingIndicator) and position == len(transformer.spans) - 1:
+                    groups.append((offset, 2, np.array([1.0 - transformer.missing_rate_, transformer.missing_rate_])))
+                offset += span.width
+        self.tanh = torch.tensor(tanh, dtype=torch.long, device=device)
+        self.groups = [(start, width, torch.tensor(share, dtype=torch.float32, device=device))
+                       for start, width, share in groups]
+
+    def __call__(self, encoded: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The distance for ``encoded`` rows (N, width) with ``weights`` (N,) summing to 1."""
+        loss = encoded.new_zeros(())
+        if len(self.tanh):
+            values, order = torch.sort(encoded.index_select(1, self.tanh), dim=0)
+            sorted_weights = weights[order]
+            levels = torch.cumsum(sorted_weights, 0) - sorted_weights / 2
+            targets = torch.from_numpy(QuantileTransformer.encoded_quantiles(levels.detach().cpu().double().numpy()))
+            loss = loss + (sorted_weights * (values - targets.to(values)).abs()).sum(0).mean()
+        for start, width, share in self.groups:
+            loss = loss + ((weights[:, None] * encoded[:, start:start + width]).sum(0) - share).abs().sum() / len(self.groups)
+        return loss
+
+
 def train_private_histories(generator_net: SequenceGenerator, critic: Discriminator, real_rows: torch.Tensor,
                             survival: torch.Tensor, config: SequenceConfig, plan: PrivacyPlan, rng: torch.Generator, *,
-                            progress: bool = True) -> TrainingSummary:
+                            progress: bool = True, static_marginals: ReleasedMarginals | None = None,
+                            visit_marginals: ReleasedMarginals | None = None) -> TrainingSummary:
     """DP-SGD on the whole-patient critic for ``plan.steps`` steps; ``real_rows`` holds one row per patient.
 
     As ``synthgen.training.private.train_gan_private`` does for rows: patients are Poisson-sampled at
     ``plan.sample_rate`` and the sample and the noise come from a generator re-keyed from OS entropy
     every step; each patient's gradient is clipped (Opacus ghost clipping) and noised in secure
     mode; the loss is the logistic GAN loss (no gradient penalty: its second backward pass escapes
-    clipping). The generator is trained on the critic's scores and the released survival curve
-    (``length_loss``), nothing else: no moment of the real visits (those would read the rows).
+    clipping). The generator is trained on the critic's scores, the released survival curve
+    (``length_loss``) and the released marginals, nothing else: no moment of the real visits (those
+    would read the rows).
     """
     if config.learning_rate is None:
         raise ValueError("the learning rate must be set: train with SequenceConfig.scaled(patients)")
@@ -349,6 +419,12 @@ def train_private_histories(generator_net: SequenceGenerator, critic: Discrimina
         loss = F.softplus(-private_critic(critic_input(static, visits, alive, config.difference_channel), rng)).mean()
         # alive is differentiable in the stop probabilities: the released curve pulls the lengths directly.
         loss = loss + length_weight * (alive.mean(0) - survival).abs().sum()
+        if static_marginals is not None and static.shape[1]:
+            loss = loss + MARGINAL_WEIGHT * static_marginals(static, torch.full_like(static[:, 0], 1.0 / batch))
+        if visit_marginals is not None:
+            # Each patient's visits weigh 1/length in all, as its one released visit did.
+            weights = alive.detach() / alive.detach().sum(1, keepdim=True).clamp_min(1e-6) / batch
+            loss = loss + MARGINAL_WEIGHT * visit_marginals(visits[:, :, :-STOP_SPAN.width].flatten(0, 1), weights.flatten())
         g_optimiser.zero_grad(set_to_none=True)
         loss.backward()
         g_optimiser.step()

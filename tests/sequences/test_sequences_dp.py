@@ -231,3 +231,52 @@ def test_a_dp_history_fit_without_a_declared_schema_is_refused(fitted, tmp_path,
                  *options, "--dp-epsilon", "3", "--dp-delta", "1e-4", "--steps", "5", "--quiet")
     assert result.exit_code == 1 and message in result.output, result.output
     assert "Traceback" not in result.output and not output.exists()
+
+
+class _Levels:
+    """A released length column's transformer, as far as released_survival reads it."""
+
+    def get_state(self) -> dict:
+        return {"levels": [1, 2, 3, 4, 5, 6]}
+
+
+def test_the_released_survival_is_held_to_the_released_patient_count():
+    from synthgen.dp.release import Release
+
+    # 80 patients, none longer than 2, and noise of +5 on each empty length: clipped alone, the four
+    # empty lengths would hold 20 of 100 patients.
+    release = Release({LENGTH_COLUMN: _Levels()}, {LENGTH_COLUMN: np.array([60.0, 20.0, 5.0, 5.0, 5.0, 5.0])}, 80.0)
+    survival = released_survival(release, 6).numpy()
+    # One constant c comes off every count: 100 - 6c = 80, so each empty length keeps 5 - c = 5/3 of 80.
+    assert survival[0] == 1.0 and np.all(np.diff(survival) <= 0)
+    assert survival[2] == pytest.approx(4 * (5 - 20 / 6) / 80, abs=1e-6)
+    assert survival[2] < 20 / 100
+
+
+def test_the_released_marginals_loss_is_zero_at_the_released_distribution():
+    import torch
+    from synthgen.data.quantile import QuantileTransformer
+    from synthgen.data.table import TableTransformer
+    from synthgen.sequences.private import ReleasedMarginals
+
+    table = _long(200, 2).assign(ward=lambda f: np.where(np.arange(len(f)) % 5 == 0, "b", "a"))
+    metadata = Metadata.from_dict({"columns": {**METADATA.to_dict()["columns"],
+                                               "ward": {"sdtype": "categorical", "public_values": ["a", "b"], "static": False}}})
+    parts = HistoryParts.of(table, declared_schema(table, metadata, "patient", None, CAP), metadata)
+    from synthgen.dp.entropy import PrivateRandom
+    release = parts.release(1e-3, 1, 1e-6, rows_hint=200, private=PrivateRandom())  # nearly no noise
+    visits = TableTransformer.from_fitted(parts.visit_metadata, {"min_category_count": 1},
+                                          {n: release.transformers[n] for n in parts.visit_metadata.columns})
+    marginals = ReleasedMarginals(visits, release, torch.device("cpu"))
+    rows = 1_000
+    share_a = float(release.category_counts["ward"][visits.transformer("ward").categories.index("a")]
+                    / release.category_counts["ward"].sum())
+    lab = torch.from_numpy(QuantileTransformer.encoded_quantiles((np.arange(rows) + 0.5) / rows)).float()[:, None]
+    ward = torch.zeros(rows, 2)
+    ward[: round(share_a * rows), 0] = 1.0
+    ward[round(share_a * rows):, 1] = 1.0
+    weights = torch.full((rows,), 1.0 / rows)
+    assert float(marginals(torch.cat([lab, ward], 1), weights)) < 0.01
+    # every visit in one category, every lab value at the top: the distance is the share moved and more
+    off = torch.cat([torch.ones(rows, 1), torch.tensor([[1.0, 0.0]]).repeat(rows, 1)], 1)
+    assert float(marginals(off, weights)) > 2 * (1 - share_a)
