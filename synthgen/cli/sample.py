@@ -42,7 +42,8 @@ def sample(model: Path, num_rows: int, output: Path, conditions: tuple[str, ...]
 
     Tables: OUTPUT is a .csv, .tsv or .parquet file. Categorical and boolean conditions are met
     by the model directly; numeric ones by keeping only matching rows. An impossible condition is
-    an error, never an empty file.
+    an error, never an empty file. Patient histories likewise, on static columns only (numeric
+    ones, and every one of a DP model or an older model file, by keeping only matching patients).
 
     Tables, OUTPUT a folder (no file suffix): Parquet parts out/part-00000.parquet, ... of
     --shard-rows rows each, written by --workers processes (or by every rank of a `torchrun

@@ -1,7 +1,8 @@
 """Whole-patient GAN networks (DoppelGANger-like, Lin et al. 2020): no pandas, no files.
 
-The generator draws a patient's static encoding from noise (the tabular generator, unconditioned),
-then its visits with a GRU cell whose every step sees the static encoding, fresh noise and the visit
+The generator draws a patient's static encoding from noise and a condition vector over the static
+discrete columns (the tabular generator and its training-by-sampling; no such column, or
+``conditional_statics`` off: unconditioned), then its visits with a GRU cell whose every step sees the static encoding, fresh noise and the visit
 drawn before it (autoregressive, teacher-free: as at sampling). A visit's outputs before activation are
 the previous visit's plus a change (a level and deltas), and a categorical span starts from the
 category drawn at the previous visit times a learned gain (starting at the training patients'
@@ -15,6 +16,7 @@ padded visits masked by that "alive" mask, and the mask itself, flattened (as Do
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -73,6 +75,10 @@ class SequenceConfig:
     #: visits instead (``markov_gains``); mixture modes keep ``stickiness``: the encoder draws a value's
     #: mode from its posterior, so their recurrence in the encoding understates the real one.
     gains_from_data: bool = True
+    #: Whether the static generator takes a condition vector over the static categorical and boolean
+    #: columns (trained by sampling, as tabular), so a static condition is met by the model itself
+    #: instead of by generating whole patients and keeping those that match.
+    conditional_statics: bool = True
 
     def scaled(self, patients: int) -> "SequenceConfig":
         """This configuration with the steps and learning rate it leaves open (None) set for
@@ -95,7 +101,10 @@ BASE_LEARNING_RATE = 5e-4
 
 
 class SequenceGenerator(nn.Module):
-    """noise → (static encoding, visits (batch, max_length, visit width), alive mask (batch, max_length))."""
+    """noise (⊕ condition) → (static encoding, visits (batch, max_length, visit width), alive mask (batch, max_length)).
+
+    The condition vector is over ``static_layout``'s conditional spans (none: unconditioned).
+    """
 
     categorical: torch.Tensor  # (visit width without the stop span,) True on softmax positions
 
@@ -104,6 +113,7 @@ class SequenceGenerator(nn.Module):
         self.static_layout = static_layout
         self.visit_layout = visit_layout
         self.static_dim = self.static_layout.data_dim
+        self.cond_dim = self.static_layout.cond_dim
         self.visit_dim = self.visit_layout.data_dim
         self.max_length = max_length
         self.noise_dim = config.noise_dim
@@ -116,7 +126,7 @@ class SequenceGenerator(nn.Module):
         self.register_buffer("categorical", categorical[: self.visit_dim - STOP_SPAN.width], persistent=False)
         self.stickiness = (nn.Parameter(torch.full((self.visit_dim - STOP_SPAN.width,), float(config.stickiness)))
                            if config.sticky_categories else None)
-        self.static_net = Generator(config.noise_dim, 0, config.static_dims, self.static_dim) if self.static_dim else None
+        self.static_net = Generator(config.noise_dim, self.cond_dim, config.static_dims, self.static_dim) if self.static_dim else None
         self.initial = nn.Linear(self.static_dim + config.noise_dim, config.hidden_dim)
         step_input = self.static_dim + config.noise_dim * (2 if config.patient_noise_per_visit else 1) + self.visit_dim
         self.cell = nn.GRUCell(step_input, config.hidden_dim)
@@ -129,12 +139,27 @@ class SequenceGenerator(nn.Module):
         return static, visits
 
     def forward(self, static_noise: torch.Tensor, visit_noise: torch.Tensor, rng: torch.Generator | None,
-                hard: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                hard: bool = False, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        static = self.static_part(static_noise, rng, hard, cond)[1]
+        return (static, *self.visit_part(static, static_noise, visit_noise, rng, hard))
+
+    def static_part(self, static_noise: torch.Tensor, rng: torch.Generator | None, hard: bool = False,
+                    cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw static outputs, activated static encoding); ``cond`` is required when ``cond_dim`` > 0."""
+        if cond is None:
+            if self.cond_dim:
+                raise ValueError("this generator is conditioned on its static discrete columns: pass cond")
+            cond = static_noise[:, :0]
+        if self.static_net is None:
+            return static_noise[:, :0], static_noise[:, :0]
+        raw = self.static_net(static_noise, cond)
+        return raw, self.static_layout.activate(raw, self.tau, rng, hard)
+
+    def visit_part(self, static: torch.Tensor, static_noise: torch.Tensor, visit_noise: torch.Tensor,
+                   rng: torch.Generator | None, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(visits, alive mask) of patients with this static encoding (set apart from the static
+        part, so sampling can fix a conditioned span before the visits see it)."""
         batch = static_noise.shape[0]
-        if self.static_net is not None:
-            static = self.static_layout.activate(self.static_net(static_noise, static_noise[:, :0]), self.tau, rng, hard)
-        else:
-            static = static_noise[:, :0]
         hidden = torch.tanh(self.initial(torch.cat([static, static_noise], dim=1)))
         previous = static.new_zeros(batch, self.visit_dim)
         logits = None
@@ -158,7 +183,7 @@ class SequenceGenerator(nn.Module):
         stop = visits[:, :, -1]
         # Alive at t while no earlier visit stopped: 1, (1 - s0), (1 - s0)(1 - s1), ...
         alive = torch.cat([torch.ones_like(stop[:, :1]), torch.cumprod(1 - stop[:, :-1], dim=1)], dim=1)
-        return static, visits, alive
+        return visits, alive
 
 
 def init_sequence_weights(module: nn.Module, generator: torch.Generator) -> None:
@@ -173,12 +198,14 @@ def init_sequence_weights(module: nn.Module, generator: torch.Generator) -> None
                     parameter.copy_(torch.rand(parameter.shape, generator=generator) * 2 * bound - bound)
 
 
-def layouts(static_spans: list[Span], visit_spans: list[Span]) -> tuple[SpanLayout, SpanLayout]:
+def layouts(static_spans: list[Span], visit_spans: list[Span],
+            conditional_offsets: Sequence[int] = ()) -> tuple[SpanLayout, SpanLayout]:
     """The static and visit span layouts (built apart from the generator: their index tensors cannot
-    be made on the ``meta`` device, where a model file's network is first checked)."""
+    be made on the ``meta`` device, where a model file's network is first checked).
+    ``conditional_offsets``: where the static spans the generator is conditioned on start (none: unconditioned)."""
     if not visit_spans or visit_spans[-1] != STOP_SPAN:
         raise ValueError("the visit spans must end with the (continue, stop) span")
-    return SpanLayout(static_spans, []), SpanLayout(visit_spans, [])
+    return SpanLayout(static_spans, list(conditional_offsets)), SpanLayout(visit_spans, [])
 
 
 def critic_input(static: torch.Tensor, visits: torch.Tensor, alive: torch.Tensor, differences: bool = False) -> torch.Tensor:
@@ -228,9 +255,11 @@ def markov_gains(visits: torch.Tensor, alive: torch.Tensor, categorical: torch.T
     return out
 
 
-def build_critic(static_dim: int, visit_dim: int, max_length: int, config: SequenceConfig) -> Discriminator:
-    """The tabular critic over whole-patient rows (no packing, no dropout)."""
-    width = static_dim + max_length * (visit_dim + 1)
+def build_critic(static_dim: int, visit_dim: int, max_length: int, config: SequenceConfig, *,
+                 cond_dim: int = 0) -> Discriminator:
+    """The tabular critic over whole-patient rows (no packing, no dropout), each followed by its
+    ``cond_dim``-wide condition vector (as tabular's critic sees row ⊕ condition)."""
+    width = static_dim + max_length * (visit_dim + 1) + cond_dim
     if config.difference_channel:
         width += (max_length - 1) * visit_dim
     return Discriminator(width, config.critic_dims, 1, 0.0)

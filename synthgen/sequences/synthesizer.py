@@ -2,16 +2,20 @@
 
 fit:    long table → static frame (one row per patient) + visit frame → two TableTransformers →
         static encoding, padded visits and mask on the device → train_sequence_gan
-sample: noise → SequenceGenerator (static, visits, stop) → TableTransformer.inverse → long table
+sample: noise (⊕ condition vector) → SequenceGenerator (static, visits, stop) → TableTransformer.inverse → long table
+
+The static generator is conditioned on the static categorical and boolean columns (as the tabular
+model is on its discrete columns): sampling draws the condition at the training frequencies, or
+sets it to a requested value, so a patient with a rare static value costs one generation.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -23,14 +27,15 @@ from synthgen.data.continuous import ContinuousTransformer
 from synthgen.data.identifier import MAX_INT_ID, uuid_strings
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.table import TableTransformer
-from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError
+from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, ModelFileError, UnknownCategoryError
 from synthgen.metadata import Metadata
+from synthgen.models.tabular_gan import ConditionSampler, SpanLayout
 from synthgen.sequences.frames import (
     GAP_COLUMN, SequenceSchema, check_long_table, derived_columns, entity_kind, index_kind, join_long_table, split_long_table, split_metadata,
     static_columns,
 )
 from synthgen.sequences.tables import TwoTables, join_tables, split_tables
-from synthgen.synthesizers.conditions import exact_match, exact_target
+from synthgen.synthesizers.conditions import DiscreteCondition, exact_match, exact_target, plan_conditions
 from synthgen.sequences.model import (
     STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts, markov_gains,
 )
@@ -68,6 +73,8 @@ class SequenceSynthesizer(Synthesizer):
     """
 
     kind = "sequence"
+    generator_: SequenceGenerator
+    sampler_: ConditionSampler
 
     def __init__(
         self,
@@ -159,8 +166,10 @@ class SequenceSynthesizer(Synthesizer):
         visits, alive = encode_real(static_encoded, visit_encoded, torch.from_numpy(split.lengths), schema.max_length)
 
         device = select_device(self.device)
-        generator_net = _generator_builder(static_table, visit_table, schema.max_length, config)()
-        critic = build_critic(generator_net.static_dim, generator_net.visit_dim, schema.max_length, config)
+        conditional = config.conditional_statics and bool(static_table.conditional_columns_)
+        generator_net = _generator_builder(static_table, visit_table, schema.max_length, config, conditional=conditional)()
+        critic = build_critic(generator_net.static_dim, generator_net.visit_dim, schema.max_length, config,
+                              cond_dim=generator_net.cond_dim)
         init_rng = torch.Generator().manual_seed(seed)
         init_sequence_weights(generator_net, init_rng)
         init_sequence_weights(critic, init_rng)
@@ -176,13 +185,14 @@ class SequenceSynthesizer(Synthesizer):
                 generator_net.stickiness.copy_(gains)
         generator_net, critic = generator_net.to(device), critic.to(device)
         train_rng = torch.Generator(device).manual_seed(seed)
+        sampler = ConditionSampler.from_data(generator_net.static_layout, static_encoded.to(device))
         summary = train_sequence_gan(generator_net, critic, static_encoded.to(device), visits.to(device),
-                                     alive.to(device), config, train_rng, progress=self.progress)
+                                     alive.to(device), config, train_rng, progress=self.progress, sampler=sampler)
         training = {**summary.to_dict(), "entities": int(len(split.lengths)), "rows": int(split.lengths.sum()),
                     "table_rows": int(len(frame)),
                     **({"holdout_fraction": holdout, "table_entities": table_entities} if holdout else {})}
         self._set_fitted(schema, static_table, visit_table, config, seed, generator_net, training,
-                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                         datetime.now(timezone.utc).isoformat(timespec="seconds"), sampler=sampler)
         return self
 
     def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -215,8 +225,17 @@ class SequenceSynthesizer(Synthesizer):
 
     def _set_fitted(self, schema: SequenceSchema, static_table: TableTransformer, visit_table: TableTransformer,
                     config: SequenceConfig, seed: int, generator_net: SequenceGenerator, training: dict[str, Any],
-                    created: str | None) -> None:
-        """Store what fit learned (or what a model file holds); the one place fitted state is set."""
+                    created: str | None, *, sampler: ConditionSampler | None = None) -> None:
+        """Store what fit learned (or what a model file holds); the one place fitted state is set.
+        ``sampler`` holds the static conditions' training counts (None: an unconditioned generator)."""
+        if sampler is None:
+            if generator_net.cond_dim:
+                raise ValueError("a conditioned generator needs its condition sampler")
+            device = next(generator_net.parameters()).device
+            sampler = ConditionSampler(generator_net.static_layout, torch.zeros(0, device=device))
+        #: The static columns the generator is conditioned on (in condition-vector order).
+        self.conditional_columns_ = [c.name for c in static_table.conditional_columns_] if generator_net.cond_dim else []
+        self.sampler_ = sampler
         self.schema_ = schema
         self.static_table_ = static_table
         self.visit_table_ = visit_table
@@ -259,8 +278,14 @@ class SequenceSynthesizer(Synthesizer):
         bounded memory. Each block draws from its own streams, children of (seed, block), so the rows
         do not depend on how they are consumed. Arguments and conditions are checked here, first.
 
-        Conditions are met by rejection: whole patients are generated and those whose static values
-        match are kept (up to 100 times the request plus ten blocks; then an error says so).
+        A condition on a static categorical or boolean column is met natively: the static generator
+        is given it as its condition vector and the column is set to it, so about ``n_patients`` are
+        generated for ``n_patients`` requested, however rare the value. Rejection (whole patients
+        generated, those whose static values match kept, up to 100 times the request plus ten
+        blocks; then an error says so) remains only where native conditioning cannot apply: numeric
+        or date static columns, and models without a conditioned generator (``conditional_statics``
+        off, or a model file written before it). Either way every output patient is checked to
+        match, so a patient that does not is never output. An unknown category is refused first.
 
         Ids are :func:`patient_ids` of the patients' numbers, ``first_patient`` onwards, keyed by
         ``ids_seed`` (default: the seed). A shard of a larger request (``synthgen.shards``) passes
@@ -274,42 +299,75 @@ class SequenceSynthesizer(Synthesizer):
         _check_seed(seed)
         _check_seed(ids_seed)
         seed = draw_seed(seed)
-        return self._generate(int(n_patients), self._static_targets(dict(conditions or {})), seed,
-                              seed if ids_seed is None else int(ids_seed), int(first_patient))
+        discrete, exact, check = self._plan_conditions(dict(conditions or {}))
+        return self._generate(int(n_patients), discrete, exact, check, seed, seed if ids_seed is None else int(ids_seed),
+                              int(first_patient))
 
-    def _static_targets(self, conditions: dict[str, Any]) -> dict[str, Any]:
-        """Each condition as the value decoded static columns hold, checked before any generation."""
+    def _plan_conditions(self, conditions: dict[str, Any]) -> tuple[list[DiscreteCondition], dict[str, Any], dict[str, Any]]:
+        """(conditions met through the condition vector, conditions met by rejection, every condition as
+        the value decoded static columns hold: the final check), all checked before any generation."""
         statics = self.schema_.static_columns
-        for name in conditions:
+        table = self.static_table_
+        for name, value in conditions.items():
             if name not in statics:
                 kind = "a per-visit column" if name in self.schema_.column_order else "not a column"
                 raise ConditionError(f"condition {name}=...: {name!r} is {kind}; patients can be conditioned on "
                                      f"their static columns only ({', '.join(statics) or 'none'})")
-        return {name: exact_target(self.static_table_.metadata, name, value) for name, value in conditions.items()}
+            if table.conditional_column(name) is not None:  # a categorical or boolean static column
+                try:
+                    table.transformer(name).condition_index(value)
+                except UnknownCategoryError as exc:
+                    raise ConditionError(f"condition {name}={value!r}: {exc}") from exc
+        if self.conditional_columns_:
+            layout = cast(SpanLayout, self.generator_.static_layout)
+            discrete, exact = plan_conditions(conditions, table.metadata, table, layout)
+        else:  # a generator without a condition vector: every condition by rejection
+            discrete, exact = [], {name: exact_target(table.metadata, name, value) for name, value in conditions.items()}
+        def level(name: str, category: int) -> _Level:
+            return _Level(table.transformer(name).categories[category])
 
-    def _generate(self, n_patients: int, exact: dict[str, Any], seed: int, ids_seed: int,
-                  first_patient: int) -> Iterator[pd.DataFrame]:
+        check = {name: level(name, table.transformer(name).condition_index(conditions[name]))
+                 if table.conditional_column(name) is not None else target for name, target in exact.items()}
+        check |= {c.column: level(c.column, c.category) for c in discrete}
+        return discrete, exact, check
+
+    def _generate(self, n_patients: int, discrete: list[DiscreteCondition], exact: dict[str, Any],
+                  check: dict[str, Any], seed: int, ids_seed: int, first_patient: int) -> Iterator[pd.DataFrame]:
         device = next(self.generator_.parameters()).device
         budget = 100 * n_patients + 10 * NETWORK_PATIENTS
+        slots = [c.slot for c in discrete]
         done = tried = block = 0
+        rejecting = bool(exact)
         while done < n_patients:
             if tried >= budget:
-                wanted = ", ".join(f"{name}={value!r}" for name, value in exact.items())
+                wanted = ", ".join(f"{name}={getattr(value, 'label', value)!r}" for name, value in check.items())
                 raise ConditionError(f"condition {wanted}: only {done} of {n_patients} patients met it in {tried} "
                                      "generated; the model rarely or never produces it")
             torch_rng, numpy_rng = block_streams(seed, block, device)
-            size = NETWORK_PATIENTS if exact else min(NETWORK_PATIENTS, n_patients - done)
+            # Rejection needs whole blocks; conditions met natively (or none) only what is still wanted,
+            # unless the final check dropped patients before (then whole blocks, not one patient a block).
+            size = NETWORK_PATIENTS if rejecting else min(NETWORK_PATIENTS, n_patients - done)
             with torch.inference_mode():
-                static, visit, alive = self.generator_(*self.generator_.noise(size, torch_rng, device), torch_rng, hard=True)
+                static_noise, visit_noise = self.generator_.noise(size, torch_rng, device)
+                cond = self.sampler_.fixed(size, slots) if slots else self.sampler_.for_sampling(size, torch_rng)
+                static = self.generator_.static_part(static_noise, torch_rng, True, cond)[1]
+                for condition in discrete:  # the requested level itself, so the visits are generated given it
+                    span = condition.data_index.to(device)
+                    static[:, span] = 0.0
+                    static[:, span[condition.category]] = 1.0
+                visit, alive = self.generator_.visit_part(static, static_noise, visit_noise, torch_rng, True)
                 kept_visits = alive.bool()
                 lengths = kept_visits.sum(1).cpu().numpy().astype(np.int64)
                 visit_rows = visit[kept_visits][:, : -STOP_SPAN.width].float().cpu().numpy()
-            static_frame = _decode(self.static_table_, static.float().cpu().numpy(), numpy_rng)
+            static_frame = _decode(self.static_table_, static.float().cpu().numpy(), numpy_rng,
+                                   deciding=[c.column for c in discrete])
             visit_frame = _decode(self.visit_table_, visit_rows, numpy_rng)
-            keep = exact_match(static_frame, exact) if exact else np.ones(size, dtype=bool)
+            # The safety net: whatever met the condition, a patient whose decoded values differ is never output.
+            keep = _matching(static_frame, check) if check else np.ones(size, dtype=bool)
             keep[np.flatnonzero(keep)[n_patients - done:]] = False  # no more than requested
             owner = np.repeat(np.arange(size), lengths)
             taken = int(keep.sum())
+            rejecting = rejecting or taken < size
             if taken:
                 yield join_long_table(static_frame[keep].reset_index(drop=True),
                                       visit_frame[keep[owner]].reset_index(drop=True), lengths[keep],
@@ -324,7 +382,7 @@ class SequenceSynthesizer(Synthesizer):
             **self._description(),
             # The long table's columns with their roles, in the form ``synthgen info`` lists for any model.
             "metadata": self._long_metadata(),
-            "conditional_columns": [],
+            "conditional_columns": self.conditional_columns_,
             "sequence": self.schema_.to_dict(),
             **({"tables": self.tables_.to_dict()} if self.tables_ is not None else {}),
             "static_metadata": self.static_table_.metadata.to_dict(),
@@ -351,7 +409,9 @@ class SequenceSynthesizer(Synthesizer):
         so the same seed gives the same bytes."""
         manifest = {**self.describe(), "static_transformer": self.static_table_.get_state(),
                     "visit_transformer": self.visit_table_.get_state(), "min_category_count": self.min_category_count}
-        return self._write(path, manifest)
+        # The static conditions' training counts: what sampling draws unrequested conditions from.
+        tensors = {"condition_counts": cast(torch.Tensor, self.sampler_.counts)} if self.conditional_columns_ else {}
+        return self._write(path, manifest, tensors)
 
     @classmethod
     def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -359,9 +419,11 @@ class SequenceSynthesizer(Synthesizer):
         """Rebuild a fitted synthesizer from :func:`synthgen.bundle.read_bundle` output."""
         check_fields(manifest, {"sequence": (dict,), "static_metadata": (dict,), "visit_metadata": (dict,),
                                 "static_transformer": (dict,), "visit_transformer": (dict,),
-                                "min_category_count": (int,), "config": (dict,), "seed": (int,), "training": (dict,)})
+                                "min_category_count": (int,), "config": (dict,), "seed": (int,), "training": (dict,)},
+                     optional={"conditional_columns": (list,)})
         try:
-            config = config_from(SequenceConfig, manifest["config"])
+            # A file written before conditioning has no such setting, and an unconditioned generator.
+            config = config_from(SequenceConfig, {"conditional_statics": False, **manifest["config"]})
             if max(len(config.static_dims), len(config.critic_dims)) > MAX_HIDDEN_LAYERS:
                 raise ValueError("too many hidden layers")
             schema = SequenceSchema.from_dict(manifest["sequence"])
@@ -371,22 +433,44 @@ class SequenceSynthesizer(Synthesizer):
                                                        manifest["static_transformer"])
             visit_table = TableTransformer.from_state(Metadata.from_dict(manifest["visit_metadata"]),
                                                       manifest["visit_transformer"])
-            generator_net = build_checked(_generator_builder(static_table, visit_table, schema.max_length, config),
+            conditional = manifest.get("conditional_columns", [])
+            if conditional and conditional != [c.name for c in static_table.conditional_columns_]:
+                raise ValueError(f"conditional columns {conditional} are not the static categorical and boolean columns")
+            generator_net = build_checked(_generator_builder(static_table, visit_table, schema.max_length, config,
+                                                             conditional=bool(conditional)),
                                           generator_weights(tensors))
+            sampler = None
+            if conditional:
+                sampler = ConditionSampler(generator_net.static_layout, _condition_counts(tensors, generator_net))
         except ModelFileError:
             raise
         except BUNDLE_ERRORS as exc:
             raise inconsistent(exc) from exc
         synthesizer = cls(max_length=schema.max_length, seed=manifest["seed"],
                           min_category_count=manifest["min_category_count"], config=config, device=device)
-        synthesizer._set_fitted(schema, static_table, visit_table, config, manifest["seed"],
-                                generator_net.to(select_device(device)), manifest["training"], manifest.get("created"))
+        target = select_device(device)
+        synthesizer._set_fitted(schema, static_table, visit_table, config, manifest["seed"], generator_net.to(target),
+                                manifest["training"], manifest.get("created"),
+                                sampler=sampler.to(target) if sampler is not None else None)
         if "tables" in manifest:
             try:
                 synthesizer.tables_ = TwoTables.from_dict(manifest["tables"])
             except BUNDLE_ERRORS as exc:
                 raise inconsistent(exc) from exc
         return synthesizer
+
+
+def _condition_counts(tensors: dict[str, torch.Tensor], generator_net: SequenceGenerator) -> torch.Tensor:
+    """The model file's training counts of the static conditions, checked: one non-negative count
+    per condition-vector position, and a patient in every column (sampling draws from them)."""
+    counts = tensors["condition_counts"]
+    layout = generator_net.static_layout
+    if counts.shape != (layout.cond_dim,) or not counts.dtype.is_floating_point or not bool(torch.isfinite(counts).all()):
+        raise ValueError(f"condition_counts of shape {tuple(counts.shape)}, expected ({layout.cond_dim},) finite numbers")
+    totals = [float(part.sum()) for part in counts.split(layout.cond_widths)]
+    if bool((counts < 0).any()) or min(totals) <= 0:
+        raise ValueError("condition_counts must be non-negative with a patient in every column")
+    return counts
 
 
 def _check_seed(seed: Any) -> None:
@@ -444,9 +528,11 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 
 def _generator_builder(static_table: TableTransformer, visit_table: TableTransformer, max_length: int,
-                       config: SequenceConfig) -> Callable[[], SequenceGenerator]:
-    """A function building an untrained generator for these encodings (layouts made once, here)."""
-    static_layout, visit_layout = layouts(static_table.spans_, [*visit_table.spans_, STOP_SPAN])
+                       config: SequenceConfig, *, conditional: bool = False) -> Callable[[], SequenceGenerator]:
+    """A function building an untrained generator for these encodings (layouts made once, here);
+    ``conditional``: conditioned on every static categorical and boolean column."""
+    offsets = [c.data_offset for c in static_table.conditional_columns_] if conditional else []
+    static_layout, visit_layout = layouts(static_table.spans_, [*visit_table.spans_, STOP_SPAN], offsets)
     return lambda: SequenceGenerator(static_layout, visit_layout, max_length, config)
 
 
@@ -490,7 +576,27 @@ def _encode(table: TableTransformer, frame: pd.DataFrame, rng: np.random.Generat
     return table.transform(frame, rng)
 
 
-def _decode(table: TableTransformer, encoded: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+def _decode(table: TableTransformer, encoded: np.ndarray, rng: np.random.Generator, *,
+            deciding: list[str] | None = None) -> pd.DataFrame:
     if not table.metadata.columns:
         return pd.DataFrame(index=pd.RangeIndex(encoded.shape[0]))
-    return table.inverse(encoded, rng)
+    return table.inverse(encoded, rng, deciding=deciding or ())
+
+
+@dataclass(frozen=True)
+class _Level:
+    """A requested category of a discrete static column, as decoding labels it (a gap: missing)."""
+
+    label: Any
+
+
+def _matching(frame: pd.DataFrame, check: dict[str, Any]) -> np.ndarray:
+    """Patients whose decoded static values are the requested ones: categories compared by label
+    (so ``"yes"`` asked of a boolean matches ``True``), other values as ``exact_match`` does."""
+    keep = exact_match(frame, {name: target for name, target in check.items() if not isinstance(target, _Level)})
+    for name, target in check.items():
+        if isinstance(target, _Level):
+            column = frame[name]
+            same = column.isna() if pd.isna(target.label) else column.astype(str) == str(target.label)
+            keep &= same.fillna(False).to_numpy(dtype=bool)
+    return keep

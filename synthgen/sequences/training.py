@@ -1,11 +1,17 @@
-"""The sequence GAN's step functions, run by the shared ``adversarial_loop`` (WGAN-GP, as tabular)."""
+"""The sequence GAN's step functions, run by the shared ``adversarial_loop`` (WGAN-GP, as tabular).
+
+With static discrete columns the steps train by sampling, as tabular: each step draws a condition
+(a static column, then one of its categories at log frequency) per patient, the critic sees real
+patients that have it, and the generator's loss adds the cross-entropy of its static span against it.
+"""
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import torch
 
-from synthgen.models.tabular_gan import Discriminator
+from synthgen.models.tabular_gan import ConditionSampler, Discriminator
 from synthgen.sequences.model import SequenceConfig, SequenceGenerator, critic_input, sequence_moments
 from synthgen.training.loop import TrainingSummary, adam_pair, adversarial_loop
 from synthgen.training.tabular import gradient_penalty
@@ -13,11 +19,30 @@ from synthgen.training.tabular import gradient_penalty
 logger = logging.getLogger(__name__)
 
 
+class _Fakes(NamedTuple):
+    """A generated batch: raw static outputs (for the condition loss), static encoding, visits, alive."""
+
+    raw_static: torch.Tensor
+    static: torch.Tensor
+    visits: torch.Tensor
+    alive: torch.Tensor
+
+
+class _Conditions(NamedTuple):
+    """A batch's condition vectors and, when conditioned, each patient's column and category."""
+
+    cond: torch.Tensor
+    column: torch.Tensor | None
+    category: torch.Tensor | None
+
+
 def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, static: torch.Tensor,
                        visits: torch.Tensor, alive: torch.Tensor, config: SequenceConfig, rng: torch.Generator,
-                       *, progress: bool = True) -> TrainingSummary:
+                       *, progress: bool = True, sampler: ConditionSampler | None = None) -> TrainingSummary:
     """Train on whole patients: ``static`` (patients, S), ``visits`` (patients, T, V), ``alive`` (patients, T),
-    all on the training device. One example is one patient, drawn uniformly."""
+    all on the training device. One example is one patient: drawn uniformly when the generator is
+    unconditioned, else one that has the step's condition, drawn by ``sampler`` (default: built
+    from ``static`` over the generator's conditional static spans)."""
     device = static.device
     patients = static.shape[0]
     if config.steps is None or config.learning_rate is None:
@@ -25,6 +50,10 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
     steps = config.steps
     batch = min(config.batch_size, patients)
     real_rows = critic_input(static, visits, alive, config.difference_channel)
+    if sampler is None:
+        sampler = ConditionSampler.from_data(generator_net.static_layout, static)
+    # Unconditioned, the sampler draws the same uniform patients as before, and nothing else.
+    conditional = sampler.n_columns > 0
     # Linear decay to 10%, as tabular.
     g_optimiser, d_optimiser, schedulers = adam_pair(generator_net, critic, learning_rate=config.learning_rate,
                                                      weight_decay=1e-6, final_fraction=0.1, steps=steps,
@@ -33,24 +62,26 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
     real_survival = alive.mean(0)
     real_moments = [m.detach() for m in sequence_moments(visits, alive)] if config.moment_loss else []
 
-    def fake_patients() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def fake_patients(cond: torch.Tensor) -> _Fakes:
         static_noise, visit_noise = generator_net.noise(batch, rng, device)
-        return generator_net(static_noise, visit_noise, rng)
+        raw, fake_static = generator_net.static_part(static_noise, rng, cond=cond)
+        return _Fakes(raw, fake_static, *generator_net.visit_part(fake_static, static_noise, visit_noise, rng))
 
-    def fake_rows() -> torch.Tensor:
-        return critic_input(*fake_patients(), config.difference_channel)
+    def rows_of(fakes: _Fakes, cond: torch.Tensor) -> torch.Tensor:
+        return torch.cat([critic_input(fakes.static, fakes.visits, fakes.alive, config.difference_channel), cond], dim=1)
 
-    shared: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    shared: list[tuple[_Fakes, _Conditions]] = []
 
     def discriminator_step() -> torch.Tensor:
-        rows = torch.randint(patients, (batch,), generator=rng, device=device)
-        real = real_rows.index_select(0, rows)
+        cond, column, category, rows = sampler.for_training(batch, rng)
+        real = torch.cat([real_rows.index_select(0, rows), cond], dim=1)
         if config.shared_fake:
-            shared[:] = [fake_patients()]
-            fake = critic_input(*shared[0], config.difference_channel).detach()
+            fakes = fake_patients(cond)
+            shared[:] = [(fakes, _Conditions(cond, column, category))]
+            fake = rows_of(fakes, cond).detach()
         else:
             with torch.no_grad():
-                fake = fake_rows()
+                fake = rows_of(fake_patients(cond), cond)
         scores = critic(torch.cat([fake, real]), rng)
         loss = scores[:batch].mean() - scores[batch:].mean()
         penalty = gradient_penalty(critic, real, fake, rng)
@@ -61,8 +92,17 @@ def train_sequence_gan(generator_net: SequenceGenerator, critic: Discriminator, 
 
     def generator_step() -> torch.Tensor:
         critic.requires_grad_(False)
-        fake_static, fake_visits, fake_alive = shared.pop() if config.shared_fake else fake_patients()
-        loss = -critic(critic_input(fake_static, fake_visits, fake_alive, config.difference_channel), rng).mean()
+        if config.shared_fake:
+            fakes, conditions = shared.pop()
+        else:
+            # Unconditioned: no draw here, so the random stream (and the model) is what it was before conditions.
+            conditions = (_Conditions(*sampler.for_training(batch, rng)[:3]) if conditional
+                          else _Conditions(real_rows.new_zeros(batch, 0), None, None))
+            fakes = fake_patients(conditions.cond)
+        fake_visits, fake_alive = fakes.visits, fakes.alive
+        loss = -critic(rows_of(fakes, conditions.cond), rng).mean()
+        if conditions.column is not None and conditions.category is not None:
+            loss = loss + generator_net.static_layout.condition_loss(fakes.raw_static, conditions.column, conditions.category)
         if config.length_loss:
             # alive is differentiable in the stop probabilities: the curve pulls the lengths directly.
             loss = loss + config.length_loss * (fake_alive.mean(0) - real_survival).abs().sum()

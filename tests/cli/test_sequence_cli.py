@@ -81,11 +81,11 @@ def test_history_conditions_on_static_columns_and_refusals(fitted, tmp_path: Pat
     assert result.exit_code == 0, result.output
     sample = pd.read_csv(women)
     assert sample["patient"].nunique() == 25 and set(sample["sex"]) == {"F"}
-    for condition, message in (("lab=5", "'lab' is a per-visit column"), ("sex=X", "only 0 of 5 patients met it")):
+    for condition, message in (("lab=5", "'lab' is a per-visit column"), ("sex=X", "sex='X': unknown category 'X'")):
         result = run("sample", model, "-n", "5", "-o", tmp_path / "x.csv", "-c", condition)
         assert result.exit_code == 1 and message in result.output, result.output
     result = run("sample", model, "-n", "5", "-o", tmp_path / "parts", "-c", "sex=X")  # the folder form too
-    assert result.exit_code == 1 and "only 0 of 5 patients met it" in result.output, result.output
+    assert result.exit_code == 1 and "unknown category 'X'" in result.output, result.output
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "parts").exists()
 
 

@@ -385,7 +385,8 @@ def test_shared_fake_makes_one_generator_pass_a_step(visits: pd.DataFrame) -> No
         original = training.train_sequence_gan
 
         def counting(generator_net, *args, **kwargs):
-            generator_net.register_forward_hook(lambda *_: calls.append(1))
+            # one call of the layer that starts the visits' GRU per generator pass
+            generator_net.initial.register_forward_hook(lambda *_: calls.append(1))
             return original(generator_net, *args, **kwargs)
 
         with pytest.MonkeyPatch.context() as patch:
