@@ -174,7 +174,10 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
     # The plan (sample rate, length, bins) is sized by a coarse released patient count, never by n.
     patients_hint = release_row_count(len(lengths), row_count_noise(settings), private)
     shorten = config.steps is None  # a default length may be halved to fit the budget; steps asked for may not
-    config = config.scaled(max(2, round(patients_hint)))
+    # What the model file's config says is what ran: no gains or moments from the rows, the length
+    # loss at its DP weight.
+    config = replace(config.scaled(max(2, round(patients_hint))), gains_from_data=False, mode_gains_from_data=False,
+                     moment_loss=0.0, length_loss=config.length_loss or LENGTH_WEIGHT)
     if "conditional_statics" in {f.name for f in fields(config)}:
         # Unconditioned: training by sampling would draw the conditions at the rows' own frequencies.
         config = replace(config, conditional_statics=False)
@@ -393,7 +396,6 @@ def train_private_histories(generator_net: SequenceGenerator, critic: Discrimina
     private_critic, d_optimiser, criterion = make_private_critic(critic, plan, config.learning_rate, private_rng)
     decay = lambda step: 1 - 0.9 * step / max(1, plan.steps)  # noqa: E731 - linear to 10%, as the other loops
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimiser, d_optimiser.original_optimizer)]
-    length_weight = config.length_loss or LENGTH_WEIGHT
 
     def fakes() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         static_noise, visit_noise = generator_net.noise(batch, rng, device)
@@ -418,7 +420,7 @@ def train_private_histories(generator_net: SequenceGenerator, critic: Discrimina
         static, visits, alive = fakes()
         loss = F.softplus(-private_critic(critic_input(static, visits, alive, config.difference_channel), rng)).mean()
         # alive is differentiable in the stop probabilities: the released curve pulls the lengths directly.
-        loss = loss + length_weight * (alive.mean(0) - survival).abs().sum()
+        loss = loss + config.length_loss * (alive.mean(0) - survival).abs().sum()
         if static_marginals is not None and static.shape[1]:
             loss = loss + MARGINAL_WEIGHT * static_marginals(static, torch.full_like(static[:, 0], 1.0 / batch))
         if visit_marginals is not None:
