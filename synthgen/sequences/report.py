@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from synthgen.dp.accounting import statement as dp_statement
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.evaluation.gates import DEFAULT_GATES, Gate
 from synthgen.evaluation.report import Report
@@ -88,10 +89,12 @@ def evaluate_synthesizer(synthesizer: SequenceSynthesizer, real: pd.DataFrame, s
         raise InvalidArgumentError("patient-level privacy needs held-out patients: fit with --holdout, or pass --holdout")
     schema, details = synthesizer.schema_, synthesizer.describe()
     generator = {key: details[key] for key in ("kind", "synthgen_version", "seed", "config", "training")}
+    privacy = details["training"].get("privacy")  # a DP fit: the report states its guarantee, as for tables
     return evaluate_histories(train, synthetic, held_out, entity_column=schema.entity_column,
                               sequence_index=schema.sequence_index, static_columns=list(schema.static_columns),
                               gates=gates, seed=seed, sensitive=sensitive,
-                              context={**(context or {}), "generator": generator})
+                              context={**(context or {}), "generator": generator,
+                                       **({"dp statement": dp_statement(privacy)} if privacy else {})})
 
 
 def evaluate_two_tables(synthesizer: SequenceSynthesizer, real: TablePair, synthetic: TablePair,

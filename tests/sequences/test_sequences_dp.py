@@ -180,7 +180,8 @@ def fitted(tmp_path_factory) -> tuple[Path, Path]:
     _histories().to_csv(data, index=False)
     metadata.write_text(json.dumps(_metadata()))
     result = run("fit", data, "-o", model, "--entity-column", "patient", "--sequence-index", "day", "--metadata", metadata,
-                 "--max-length", "8", "--dp-epsilon", "3", "--dp-delta", "1e-4", "--steps", "20", "--seed", "1", "--quiet")
+                 "--max-length", "8", "--dp-epsilon", "3", "--dp-delta", "1e-4", "--steps", "20", "--seed", "1",
+                 "--holdout", "0.25", "--quiet")
     assert result.exit_code == 0, result.output
     assert "Privacy unit: one patient = all rows of one value of 'patient'" in result.output
     return folder, model
@@ -211,6 +212,16 @@ def test_a_dp_history_model_never_outputs_the_planted_patient_and_keeps_its_decl
     assert (sample.groupby("patient")["sex"].nunique() == 1).all()
     assert (sample.groupby("patient")["visit"].apply(lambda v: list(v) == list(range(1, len(v) + 1)))).all()
     assert sample.groupby("patient").size().max() <= 8
+
+
+def test_the_report_of_a_dp_history_model_states_its_guarantee(fitted, tmp_path):
+    folder, model = fitted
+    out, report = tmp_path / "sample.csv", tmp_path / "report.json"
+    assert run("sample", model, "-n", "60", "-o", out, "--seed", "3").exit_code == 0
+    result = run("evaluate", model, "--real", folder / "visits.csv", "--synthetic", out, "--json", report)
+    assert result.exit_code != 1 and report.exists(), result.output  # the gates' verdict is not at stake here
+    statement = json.loads(report.read_text())["context"]["dp statement"]
+    assert "-DP" in statement and "Privacy unit: one patient = all rows of one value of 'patient'" in statement
 
 
 @pytest.mark.parametrize("metadata, message", [
