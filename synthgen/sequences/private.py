@@ -83,6 +83,8 @@ def declared_schema(frame: pd.DataFrame, metadata: Metadata | None, entity_colum
             "static, their kinds and the sequence index's would otherwise be read from the rows outside the budget. "
             "Write a draft with `synthgen metadata DATA -o metadata.json`, mark every column \"static\": true or "
             "false, review it and pass it with --metadata")
+    if LENGTH_COLUMN in frame.columns:
+        raise InvalidDataError(f"column name {LENGTH_COLUMN!r} is reserved for the sequence model; rename that column")
     metadata.validate(frame)
     specs = metadata.columns
     statics: list[str] = []
@@ -185,9 +187,9 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
     assert config.steps is not None  # set by scaled
     plan = plan_privacy(settings, patients_hint, batch, config.steps, release_rounds(parts.patient_metadata),
                         shorten=shorten)
-    if len(lengths) < max(2, MIN_ROWS):
+    if len(lengths) < MIN_ROWS:
         raise InvalidDataError(f"the table has {len(lengths)} patients in {entity_column!r} to train on; "
-                               f"a DP fit needs at least {max(2, MIN_ROWS)}")
+                               f"a DP fit needs at least {MIN_ROWS}")
     release = parts.release(plan.release_noise, plan.release_rounds, plan.threshold_delta, rows_hint=patients_hint,
                             private=private)
     survival = released_survival(release, max_length)
