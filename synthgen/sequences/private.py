@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -177,12 +177,10 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
     patients_hint = release_row_count(len(lengths), row_count_noise(settings), private)
     shorten = config.steps is None  # a default length may be halved to fit the budget; steps asked for may not
     # What the model file's config says is what ran: no gains or moments from the rows, the length
-    # loss at its DP weight.
+    # loss at its DP weight, an unconditioned static generator (training by sampling would draw the
+    # conditions at the rows' own frequencies).
     config = replace(config.scaled(max(2, round(patients_hint))), gains_from_data=False, mode_gains_from_data=False,
-                     moment_loss=0.0, length_loss=config.length_loss or LENGTH_WEIGHT)
-    if "conditional_statics" in {f.name for f in fields(config)}:
-        # Unconditioned: training by sampling would draw the conditions at the rows' own frequencies.
-        config = replace(config, conditional_statics=False)
+                     moment_loss=0.0, length_loss=config.length_loss or LENGTH_WEIGHT, conditional_statics=False)
     batch = min(config.batch_size, max(2, round(patients_hint)))
     assert config.steps is not None  # set by scaled
     plan = plan_privacy(settings, patients_hint, batch, config.steps, release_rounds(parts.patient_metadata),
