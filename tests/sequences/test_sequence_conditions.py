@@ -132,6 +132,14 @@ def test_conditioned_sampling_repeats_with_the_seed(model: SequenceSynthesizer, 
     pd.testing.assert_frame_equal(loaded.sample(50, {"group": "B"}, seed=9), first)
 
 
+def test_same_seed_same_model_bytes(groups: pd.DataFrame, tmp_path) -> None:
+    """Training by sampling draws its conditions from the seeded stream: two fits write the same file."""
+    fits = [SequenceSynthesizer(seed=2, max_length=MAX_VISITS, config=replace(CONFIG, steps=5), progress=False)
+            .fit(groups, "patient", "visit").save(tmp_path / f"m{number}.sgz") for number in range(2)]
+    assert fits[0].read_bytes() == fits[1].read_bytes()
+    assert "condition_counts" in read_bundle(fits[0])[1]
+
+
 def test_a_model_file_without_conditions_loads_unconditioned(groups: pd.DataFrame, tmp_path) -> None:
     """A file written before conditioning (no setting, no counts) has an unconditioned generator: it
     loads as one, and its static conditions are met by rejection."""
