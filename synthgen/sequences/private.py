@@ -37,7 +37,7 @@ from synthgen.errors import InvalidArgumentError, InvalidDataError, MetadataErro
 from synthgen.metadata import Metadata
 from synthgen.models.tabular_gan import Discriminator
 from synthgen.sequences.frames import (
-    PREVIOUS_INDEX, RULES, VISIT_NUMBER, SequenceSchema, check_long_table, split_long_table, split_metadata,
+    GAP_COLUMN, PREVIOUS_INDEX, RULES, START_COLUMN, VISIT_NUMBER, SequenceSchema, check_long_table, split_long_table, split_metadata,
 )
 from synthgen.sequences.model import (
     STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, critic_input, encode_real, init_sequence_weights, layouts,
@@ -255,6 +255,13 @@ class HistoryParts:
                                      noise, rounds, threshold_delta, rows_hint=rows_hint, private=private)
         release.record["unit"] = ("one row per patient: its static values, one of its visits chosen at random "
                                   "(OS entropy) and its length, so one patient moves each histogram by one")
+        for name in (START_COLUMN, GAP_COLUMN):
+            # The index never has gaps (check_long_table refuses them): a public fact, so a missing
+            # level that noise alone put there is dropped (post-processing), or the generator could
+            # draw a patient without a start, whose index decodes to garbage.
+            transformer = release.transformers.get(name)
+            if isinstance(transformer, MissingIndicator):
+                release.transformers[name] = transformer.inner
         return release
 
 
