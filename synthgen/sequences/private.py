@@ -15,6 +15,7 @@ visits. Everything that reads the rows goes through a DP release or DP-SGD, comp
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import warnings
@@ -167,8 +168,7 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
     private = PrivateRandom()
     rng = np.random.default_rng(seed)
     if holdout:
-        from synthgen.sequences.evaluate import split_patients  # the evaluation's split, by patient
-        frame = split_patients(frame, entity_column, holdout, seed)[0]
+        frame = split_held_out(frame, entity_column, holdout, seed)[0]
     parts = HistoryParts.of(frame, schema, metadata)
     static, visits, lengths = parts.static, parts.visits, parts.lengths
     static_metadata, visit_metadata = parts.static_metadata, parts.visit_metadata
@@ -222,6 +222,28 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
     training = {**summary.to_dict(), "entities": round(release.rows), "rows": round(release.rows * float(shares.sum())),
                 "privacy": privacy, **({"holdout_fraction": holdout} if holdout else {})}
     return PrivateHistories(schema, static_table, visit_table, config, generator_net, training)
+
+
+def split_held_out(frame: pd.DataFrame, entity_column: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, held-out rows) of a DP fit: each patient held out with probability ``fraction``
+    by a draw keyed by (seed, its id) alone.
+
+    The evaluation's split (a permutation of all the patients) would move other patients in or out
+    of training when one patient is added, so the tables DP-SGD and the releases read would differ
+    by many patients, not one; and it holds out exactly round(fraction × n), which tells n.
+    """
+    ids = frame[entity_column]
+    key = int(seed).to_bytes(8, "little")
+    draws = {value: int.from_bytes(hashlib.blake2b(repr(_native_id(value)).encode(), key=key, digest_size=8).digest(), "little")
+             for value in ids.unique()}
+    threshold = fraction * 2.0**64
+    held_out = ids.map(lambda value: draws[value] < threshold).to_numpy(dtype=bool)
+    return frame[~held_out].reset_index(drop=True), frame[held_out].reset_index(drop=True)
+
+
+def _native_id(value: Any) -> Any:
+    """An id as Python writes it (5, 'P7'), so the draw does not depend on numpy's scalar type."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,9 @@ class SequenceSynthesizer(Synthesizer):
         if expected is not None and found != expected:
             raise InvalidDataError(f"the table has {found} patients in {entity!r}, the model was fitted on {expected}: "
                                    "give the same table to find the held-out patients, or pass --holdout")
+        if "privacy" in self.training_:  # a DP fit's own split, one keyed draw per patient
+            from synthgen.sequences.private import split_held_out
+            return split_held_out(frame, entity, fraction, self.seed_)
         from synthgen.sequences.evaluate import split_patients
         return split_patients(frame, entity, fraction, self.seed_)
 

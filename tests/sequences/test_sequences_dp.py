@@ -318,3 +318,22 @@ def test_noise_never_gives_the_sequence_index_gaps():
     release = parts.release(NOISE, 2, 1e-6, rows_hint=60, private=_HighNoise())
     assert isinstance(release.transformers["lab"], MissingIndicator)  # the noise did what it should
     assert not any(isinstance(release.transformers[name], MissingIndicator) for name in (START_COLUMN, "__sequence_gap__"))
+
+
+def test_adding_a_patient_moves_no_other_patient_in_or_out_of_a_dp_fit_s_holdout(fitted):
+    # Neighbouring tables must give training sets that differ by that patient alone: a split that
+    # reshuffles everyone when one patient joins would make DP-SGD and the releases read tables
+    # that differ by many patients.
+    from synthgen.sequences.private import split_held_out
+
+    table = _histories()
+    extra = table[table["patient"] == 150].assign(patient=99_999)
+    for seed in range(5):
+        before = set(split_held_out(table, "patient", 0.25, seed)[1]["patient"])
+        after = set(split_held_out(pd.concat([extra, table], ignore_index=True), "patient", 0.25, seed)[1]["patient"])
+        assert after - {99_999} == before
+    # and the DP model finds its held-out patients again the same way
+    import synthgen
+
+    model = synthgen.load(fitted[1])
+    assert set(model.split(table)[1]["patient"]) == set(split_held_out(table, "patient", 0.25, model.seed_)[1]["patient"])
