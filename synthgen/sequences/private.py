@@ -11,7 +11,8 @@ visits. Everything that reads the rows goes through a DP release or DP-SGD, comp
   tabular release machinery (``synthgen.dp.release``) applies as it is, sensitivity 1 per patient;
 - DP-SGD on the whole-patient critic: one example is one patient (Poisson-sampled, clipped, noised
   by Opacus in secure mode, as ``synthgen.training.private`` does for rows); the generator sees the
-  critic's scores and the released survival curve only.
+  critic's scores, the released survival curve and the released marginals only (post-processing);
+- ``--holdout`` holds each patient out by a draw keyed by (seed, its id) alone (:func:`split_held_out`).
 """
 from __future__ import annotations
 
