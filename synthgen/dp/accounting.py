@@ -368,7 +368,7 @@ def statement(record: dict[str, Any]) -> str:
     return (
         f"trained with (ε={record['epsilon']:.3g}, δ={record['delta']:.2g})-DP (target ε={record['epsilon_target']:g}), "
         f"accountant: {record['accountant']} (Opacus {record['opacus_version']}); "
-        f"spent by: {_row_count(spent)}column statistics, pair choices and two-way tables ε={_released(spent):.3g} alone, "
+        f"spent by: {_row_count(spent)}{_releases_made(record)} ε={_released(spent):.3g} alone, "
         f"{_training(record)}"
         f"category names released above a noisy threshold (δ share {spent['category names (thresholding delta)']:.2g}); "
         f"secure RNG: {'yes' if record['secure_rng'] else 'no'}. "
@@ -397,19 +397,30 @@ def _row_count(spent: dict[str, float]) -> str:
     return f"a coarse noisy row count ε={spent[key]:.3g} (added), " if key in spent else ""
 
 
+def _releases_made(record: dict[str, Any]) -> str:
+    """What the release rounds released: pairs only where the fit released them (not with
+    ``--dp-no-pairs``, nor for patient histories), so the statement claims no release that did not happen."""
+    return "column statistics, pair choices and two-way tables" if _pairs_released(record) else "column statistics"
+
+
+def _pairs_released(record: dict[str, Any]) -> bool:
+    return "pairs" in record.get("release", {})
+
+
 def _critic_trained(record: dict[str, Any]) -> bool:
     return not (record["steps"] == 0 and record["noise_multiplier"] == 0)
 
 
 def _generator_inputs(record: dict[str, Any]) -> str:
     """What the generator learned from: the released tables, and the critic's scores when one trained."""
-    return "the discriminator's scores and the released tables" if _critic_trained(record) else "the released tables"
+    released = "the released tables" if _pairs_released(record) else "the released statistics"
+    return f"the discriminator's scores and {released}" if _critic_trained(record) else released
 
 
 def _training(record: dict[str, Any]) -> str:
     """What DP-SGD spent and how it ran; or that no critic trained (the generator fitted to the releases)."""
     if not _critic_trained(record):
-        return ("no DP-SGD: no critic read the rows; the generator was fitted to the released tables alone "
+        return (f"no DP-SGD: no critic read the rows; the generator was fitted to the released {_releases_made(record)} alone "
                 "(post-processing, no ε); ")
     return (f"discriminator DP-SGD ε={record['spent_by']['discriminator DP-SGD']:.3g} alone (these two composed, not added), "
             f"noise multiplier {record['noise_multiplier']:.3g}, sample rate {record['sample_rate']:.3g}, "

@@ -250,8 +250,10 @@ def _missing_threshold(sigma: float, rows: float) -> float:
     """The noisy count of gaps above which a column keeps a missing level: 2σ, or ``_MISSING_SHARE``
     of the released rows where that is lower. Dropping a column's gaps loses them for good, while a
     level of few gaps costs little; 2σ alone is 25% of pbc's 334 rows at ε = 1, so columns with
-    26-33% gaps lost them in about half of the releases."""
-    return min(_MISSING_SIGMAS * sigma, _MISSING_SHARE * rows)
+    26-33% gaps lost them in about half of the releases. Never below half a row: a count is whole,
+    so where the noise is far below one row (large ε) 2σ alone gave a column without gaps a missing
+    level in 2.3% of releases, while any real gap clears half a row."""
+    return max(0.5, min(_MISSING_SIGMAS * sigma, _MISSING_SHARE * rows))
 
 
 def _encodes_gaps(transformer: ColumnTransformer) -> bool:
