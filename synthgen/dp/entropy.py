@@ -56,6 +56,14 @@ class PrivateRandom:
         return int(min(np.searchsorted(cumulative, self.uniform(1)[0], side="right"), len(cumulative) - 1))
 
     @staticmethod
+    def generator() -> np.random.Generator:
+        """A numpy generator seeded from 128 OS bits, for the per-row draws made before a release
+        (gap fills, encoding jitter). Seeded draws taken in row order would shift every later row's
+        draw when a row is inserted, so two neighbouring tables would be encoded differently in many
+        rows; fresh draws are independent of a row's position and cannot be replayed."""
+        return np.random.default_rng(secrets.randbits(128))
+
+    @staticmethod
     def key() -> int:
         """64 fresh bits to key a torch generator for one DP-SGD step."""
         return secrets.randbits(64)

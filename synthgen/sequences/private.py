@@ -167,7 +167,6 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
     schema = declared_schema(frame, metadata, entity_column, sequence_index, max_length)
     assert metadata is not None  # declared_schema refuses without
     private = PrivateRandom()
-    rng = np.random.default_rng(seed)
     if holdout:
         frame = split_held_out(frame, entity_column, holdout, seed)[0]
     parts = HistoryParts.of(frame, schema, metadata)
@@ -195,8 +194,9 @@ def fit_private_histories(frame: pd.DataFrame, entity_column: str, sequence_inde
 
     static_table, static_release = _part(static_metadata, release)
     visit_table, visit_release = _part(visit_metadata, release)
-    static_encoded = _encoded(static_table, static_release, static, rng)
-    visit_encoded = _encoded(visit_table, visit_release, visits, rng)
+    rows_rng = private.generator()  # per-row draws before DP-SGD: see PrivateRandom.generator
+    static_encoded = _encoded(static_table, static_release, static, rows_rng)
+    visit_encoded = _encoded(visit_table, visit_release, visits, rows_rng)
     padded, alive = encode_real(torch.from_numpy(static_encoded), torch.from_numpy(visit_encoded),
                                 torch.from_numpy(lengths), max_length)
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from synthgen._mixing import mix64
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.continuous import ContinuousTransformer
@@ -512,7 +513,7 @@ def _permute(numbers: np.ndarray, key: int, size: int, tweak: int = 0) -> np.nda
     def feistel(values: np.ndarray) -> np.ndarray:
         left, right = values >> half, values & mask
         for round_key in round_keys:
-            left, right = right, left ^ (_mix(right ^ round_key) & mask)
+            left, right = right, left ^ (mix64(right ^ round_key) & mask)
         return (left << half) | right
 
     out = feistel(numbers)
@@ -521,13 +522,6 @@ def _permute(numbers: np.ndarray, key: int, size: int, tweak: int = 0) -> np.nda
         out[outside] = feistel(out[outside])
         outside = outside[out[outside] >= np.uint64(size)]
     return out
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser: every output bit depends on every input bit (uint64, wrapping)."""
-    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
 
 
 def _generator_builder(static_table: TableTransformer, visit_table: TableTransformer, max_length: int,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from synthgen._mixing import mix64
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.data.table import MIN_ROWS, TableTransformer, readable_table
@@ -64,16 +65,15 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     fitted to the tables alone, or (``DPSettings.resolved_critic``) DP-SGD on a critic beside them.
 
     Nothing below reads the rows except through a DP release, and every privacy-protecting draw
-    comes from ``private`` (OS entropy); ``rng`` and ``seed`` drive only the public randomness.
+    comes from ``private`` (OS entropy), as does every per-row draw made before a release (gap fills,
+    encoding jitter); ``rng`` and ``seed`` drive only the public randomness.
     """
     private = PrivateRandom()
     unit = "one row = one patient (assumed; declare a patient column if a patient can have several rows)"
     if settings.unit_column is not None:
         if settings.unit_column not in data.columns:
             raise InvalidArgumentError(f"the DP unit column {settings.unit_column!r} is not in the table")
-        # Contribution bounding: one random row per patient, so one row is one patient.
-        shuffled = data.iloc[rng.permutation(len(data))]
-        data = shuffled[~shuffled[settings.unit_column].duplicated()].sort_index()
+        data = one_row_per_unit(data, settings.unit_column, seed)
         unit = f"one patient = one value of {settings.unit_column!r}; one row per patient kept"
     # The plan (batch rate, length, bins) is sized by a coarse released count, never by n itself.
     rows_hint = release_row_count(len(data), row_count_noise(settings), private)
@@ -112,10 +112,11 @@ def fit_private(data: pd.DataFrame, metadata: Metadata, config: GANConfig, seed:
     release = release_statistics(data, metadata, plan.release_noise, plan.release_rounds, plan.threshold_delta,
                                  rows_hint=rows_hint, private=private)
     table = TableTransformer.from_fitted(metadata, {"min_category_count": 1}, release.transformers)
-    data = release.fill_unreleased_gaps(data, rng)
+    rows_rng = private.generator()  # per-row draws before the releases: see PrivateRandom.generator
+    data = release.fill_unreleased_gaps(data, rows_rng)
     if table.width_ == 0:
         raise InvalidDataError("every column is an identifier: there is nothing to learn")
-    encoded = release.fill_encoded_gaps(data, table.transform(data, rng), table.slices_, rng)
+    encoded = release.fill_encoded_gaps(data, table.transform(data, rows_rng), table.slices_, rows_rng)
     marginal_loss, pairs = None, None
     if settings.pairs and pair_rounds(metadata):
         columns = column_cells(table, release.category_counts, pair_bins(round(rows_hint)),
@@ -200,9 +201,33 @@ def calibrate(generator_net: Generator, layout: SpanLayout, sampler: ConditionSa
                                    softmax_targets.to(device))
 
 
-def holdout_draws(seed: int, n_rows: int) -> np.ndarray:
-    """One uniform draw per row position; row i's draw does not depend on how many rows follow it."""
-    return np.random.default_rng([seed, 0x401D]).random(n_rows)
+def holdout_draws(seed: int, data: pd.DataFrame) -> np.ndarray:
+    """One uniform draw per row, keyed by (seed, the row's values) alone.
+
+    Adding a row anywhere in the table moves no other row in or out of training, so the tables the
+    releases read differ by that one row (draws keyed by row position moved every row after an
+    insertion, and the guarantee is stated for any table plus one patient); equal rows share a fate.
+    """
+    return _row_draws(seed, data, _HOLDOUT_STREAM)
+
+
+def one_row_per_unit(data: pd.DataFrame, unit_column: str, seed: int) -> pd.DataFrame:
+    """Contribution bounding: each patient's row with the smallest draw keyed by (seed, the row's
+    values), so one row is one patient and which row a patient keeps depends on that patient's rows
+    alone (a permutation of all rows changed every patient's row when one patient was added)."""
+    order = np.argsort(_row_draws(seed, data, _UNIT_STREAM), kind="stable")
+    shuffled = data.iloc[order]
+    return shuffled[~shuffled[unit_column].duplicated()].sort_index()
+
+
+_HOLDOUT_STREAM, _UNIT_STREAM = 0x401D, 0x0917
+
+
+def _row_draws(seed: int, data: pd.DataFrame, stream: int) -> np.ndarray:
+    """Uniform [0, 1) draws, one per row, each a function of (seed, stream, that row's values) only."""
+    rows = pd.util.hash_pandas_object(data, index=False).to_numpy(dtype=np.uint64)
+    key = mix64(np.array([int(seed) & (2**64 - 1)], dtype=np.uint64) ^ np.uint64(stream))
+    return (mix64(rows ^ key) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def within_cells(levels: np.ndarray, shares: np.ndarray) -> np.ndarray:

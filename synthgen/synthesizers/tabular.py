@@ -195,9 +195,10 @@ class TabularSynthesizer(Synthesizer):
                     "own Poisson sample and the accountant one global sample rate (Opacus' DPDDP), which synthgen "
                     "does not do yet; run the DP fit without torchrun"
                 )
-            # Each row's membership follows from (seed, its position) alone, so the model file need
-            # not store the row count or the held-out positions, which would reveal n.
-            held_out = holdout_draws(seed, len(data)) < holdout
+            # Each row's membership follows from (seed, its values) alone, so the model file need not
+            # store the row count or the held-out positions (which would reveal n), and adding a row
+            # moves no other row in or out of training.
+            held_out = holdout_draws(seed, data) < holdout
             fit = fit_private(data[~held_out], metadata, config, seed, rng, holdout, self.dp,
                               device=self.device, progress=self.progress)
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -339,10 +340,10 @@ class TabularSynthesizer(Synthesizer):
         row order; a different row count is refused rather than silently mis-split.
         """
         self._check_fitted()
-        if "holdout_fraction" in self.training_:  # a DP fit: membership from (seed, position), see fit
+        if "holdout_fraction" in self.training_:  # a DP fit: membership from (seed, row values), see fit
             if not self.training_["holdout_fraction"]:
                 return data, None
-            held_out = holdout_draws(self.seed_, len(data)) < self.training_["holdout_fraction"]
+            held_out = holdout_draws(self.seed_, data) < self.training_["holdout_fraction"]
             return data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
         expected = self.training_.get("table_rows", self.training_["rows"])
         if len(data) != expected:

@@ -22,8 +22,9 @@ from synthgen.data.missing import MissingIndicator
 from synthgen.data.quantile import QuantileTransformer
 from synthgen.dp.accounting import _RELEASES, DPSettings, plan_privacy, privacy_record, spent_epsilon, statement
 from synthgen.data.table import TableTransformer
+from synthgen.dp.entropy import PrivateRandom
 from synthgen.dp.pairs import ColumnCells, PairRelease, column_cells, release_pairs
-from synthgen.dp.release import release_rounds, release_statistics
+from synthgen.dp.release import Release, release_rounds, release_statistics
 from synthgen.errors import InvalidArgumentError, MetadataError
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.metadata import Metadata
@@ -858,3 +859,69 @@ def test_where_the_noise_is_far_below_one_row_only_real_gaps_get_a_missing_level
         spurious += transformers["ward"].has_missing_ + transformers["flag"].has_missing_
         kept += isinstance(transformers["lab"], MissingIndicator)
     assert spurious == 0 and kept == 300
+
+
+def test_adding_a_row_anywhere_moves_no_other_row_in_or_out_of_a_dp_fits_holdout():
+    """The guarantee is stated for any table and the same table plus one patient. Membership drawn by
+    row position moved every row after an inserted one in or out of training, so the two fits read
+    tables that differed by many patients, not one."""
+    table = make_patients(300, 0)
+    model = TabularSynthesizer(_declared(table), steps=3, seed=7, progress=False, calibrate=False,
+                               dp=DPSettings(epsilon=3.0)).fit(table, holdout=0.3)
+    newcomer = table.iloc[[5]].assign(age=table["age"].max() + 1)
+    neighbour = pd.concat([newcomer, table], ignore_index=True)  # one patient added, at the top
+
+    def held_out_rows(frame: pd.DataFrame) -> set[tuple]:
+        return set(model.split(frame)[1].astype(str).itertuples(index=False))
+
+    before, after = held_out_rows(table), held_out_rows(neighbour)
+    assert 40 < len(before) < 140  # about 30% held out
+    assert after - before <= set(newcomer.astype(str).itertuples(index=False)) and before <= after
+
+
+def test_the_per_row_draws_before_a_release_are_not_replayed_from_the_seed(monkeypatch):
+    """A gap under a missing indicator is encoded with a draw from the released distribution. Drawn in
+    row order from the seed, an inserted row shifted every later gap's draw, so two neighbouring tables
+    were encoded differently in many rows, and anyone with the seed could replay the draws. Two fits
+    with one seed must fill the same gaps differently."""
+    table = make_patients(300, 0)
+    table.loc[: 119, "cholesterol"] = np.nan  # 40% gaps: kept as a missing indicator in any release
+    metadata = _declared(table)
+    metadata.columns["cholesterol"]["public_bounds"] = [0, 600]
+    fills = []
+    original = Release.fill_encoded_gaps
+
+    def recording(self, data, encoded, slices, rng):
+        filled = original(self, data, encoded, slices, rng)
+        fills.append(filled[:120, slices["cholesterol"]][:, 0].copy())
+        return filled
+
+    monkeypatch.setattr(Release, "fill_encoded_gaps", recording)
+    # The same releases both times (noise switched off), so only the per-row draws can differ.
+    monkeypatch.setattr(PrivateRandom, "normal", lambda self, loc=0.0, scale=1.0, size=None:
+                        float(loc) if size is None else np.full(size, float(loc)))
+    monkeypatch.setattr(PrivateRandom, "uniform", lambda self, size: np.full(size, 0.5))
+    for _ in range(2):
+        TabularSynthesizer(metadata, steps=2, seed=0, progress=False, calibrate=False, dp=DPSettings(epsilon=3.0)).fit(table)
+    first, second = fills
+    assert np.mean(first != second) > 0.9
+
+
+def test_adding_a_patient_changes_no_other_patients_kept_row():
+    """With a DP unit column one row per patient is kept. A seeded permutation of all rows chose it, so
+    a patient added at the top changed which row every other patient kept: the fits of the two tables
+    read rows of many patients that differed, not one patient's."""
+    from synthgen.synthesizers.private import one_row_per_unit
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"patient": rng.integers(0, 60, 300), "lab": rng.normal(5, 1, 300).round(3)})
+    newcomer = pd.DataFrame({"patient": [999, 999], "lab": [1.0, 2.0]})
+    kept = one_row_per_unit(table, "patient", seed=3)
+    kept_after = one_row_per_unit(pd.concat([newcomer, table], ignore_index=True), "patient", seed=3)
+    assert kept["patient"].is_unique and set(kept["patient"]) == set(table["patient"])
+    mine = kept_after[kept_after["patient"] != 999]
+    assert sorted(map(tuple, mine.to_numpy())) == sorted(map(tuple, kept.to_numpy()))
+    assert len(kept_after) == len(kept) + 1
+    # the row a patient keeps is drawn (not always its first), and the seed decides it
+    assert not kept.index.equals(table.drop_duplicates("patient").index)
+    assert not one_row_per_unit(table, "patient", seed=4).index.equals(kept.index)
