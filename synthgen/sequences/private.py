@@ -45,7 +45,7 @@ from synthgen.sequences.model import (
     STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, critic_input, encode_real, init_sequence_weights, layouts,
 )
 from synthgen.training.loop import TrainingSummary, adversarial_loop, select_device
-from synthgen.training.private import make_private_critic
+from synthgen.training.private import make_private_critic, poisson_rows, private_critic_step
 
 logger = logging.getLogger(__name__)
 
@@ -432,18 +432,10 @@ def train_private_histories(generator_net: SequenceGenerator, critic: Discrimina
         return generator_net(static_noise, visit_noise, rng)
 
     def private_step() -> torch.Tensor:
-        private_rng.manual_seed(PrivateRandom.key())
-        rows = torch.nonzero(torch.rand(patients, generator=private_rng, device=device) < plan.sample_rate).squeeze(1)
-        real = real_rows.index_select(0, rows)
+        real = real_rows.index_select(0, poisson_rows(patients, plan.sample_rate, private_rng))
         with torch.no_grad():
             fake = critic_input(*fakes(), config.difference_channel)
-        scores = private_critic(torch.cat([real, fake]), rng).squeeze(1)
-        targets = torch.cat([torch.ones(real.shape[0], device=device), torch.zeros(batch, device=device)])
-        d_optimiser.zero_grad(set_to_none=True)
-        loss = criterion(scores, targets)
-        loss.backward()
-        d_optimiser.step()
-        return loss.detach()
+        return private_critic_step(private_critic, criterion, d_optimiser, real, fake, rng)
 
     def public_step() -> torch.Tensor:
         private_critic.disable_hooks()

@@ -57,6 +57,26 @@ def make_private_critic(critic: Discriminator, plan: "PrivacyPlan", learning_rat
     return private_critic, optimiser, criterion
 
 
+def poisson_rows(count: int, sample_rate: float, private_rng: torch.Generator) -> torch.Tensor:
+    """DP-SGD's Poisson sampling: each of ``count`` examples joins with probability ``sample_rate``,
+    drawn from ``private_rng`` re-keyed with fresh OS bits. The batch size is itself random (reading
+    it back is the one host sync per step; Opacus' own loader does this on the host)."""
+    private_rng.manual_seed(PrivateRandom.key())
+    return torch.nonzero(torch.rand(count, generator=private_rng, device=private_rng.device) < sample_rate).squeeze(1)
+
+
+def private_critic_step(private_critic: Any, criterion: Any, optimiser: Any, real: torch.Tensor, fake: torch.Tensor,
+                        rng: torch.Generator) -> torch.Tensor:
+    """One DP-SGD step of the critic: the logistic loss with target 1 for real examples, 0 for fakes."""
+    scores = private_critic(torch.cat([real, fake]), rng).squeeze(1)
+    targets = torch.cat([torch.ones(real.shape[0], device=real.device), torch.zeros(fake.shape[0], device=real.device)])
+    optimiser.zero_grad(set_to_none=True)
+    loss = criterion(scores, targets)
+    loss.backward()
+    optimiser.step()
+    return loss.detach()
+
+
 def train_gan_private(
     generator_net: Generator,
     critic: Discriminator,
@@ -107,22 +127,12 @@ def train_gan_private(
         return generator_net(noise, cond), column, category, cond
 
     def private_step() -> torch.Tensor:
-        # Poisson sampling: each row joins with probability q; the batch size is itself random
-        # (reading it back is the one host sync per step; Opacus's own loader does this on the host).
-        private_rng.manual_seed(PrivateRandom.key())
-        rows = torch.nonzero(torch.rand(n_rows, generator=private_rng, device=device) < plan.sample_rate).squeeze(1)
-        real = data[rows]
+        real = data[poisson_rows(n_rows, plan.sample_rate, private_rng)]
         real = torch.cat([real, sampler.of_rows(real, rng)], dim=1)
         with torch.no_grad():
             raw, _, _, cond = fakes(batch)
             fake = torch.cat([layout.activate(raw, config.gumbel_tau, rng), cond], dim=1)
-        scores = private_critic(torch.cat([real, fake]), rng).squeeze(1)
-        targets = torch.cat([torch.ones(real.shape[0], device=device), torch.zeros(batch, device=device)])
-        d_optimiser.zero_grad(set_to_none=True)
-        loss = criterion(scores, targets)
-        loss.backward()
-        d_optimiser.step()
-        return loss.detach()
+        return private_critic_step(private_critic, criterion, d_optimiser, real, fake, rng)
 
     def public_step() -> torch.Tensor:
         private_critic.disable_hooks()
