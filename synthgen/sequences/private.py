@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,8 +43,10 @@ from synthgen.sequences.frames import (
 from synthgen.sequences.model import (
     STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, critic_input, encode_real, init_sequence_weights, layouts,
 )
-from synthgen.training.loop import TrainingSummary, adversarial_loop, select_device
-from synthgen.training.private import make_private_critic, poisson_rows, private_critic_step
+from synthgen.training.loop import TrainingSummary, select_device
+from synthgen.training.private import (
+    make_private_critic, poisson_rows, private_adversarial_loop, private_critic_step, private_generator_update,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -449,19 +450,12 @@ def train_private_histories(generator_net: SequenceGenerator, critic: Discrimina
             # Each patient's visits weigh 1/length in all, as its one released visit did.
             weights = alive.detach() / alive.detach().sum(1, keepdim=True).clamp_min(1e-6) / batch
             loss = loss + MARGINAL_WEIGHT * visit_marginals(visits[:, :, :-STOP_SPAN.width].flatten(0, 1), weights.flatten())
-        g_optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        g_optimiser.step()
-        d_optimiser.zero_grad(set_to_none=True)
-        private_critic.enable_hooks()
-        return loss.detach()
+        return private_generator_update(loss, g_optimiser, d_optimiser, private_critic)
 
     generator_net.train()
     private_critic.train()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        result = adversarial_loop(plan.steps, private_step, public_step, schedulers, progress=progress,
-                                  description="training (sequences, DP)")
+    result = private_adversarial_loop(plan.steps, private_step, public_step, schedulers, progress=progress,
+                                      description="training (sequences, DP)")
     generator_net.eval()
     critic.eval()
     logger.info("trained %d DP steps in %.1f s on %s", result.steps, result.seconds, device)

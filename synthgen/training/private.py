@@ -77,6 +77,27 @@ def private_critic_step(private_critic: Any, criterion: Any, optimiser: Any, rea
     return loss.detach()
 
 
+def private_generator_update(loss: torch.Tensor, g_optimiser: torch.optim.Optimizer, d_optimiser: Any,
+                             private_critic: Any) -> torch.Tensor:
+    """The generator's update beside a DP critic whose hooks the step turned off: the gradients the
+    backward pass left on the critic are cleared (they never reach its private sum), hooks back on."""
+    g_optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    g_optimiser.step()
+    d_optimiser.zero_grad(set_to_none=True)
+    private_critic.enable_hooks()
+    return loss.detach()
+
+
+def private_adversarial_loop(steps: int, private_step: Callable[[], torch.Tensor], public_step: Callable[[], torch.Tensor],
+                             schedulers: Any, *, progress: bool, description: str) -> Any:
+    """``adversarial_loop`` with a DP critic's step first and the generator's second."""
+    with warnings.catch_warnings():
+        # Opacus' backward hooks fire on the critic's outputs only, since its inputs need no gradient.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        return adversarial_loop(steps, private_step, public_step, schedulers, progress=progress, description=description)
+
+
 def train_gan_private(
     generator_net: Generator,
     critic: Discriminator,
@@ -143,18 +164,10 @@ def train_gan_private(
             loss = loss + layout.condition_loss(raw, column, category)
         if marginal_loss is not None:
             loss = loss + marginal_weight * marginal_loss(raw)
-        g_optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        g_optimiser.step()
-        d_optimiser.zero_grad(set_to_none=True)
-        private_critic.enable_hooks()
-        return loss.detach()
+        return private_generator_update(loss, g_optimiser, d_optimiser, private_critic)
 
-    with warnings.catch_warnings():
-        # Opacus' backward hooks fire on the critic's outputs only, since its inputs need no gradient.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        result = adversarial_loop(plan.steps, private_step, public_step, schedulers, progress=progress,
-                                  description="training (DP)")
+    result = private_adversarial_loop(plan.steps, private_step, public_step, schedulers, progress=progress,
+                                      description="training (DP)")
     generator_net.eval()
     critic.eval()
     logger.info("trained %d DP steps in %.1f s on %s", result.steps, result.seconds, device)
