@@ -181,7 +181,8 @@ def test_a_value_outside_the_public_domain_neither_stops_a_dp_fit_nor_reaches_th
     warned = [r.getMessage() for r in caplog.records if "public_values" in r.getMessage()]
     assert len(warned) == 1 and "'stage'" in warned[0] and "IV" not in warned[0]
     for model in models.values():
-        assert set(model.table_.transformer("stage").categories) <= {"I", "II", "III"}
+        # A missing level (None) is a DP outcome: the noisy count of gaps may clear its threshold.
+        assert set(model.table_.transformer("stage").categories) - {None} <= {"I", "II", "III"}
         assert not model.sample(500, seed=1)["stage"].isin(["IV"]).any()
     with zipfile.ZipFile(models["attacked"].save(tmp_path / "dp.sgz")) as bundle:
         assert '"IV"' not in bundle.read("model.json").decode()
