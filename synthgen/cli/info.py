@@ -22,6 +22,8 @@ def info(model: Path, as_json: bool) -> None:
     table = getattr(synthesizer, "table_", None)
     if table is not None and table.missing_groups_:
         details["missing_together"] = table.missing_groups_
+    if table is not None and table.category_rules_:
+        details["derived_categories"] = {rule.column: list(rule.sources) for rule in table.category_rules_}
     details["training"].setdefault("world_size", 1)  # files from before multi-process training: one process
     if as_json:
         click.echo(json.dumps(details, indent=2))
@@ -69,6 +71,9 @@ def info(model: Path, as_json: bool) -> None:
     if details.get("missing_together"):
         click.echo("sampled missing together (missing on the same training rows): "
                    + "; ".join(", ".join(names) for names in details["missing_together"]))
+    if details.get("derived_categories"):
+        click.echo("derived from numbers when sampling (a step function of them on every training row): " + "; ".join(
+            f"{name} from {' + '.join(sources)}" for name, sources in details["derived_categories"].items()))
     click.echo("columns:")
     for name, spec in details["metadata"]["columns"].items():
         extras = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")

@@ -14,6 +14,7 @@ from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.compact import CompactTable
 from synthgen.data.missing import MissingIndicator
+from synthgen.data.rules import CategoryRule, RuleFinder
 from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
 from synthgen.metadata import MAX_UNREADABLE_SHARE, Metadata, unreadable_cells
 from synthgen.registry import column_transformers, transformer_for
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 MIN_ROWS = 2
 #: Column kinds whose transformers may be fitted on a sample of rows (see :meth:`TableTransformer.fit`).
 SAMPLED_SDTYPES = ("numerical", "datetime")
+#: Column kinds that may be derived from numeric columns by a rule (:mod:`synthgen.data.rules`).
+DISCRETE_SDTYPES = ("categorical", "boolean")
 
 
 class _ColumnPrefix(logging.Filter):
@@ -136,10 +139,15 @@ class TableTransformer:
         fitted: dict[str, ColumnTransformer] = {}
         gaps: dict[bytes, list[str]] = {}  # columns by the rows they miss (packed bits of the whole column)
         least = int(self.options.get("min_category_count", MIN_CATEGORY_COUNT))
+        finder = RuleFinder(n_rows) if self.options.get("category_rules", True) else None
         for column in columns:
             name = str(column.name)
             spec = self.metadata.columns[name]
             column = readable_column(name, spec, column, warn=True)
+            if finder is not None and spec.get("sdtype") == "numerical":
+                finder.add_numeric(name, column)
+            elif finder is not None and spec.get("sdtype") in DISCRETE_SDTYPES:
+                finder.add_discrete(name, column)
             transformer = transformer_for(name, spec).from_metadata(spec, self.options)
             missing = column.isna().to_numpy()
             if not transformer.handles_missing and missing.any():
@@ -153,7 +161,9 @@ class TableTransformer:
                 gaps.setdefault(np.packbits(missing).tobytes(), []).append(name)
         if list(fitted) != list(self.metadata.columns):
             raise ValueError(f"columns {list(fitted)} do not follow the metadata's {list(self.metadata.columns)}")
-        self._set_columns(fitted, [names for names in gaps.values() if len(names) > 1])
+        rules = [] if finder is None else finder.find(least, {
+            name: list(levels) for name in finder.discrete if (levels := _levels(fitted[name])) is not None})
+        self._set_columns(fitted, [names for names in gaps.values() if len(names) > 1], rules)
         if self.missing_groups_:
             logger.info("%d sets of columns are missing on the same rows (%d columns): each set is sampled missing together",
                         len(self.missing_groups_), sum(map(len, self.missing_groups_)))
@@ -166,10 +176,13 @@ class TableTransformer:
         table._set_columns({name: fitted[name] for name in metadata.columns})
         return table
 
-    def _set_columns(self, fitted: dict[str, ColumnTransformer], missing_groups: list[list[str]] | None = None) -> None:
+    def _set_columns(self, fitted: dict[str, ColumnTransformer], missing_groups: list[list[str]] | None = None,
+                     category_rules: list[CategoryRule] | None = None) -> None:
         self.column_transformers_ = fitted
         #: Sets of columns decoded missing together, each on its first column's gaps (metadata order).
         self.missing_groups_: list[list[str]] = missing_groups or []
+        #: Category columns derived from numeric ones when decoding (:mod:`synthgen.data.rules`).
+        self.category_rules_: list[CategoryRule] = category_rules or []
         self.spans_: list[Span] = [span for t in fitted.values() for span in t.spans]
         self.slices_: dict[str, slice] = {}
         conditional: list[ConditionalColumn] = []
@@ -264,7 +277,17 @@ class TableTransformer:
             if name in deciders:
                 gaps[name] = decoded.isna().to_numpy()
             columns[name] = decoded.reset_index(drop=True)
-        return pd.DataFrame({name: columns[name] for name in fitted})
+        frame = pd.DataFrame({name: columns[name] for name in fitted})
+        self.apply_rules(frame)
+        return frame
+
+    def apply_rules(self, frame: pd.DataFrame) -> None:
+        """Derive each rule's category column from its (decoded, possibly calibrated) sources, in place."""
+        for rule in getattr(self, "category_rules_", []):
+            rule.apply(frame)
+
+    def rule_for(self, column: str) -> CategoryRule | None:
+        return next((rule for rule in self.category_rules_ if rule.column == column), None)
 
     def transformer(self, column: str) -> ColumnTransformer:
         return self._fitted()[column]
@@ -276,6 +299,7 @@ class TableTransformer:
         return {
             "options": self.options,
             **({"missing_groups": self.missing_groups_} if self.missing_groups_ else {}),
+            **({"category_rules": [rule.to_state() for rule in self.category_rules_]} if self.category_rules_ else {}),
             "columns": [
                 {"name": name, "transformer": t.name, "state": t.get_state()} for name, t in self._fitted().items()
             ],
@@ -302,8 +326,23 @@ class TableTransformer:
         if (members is None or not all(isinstance(names, list) and len(names) > 1 for names in groups)
                 or len(set(members)) != len(members) or not all(name in fitted and _can_share_gaps(fitted[name]) for name in members)):
             raise ValueError("the sets of columns missing together are malformed")
-        table._set_columns(fitted, groups)
+        rules = state.get("category_rules", [])
+        if not isinstance(rules, list):
+            raise ValueError("the derived-category rules are malformed")
+        numeric = {name for name, spec in metadata.columns.items() if spec.get("sdtype") == "numerical"}
+        levels_of = {name: levels for name, t in fitted.items()
+                     if metadata.columns[name].get("sdtype") in DISCRETE_SDTYPES and (levels := _levels(t)) is not None}
+        parsed = [CategoryRule.from_state(rule, numeric, levels_of) for rule in rules]
+        if len({rule.column for rule in parsed}) != len(parsed):
+            raise ValueError("a column has two derived-category rules")
+        table._set_columns(fitted, groups, parsed)
         return table
+
+
+def _levels(transformer: ColumnTransformer) -> list[Any] | None:
+    """The values a category transformer decodes to (the missing marker included), or None for other kinds."""
+    levels = getattr(transformer, "categories", None)
+    return list(levels) if isinstance(levels, list) else None
 
 
 def _can_share_gaps(transformer: ColumnTransformer) -> bool:

@@ -51,6 +51,10 @@ def plan_conditions(conditions: dict[str, Any], metadata: Metadata, table: Table
                     column=name,
                 )
             )
+            if table.rule_for(name) is not None:
+                # Generated given the level, its value then derived from its sources: rows whose
+                # sources give another level are dropped, as for any condition met by rejection.
+                exact[name] = exact_target(metadata, name, value)
         elif metadata.columns[name].get("sdtype") == "id":
             raise ConditionError(f"cannot condition on identifier column {name!r}: identifiers are generated fresh")
         else:

@@ -87,6 +87,9 @@ class TabularSynthesizer(Synthesizer):
     numeric column onto the training column's quantiles (see ``synthgen.data.calibration``).
     A table of more than ``transformer_sample_rows`` rows fits its numerical and datetime
     transformers on a seeded sample of that many rows (recorded in ``training_``).
+    ``derive_categories``: a category column that is a step function of one numeric column or of
+    the sum of two on every training row (an age band, a score group) is derived from them when
+    sampling (see ``synthgen.data.rules``); not in DP fits, whose schema reads nothing of the rows.
     """
 
     kind = "tabular"
@@ -107,6 +110,7 @@ class TabularSynthesizer(Synthesizer):
         transformer_sample_rows: int = TRANSFORMER_SAMPLE_ROWS,
         checkpoint_every: int | None = None,
         checkpoint_path: str | Path | None = None,
+        derive_categories: bool = True,
     ) -> None:
         self.metadata = metadata
         self.seed = seed
@@ -121,6 +125,7 @@ class TabularSynthesizer(Synthesizer):
         self.transformer_sample_rows = transformer_sample_rows
         self.checkpoint_every = checkpoint_every
         self.checkpoint_path = checkpoint_path
+        self.derive_categories = derive_categories
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: pd.DataFrame | str | Path, *, holdout: float = 0.0, resume: str | Path | None = None,
@@ -217,7 +222,10 @@ class TabularSynthesizer(Synthesizer):
         # smaller tables draw exactly as before); every row is still encoded.
         sample_rows = (np.sort(rng.choice(rows, self.transformer_sample_rows, replace=False))
                        if rows > self.transformer_sample_rows else None)
-        table = TableTransformer(metadata, {"min_category_count": self.min_category_count})
+        options: dict[str, Any] = {"min_category_count": self.min_category_count}
+        if not self.derive_categories:
+            options["category_rules"] = False
+        table = TableTransformer(metadata, options)
         if source is None:
             table.fit(data, rng, sample_rows=sample_rows)
             if table.width_ == 0:
@@ -418,6 +426,7 @@ class TabularSynthesizer(Synthesizer):
             frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng, deciding=[c.column for c in discrete])
             if self.value_calibration_ is not None:
                 frame = self.value_calibration_.apply(frame, numpy_rng)
+                self.table_.apply_rules(frame)  # the calibrated numbers decide the derived categories
             if exact:
                 frame = frame[exact_match(frame, exact)].reset_index(drop=True)
             frame = frame.iloc[:remaining]
