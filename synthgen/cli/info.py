@@ -24,6 +24,8 @@ def info(model: Path, as_json: bool) -> None:
         details["missing_together"] = table.missing_groups_
     if table is not None and table.category_rules_:
         details["derived_categories"] = {rule.column: list(rule.sources) for rule in table.category_rules_}
+    if table is not None and table.gap_rules_:
+        details["gaps_decided_by"] = {rule.missing: rule.when for rule in table.gap_rules_}
     details["training"].setdefault("world_size", 1)  # files from before multi-process training: one process
     if as_json:
         click.echo(json.dumps(details, indent=2))
@@ -74,6 +76,9 @@ def info(model: Path, as_json: bool) -> None:
     if details.get("derived_categories"):
         click.echo("derived from numbers when sampling (a step function of them on every training row): " + "; ".join(
             f"{name} from {' + '.join(sources)}" for name, sources in details["derived_categories"].items()))
+    if details.get("gaps_decided_by"):
+        click.echo("missing exactly for some levels of another column, as in every training row: " + "; ".join(
+            f"{name} by {when}" for name, when in details["gaps_decided_by"].items()))
     click.echo("columns:")
     for name, spec in details["metadata"]["columns"].items():
         extras = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")

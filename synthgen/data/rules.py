@@ -1,4 +1,5 @@
-"""Categories that are step functions of numbers in the training data, kept exact when decoding.
+"""Rules that hold on every training row, kept exact when decoding: categories that are step
+functions of numbers (:class:`CategoryRule`), and gaps that a category decides (:class:`GapRule`).
 
 A grouped score (medicaldata-style "age group" from age, survival::flchain's ``flc.grp``, the decile
 of ``kappa + lambda``) is a deterministic function of other columns. Sampled by the generator as a
@@ -6,6 +7,10 @@ column of its own it disagrees with its sources on most rows (70% of flchain's s
 a real-vs-synthetic detector reads that first. So when, on every training row where both are known,
 a category column is a monotone step function of one numeric column or of the sum of two, the fit
 records the cut points and decoding derives the category from the generated numbers.
+
+Likewise a column that is missing exactly for some levels of a category ("not applicable": the
+cause of death of patients alive at the end of follow-up, the diabetes type of patients without
+diabetes, the anaesthetic of the control arm) is decoded missing exactly there.
 """
 from __future__ import annotations
 
@@ -149,3 +154,47 @@ def _step_rule(name: str, sources: tuple[str, ...], code: np.ndarray, total: np.
         return None
     thresholds = tuple(float((total[i] + total[i + 1]) / 2) for i in change)
     return CategoryRule(name, tuple(sources), thresholds, tuple(values))
+
+
+@dataclass(frozen=True)
+class GapRule:
+    """``missing`` (with its set of columns missing together) is missing exactly where ``when`` is one of ``levels``."""
+
+    missing: str
+    when: str
+    levels: tuple[Any, ...]
+
+    def to_state(self) -> dict[str, Any]:
+        return {"missing": self.missing, "when": self.when, "levels": list(self.levels)}
+
+    @classmethod
+    def from_state(cls, state: Any, can_miss: set[str], levels_of: dict[str, list[Any]]) -> GapRule:
+        """A rule read from a model file; ``ValueError`` unless its columns can take it and its levels exist."""
+        if not isinstance(state, dict) or set(state) != {"missing", "when", "levels"}:
+            raise ValueError("a rule for gaps is malformed")
+        missing, when, levels = state["missing"], state["when"], state["levels"]
+        if (missing not in can_miss or when not in levels_of or when == missing or not isinstance(levels, list)
+                or not levels or not all(level in levels_of[when] for level in levels)
+                or len(levels) >= len(levels_of[when])):
+            raise ValueError(f"the rule for the gaps of {missing!r} is malformed")
+        return cls(missing, when, tuple(levels))
+
+
+def find_gap_rules(gapped: list[tuple[str, np.ndarray]], complete: dict[str, tuple[np.ndarray, list[Any]]]
+                   ) -> list[GapRule]:
+    """For each column with gaps (``gapped``: the first column of each set missing together, with its
+    gaps), the first category column without gaps (``complete``: values and decodable levels) whose
+    levels on the missing rows never occur on the other rows; the caller has checked that enough rows
+    miss the column and enough do not."""
+    rules = []
+    for name, missing in gapped:
+        for when, (values, levels) in complete.items():
+            absent = pd.unique(values[missing])
+            if not pd.Series(values[~missing]).isin(absent).any():
+                chosen = [value.item() if isinstance(value, np.generic) else value for value in absent]
+                if all(level in levels for level in chosen):
+                    rules.append(GapRule(name, when, tuple(chosen)))
+                    break
+    for rule in rules:
+        logger.info("column %r is missing exactly for some levels of %r in training: sampled so", rule.missing, rule.when)
+    return rules

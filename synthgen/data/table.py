@@ -14,7 +14,7 @@ from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.compact import CompactTable
 from synthgen.data.missing import MissingIndicator
-from synthgen.data.rules import CategoryRule, RuleFinder
+from synthgen.data.rules import CategoryRule, GapRule, RuleFinder, find_gap_rules
 from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
 from synthgen.metadata import MAX_UNREADABLE_SHARE, Metadata, unreadable_cells
 from synthgen.registry import column_transformers, transformer_for
@@ -140,6 +140,8 @@ class TableTransformer:
         gaps: dict[bytes, list[str]] = {}  # columns by the rows they miss (packed bits of the whole column)
         least = int(self.options.get("min_category_count", MIN_CATEGORY_COUNT))
         finder = RuleFinder(n_rows) if self.options.get("category_rules", True) else None
+        gap_masks: dict[bytes, np.ndarray] = {}
+        complete: dict[str, tuple[np.ndarray, list[Any]]] = {}  # category columns without gaps: who may decide gaps
         for column in columns:
             name = str(column.name)
             spec = self.metadata.columns[name]
@@ -158,12 +160,18 @@ class TableTransformer:
                 fitted[name] = transformer.fit(column, rng)
             # A set is a rule only when enough rows miss it and enough do not: never a few patients' coincidence.
             if least <= missing.sum() <= len(missing) - least and _can_share_gaps(fitted[name]):
-                gaps.setdefault(np.packbits(missing).tobytes(), []).append(name)
+                key = np.packbits(missing).tobytes()
+                gaps.setdefault(key, []).append(name)
+                gap_masks.setdefault(key, missing)
+            elif not missing.any() and spec.get("sdtype") in DISCRETE_SDTYPES and (levels := _levels(fitted[name])):
+                complete[name] = (column.to_numpy(dtype=object), levels)
         if list(fitted) != list(self.metadata.columns):
             raise ValueError(f"columns {list(fitted)} do not follow the metadata's {list(self.metadata.columns)}")
         rules = [] if finder is None else finder.find(least, {
             name: list(levels) for name in finder.discrete if (levels := _levels(fitted[name])) is not None})
-        self._set_columns(fitted, [names for names in gaps.values() if len(names) > 1], rules)
+        gap_rules = [] if finder is None else find_gap_rules(
+            [(names[0], gap_masks[key]) for key, names in gaps.items()], complete)
+        self._set_columns(fitted, [names for names in gaps.values() if len(names) > 1], rules, gap_rules)
         if self.missing_groups_:
             logger.info("%d sets of columns are missing on the same rows (%d columns): each set is sampled missing together",
                         len(self.missing_groups_), sum(map(len, self.missing_groups_)))
@@ -177,12 +185,14 @@ class TableTransformer:
         return table
 
     def _set_columns(self, fitted: dict[str, ColumnTransformer], missing_groups: list[list[str]] | None = None,
-                     category_rules: list[CategoryRule] | None = None) -> None:
+                     category_rules: list[CategoryRule] | None = None, gap_rules: list[GapRule] | None = None) -> None:
         self.column_transformers_ = fitted
         #: Sets of columns decoded missing together, each on its first column's gaps (metadata order).
         self.missing_groups_: list[list[str]] = missing_groups or []
         #: Category columns derived from numeric ones when decoding (:mod:`synthgen.data.rules`).
         self.category_rules_: list[CategoryRule] = category_rules or []
+        #: Columns (with their set) missing exactly where a category column takes some levels.
+        self.gap_rules_: list[GapRule] = gap_rules or []
         self.spans_: list[Span] = [span for t in fitted.values() for span in t.spans]
         self.slices_: dict[str, slice] = {}
         conditional: list[ConditionalColumn] = []
@@ -257,26 +267,49 @@ class TableTransformer:
     def inverse(self, encoded: np.ndarray, rng: np.random.Generator, *, deciding: Iterable[str] = ()) -> pd.DataFrame:
         """Decode model output back into a DataFrame with the training columns, in order.
 
-        Each set of :attr:`missing_groups_` takes its gaps from one column: the first of ``deciding`` (a
-        column a condition fixed) in the set, else the set's first column.
+        A column (with its set of :attr:`missing_groups_`) that a rule of :attr:`gap_rules_` governs
+        is missing exactly where the rule's category column takes the rule's levels, unless a
+        condition (``deciding``) is on one of them. Every other set takes its gaps from one column:
+        the first of ``deciding`` (a column a condition fixed) in the set, else the set's first column.
         """
         fitted = self._fitted()
         wanted = list(deciding)
+        group_of = {name: names for names in self.missing_groups_ for name in names}
+        columns: dict[str, pd.Series] = {}
+
+        def decode(name: str, block: np.ndarray) -> pd.Series:
+            columns[name] = fitted[name].inverse(block, rng).reset_index(drop=True)
+            return columns[name]
+
+        forced: dict[str, np.ndarray] = {}  # gaps set by a rule, by column
+        for rule in self.gap_rules_:
+            members = group_of.get(rule.missing, [rule.missing])
+            if any(name in wanted for name in members):
+                continue
+            when = columns.get(rule.when)
+            if when is None:
+                when = decode(rule.when, encoded[:, self.slices_[rule.when]])
+            gaps = when.isin(rule.levels).to_numpy()
+            forced.update({name: gaps for name in members})
         decider_of = {}
         for names in self.missing_groups_:
+            if names[0] in forced:
+                continue
             decider = next((name for name in wanted if name in names), names[0])
             decider_of.update({name: decider for name in names if name != decider})
         deciders = set(decider_of.values())
-        columns: dict[str, pd.Series] = {}
-        gaps: dict[str, np.ndarray] = {}
+        gaps_of: dict[str, np.ndarray] = {}
         for name in [*(n for n in fitted if n in deciders), *(n for n in fitted if n not in deciders)]:
+            if name in columns:
+                continue
             block = encoded[:, self.slices_[name]]
-            if name in decider_of:
-                block = fitted[name].with_missing(block, gaps[decider_of[name]])
-            decoded = fitted[name].inverse(block, rng)
+            if name in forced:
+                block = fitted[name].with_missing(block, forced[name])
+            elif name in decider_of:
+                block = fitted[name].with_missing(block, gaps_of[decider_of[name]])
+            decoded = decode(name, block)
             if name in deciders:
-                gaps[name] = decoded.isna().to_numpy()
-            columns[name] = decoded.reset_index(drop=True)
+                gaps_of[name] = decoded.isna().to_numpy()
         frame = pd.DataFrame({name: columns[name] for name in fitted})
         self.apply_rules(frame)
         return frame
@@ -285,6 +318,20 @@ class TableTransformer:
         """Derive each rule's category column from its (decoded, possibly calibrated) sources, in place."""
         for rule in getattr(self, "category_rules_", []):
             rule.apply(frame)
+
+    def overridden_gap_rules(self, deciding: Iterable[str]) -> list[GapRule]:
+        """The rules of :attr:`gap_rules_` whose set a condition on ``deciding`` decides instead (see :meth:`inverse`)."""
+        group_of = {name: names for names in self.missing_groups_ for name in names}
+        wanted = set(deciding)
+        return [rule for rule in self.gap_rules_ if wanted & set(group_of.get(rule.missing, [rule.missing]))]
+
+    @staticmethod
+    def gaps_agree(frame: pd.DataFrame, rules: list[GapRule]) -> np.ndarray:
+        """Rows of ``frame`` on which every one of ``rules`` holds."""
+        keep = np.ones(len(frame), dtype=bool)
+        for rule in rules:
+            keep &= frame[rule.missing].isna().to_numpy() == frame[rule.when].isin(rule.levels).to_numpy()
+        return keep
 
     def rule_for(self, column: str) -> CategoryRule | None:
         return next((rule for rule in self.category_rules_ if rule.column == column), None)
@@ -300,6 +347,7 @@ class TableTransformer:
             "options": self.options,
             **({"missing_groups": self.missing_groups_} if self.missing_groups_ else {}),
             **({"category_rules": [rule.to_state() for rule in self.category_rules_]} if self.category_rules_ else {}),
+            **({"gap_rules": [rule.to_state() for rule in self.gap_rules_]} if self.gap_rules_ else {}),
             "columns": [
                 {"name": name, "transformer": t.name, "state": t.get_state()} for name, t in self._fitted().items()
             ],
@@ -335,7 +383,16 @@ class TableTransformer:
         parsed = [CategoryRule.from_state(rule, numeric, levels_of) for rule in rules]
         if len({rule.column for rule in parsed}) != len(parsed):
             raise ValueError("a column has two derived-category rules")
-        table._set_columns(fitted, groups, parsed)
+        complete = {name: levels for name, levels in levels_of.items() if not getattr(fitted[name], "has_missing_", True)}
+        gap_states = state.get("gap_rules", [])
+        if not isinstance(gap_states, list):
+            raise ValueError("the rules for gaps are malformed")
+        heads = {names[0] for names in groups} | {name for name in fitted if name not in members}
+        gap_rules = [GapRule.from_state(rule, {name for name in heads if _can_share_gaps(fitted[name])}, complete)
+                     for rule in gap_states]
+        if len({rule.missing for rule in gap_rules}) != len(gap_rules):
+            raise ValueError("a column has two rules for its gaps")
+        table._set_columns(fitted, groups, parsed, gap_rules)
         return table
 
 

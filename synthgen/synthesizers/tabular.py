@@ -414,12 +414,16 @@ class TabularSynthesizer(Synthesizer):
             starts = self.layout_.softmax_index[:, 0]
             for condition in discrete:
                 calibration_bias[starts == int(condition.data_index[0])] = 0.0
+        # A condition on a column whose gaps a category decides decides them itself; rows where that
+        # category disagrees (a cause of death for a patient alive) are rejected like an exact mismatch.
+        gap_rules = self.table_.overridden_gap_rules(c.column for c in discrete)
+        rejecting = bool(exact or gap_rules)
         budget = 100 * num_rows + 10 * SAMPLE_BLOCK_ROWS  # rows we are willing to generate for rare exact values
         remaining, generated, block = num_rows, 0, 0
         pending: list[pd.DataFrame] = []
         while remaining > 0:
             # Without exact conditions every row is kept; with them, rejection needs whole blocks.
-            size = SAMPLE_BLOCK_ROWS if exact else min(SAMPLE_BLOCK_ROWS, remaining)
+            size = SAMPLE_BLOCK_ROWS if rejecting else min(SAMPLE_BLOCK_ROWS, remaining)
             torch_rng, numpy_rng = block_streams(seed, block, self.layout_.tanh_index.device)
             with torch.inference_mode():
                 encoded = self._encoded(size, discrete, calibration_bias, torch_rng)
@@ -427,8 +431,8 @@ class TabularSynthesizer(Synthesizer):
             if self.value_calibration_ is not None:
                 frame = self.value_calibration_.apply(frame, numpy_rng)
                 self.table_.apply_rules(frame)  # the calibrated numbers decide the derived categories
-            if exact:
-                frame = frame[exact_match(frame, exact)].reset_index(drop=True)
+            if rejecting:
+                frame = frame[exact_match(frame, exact) & self.table_.gaps_agree(frame, gap_rules)].reset_index(drop=True)
             frame = frame.iloc[:remaining]
             remaining -= len(frame)
             generated += size
