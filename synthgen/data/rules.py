@@ -30,6 +30,9 @@ RULE_ROWS = 100_000
 MAX_PAIR_SOURCES = 20
 #: Category columns with more levels than this are not tried (a step function needs a level per interval).
 MAX_RULE_LEVELS = 64
+#: At most this many (source, category column) checks, each a pass over the rows: a table wider than
+#: that (hundreds of numeric and category columns) is not searched, and the fit says so.
+MAX_RULE_CHECKS = 100_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,11 @@ class RuleFinder:
             if 2 <= len(uniques) <= MAX_RULE_LEVELS and name in generatable:
                 codes[name] = (code, list(uniques))
         found: set[str] = set()
+        if len(singles) * len(codes) > MAX_RULE_CHECKS:
+            logger.info("%d numeric and %d category columns: too many to look for derived categories", len(singles), len(codes))
+            return []
+        if (len(singles) + len(pairs)) * len(codes) > MAX_RULE_CHECKS:
+            pairs = []
         for sources in [*singles, *pairs]:
             total = sum(self.numeric[name] for name in sources)
             order = np.argsort(total, kind="stable")

@@ -169,8 +169,11 @@ class TableTransformer:
             raise ValueError(f"columns {list(fitted)} do not follow the metadata's {list(self.metadata.columns)}")
         rules = [] if finder is None else finder.find(least, {
             name: list(levels) for name in finder.discrete if (levels := _levels(fitted[name])) is not None})
+        # A category derived from numbers is set after the gaps are decided, so it decides none.
+        derived = {rule.column for rule in rules}
         gap_rules = [] if finder is None else find_gap_rules(
-            [(names[0], gap_masks[key]) for key, names in gaps.items()], complete)
+            [(names[0], gap_masks[key]) for key, names in gaps.items()],
+            {name: found for name, found in complete.items() if name not in derived})
         self._set_columns(fitted, [names for names in gaps.values() if len(names) > 1], rules, gap_rules)
         if self.missing_groups_:
             logger.info("%d sets of columns are missing on the same rows (%d columns): each set is sampled missing together",
@@ -383,7 +386,9 @@ class TableTransformer:
         parsed = [CategoryRule.from_state(rule, numeric, levels_of) for rule in rules]
         if len({rule.column for rule in parsed}) != len(parsed):
             raise ValueError("a column has two derived-category rules")
-        complete = {name: levels for name, levels in levels_of.items() if not getattr(fitted[name], "has_missing_", True)}
+        derived = {rule.column for rule in parsed}
+        complete = {name: levels for name, levels in levels_of.items()
+                    if not getattr(fitted[name], "has_missing_", True) and name not in derived}
         gap_states = state.get("gap_rules", [])
         if not isinstance(gap_states, list):
             raise ValueError("the rules for gaps are malformed")

@@ -153,3 +153,25 @@ def test_a_dp_fit_reads_no_rules_from_the_rows() -> None:
     metadata = synthgen.Metadata.detect(table)
     model = synthgen.TabularSynthesizer(metadata, seed=1, steps=5, progress=False, dp=DPSettings(epsilon=5.0)).fit(table)
     assert model.table_.category_rules_ == []
+
+
+def test_a_table_too_wide_to_search_is_not_searched(caplog) -> None:
+    import logging
+
+    from synthgen.data.rules import MAX_RULE_CHECKS, RuleFinder
+
+    rows = 60
+    finder = RuleFinder(rows)
+    values = np.arange(rows, dtype=float)
+    numeric = int(np.sqrt(MAX_RULE_CHECKS)) + 1
+    for i in range(numeric):
+        finder.add_numeric(f"x{i}", pd.Series(values))
+    for i in range(numeric):  # every one of them a perfect step function of every number
+        finder.add_discrete(f"c{i}", pd.Series(np.where(values < rows / 2, "low", "high")))
+    with caplog.at_level(logging.INFO, logger="synthgen.data.rules"):
+        assert finder.find(5, {f"c{i}": ["low", "high"] for i in range(numeric)}) == []
+    assert "too many to look for derived categories" in caplog.text
+    small = RuleFinder(rows)
+    small.add_numeric("x", pd.Series(values))
+    small.add_discrete("c", pd.Series(np.where(values < rows / 2, "low", "high")))
+    assert [rule.column for rule in small.find(5, {"c": ["low", "high"]})] == ["c"]

@@ -124,3 +124,21 @@ def test_a_dp_fit_reads_no_rules_from_the_rows() -> None:
     metadata = synthgen.Metadata.detect(table)
     model = synthgen.TabularSynthesizer(metadata, seed=1, steps=5, progress=False, dp=DPSettings(epsilon=5.0)).fit(table)
     assert model.table_.gap_rules_ == []
+
+
+def test_a_category_derived_from_numbers_decides_no_gaps(tmp_path) -> None:
+    """The derived category is set after decoding, so gaps decided by its generated value would disagree with it."""
+    from synthgen.bundle import read_bundle, write_bundle
+
+    table = make_table(rows=400)
+    table["age_band"] = np.where(table["age"] < 50, "young", "old")
+    table["screening"] = np.where(table["age_band"] == "old", table["age"] * 0.1, np.nan)
+    model = synthgen.TabularSynthesizer(seed=1, steps=2, progress=False).fit(table)
+    assert model.table_.rule_for("age_band") is not None
+    assert "screening" not in {rule.missing for rule in model.table_.gap_rules_}
+    path = model.save(tmp_path / "m.sgz")
+    manifest, tensors = read_bundle(path)
+    manifest["transformer"]["gap_rules"].append({"missing": "screening", "when": "age_band", "levels": ["young"]})
+    write_bundle(tmp_path / "bad.sgz", manifest, tensors)
+    with pytest.raises(ModelFileError):
+        synthgen.load(tmp_path / "bad.sgz")
