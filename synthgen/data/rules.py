@@ -84,6 +84,30 @@ class CategoryRule:
         return cls(column, tuple(sources), tuple(float(t) for t in thresholds), tuple(levels))
 
 
+@dataclass(frozen=True)
+class GapRule:
+    """``missing`` (with its set of columns missing together) is missing exactly where ``when`` is one of ``levels``."""
+
+    missing: str
+    when: str
+    levels: tuple[Any, ...]
+
+    def to_state(self) -> dict[str, Any]:
+        return {"missing": self.missing, "when": self.when, "levels": list(self.levels)}
+
+    @classmethod
+    def from_state(cls, state: Any, can_miss: set[str], levels_of: dict[str, list[Any]]) -> GapRule:
+        """A rule read from a model file; ``ValueError`` unless its columns can take it and its levels exist."""
+        if not isinstance(state, dict) or set(state) != {"missing", "when", "levels"}:
+            raise ValueError("a rule for gaps is malformed")
+        missing, when, levels = state["missing"], state["when"], state["levels"]
+        if (missing not in can_miss or when not in levels_of or when == missing or not isinstance(levels, list)
+                or not levels or not all(level in levels_of[when] for level in levels)
+                or len(levels) >= len(levels_of[when])):
+            raise ValueError(f"the rule for the gaps of {missing!r} is malformed")
+        return cls(missing, when, tuple(levels))
+
+
 class RuleFinder:
     """Collects the columns of a fit (a bounded, evenly spaced set of rows) and finds the rules among them."""
 
@@ -94,6 +118,10 @@ class RuleFinder:
 
     def _rows(self, column: pd.Series) -> pd.Series:
         return column if self.rows is None else column.iloc[self.rows]
+
+    def subset(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per row of the table) at the rows this finder reads."""
+        return values if self.rows is None else values[self.rows]
 
     def add_numeric(self, name: str, column: pd.Series) -> None:
         values = pd.to_numeric(self._rows(column), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
@@ -142,6 +170,26 @@ class RuleFinder:
                         rule.column, " + ".join(rule.sources), "it" if len(rule.sources) == 1 else "them")
         return rules
 
+    def find_gap_rules(self, gapped: list[tuple[str, np.ndarray]], complete: dict[str, list[Any]]) -> list[GapRule]:
+        """For each column with gaps (``gapped``: the first column of each set missing together, with
+        its gaps at the rows read, see :meth:`subset`), the first category column without gaps
+        (``complete``: its decodable levels) whose levels on the missing rows never occur on the
+        other rows; the caller has checked that enough rows miss the column and enough do not."""
+        rules = []
+        for name, missing in gapped:
+            for when, levels in complete.items():
+                values = self.discrete[when].to_numpy(dtype=object)
+                absent = pd.unique(values[missing])
+                if pd.Series(values[~missing]).isin(absent).any():
+                    continue
+                chosen = [value.item() if isinstance(value, np.generic) else value for value in absent]
+                if all(level in levels for level in chosen):
+                    rules.append(GapRule(name, when, tuple(chosen)))
+                    break
+        for rule in rules:
+            logger.info("column %r is missing exactly for some levels of %r in training: sampled so", rule.missing, rule.when)
+        return rules
+
 
 def _step_rule(name: str, sources: tuple[str, ...], code: np.ndarray, total: np.ndarray, uniques: list[Any],
                least: int, generatable: list[Any]) -> CategoryRule | None:
@@ -162,47 +210,3 @@ def _step_rule(name: str, sources: tuple[str, ...], code: np.ndarray, total: np.
         return None
     thresholds = tuple(float((total[i] + total[i + 1]) / 2) for i in change)
     return CategoryRule(name, tuple(sources), thresholds, tuple(values))
-
-
-@dataclass(frozen=True)
-class GapRule:
-    """``missing`` (with its set of columns missing together) is missing exactly where ``when`` is one of ``levels``."""
-
-    missing: str
-    when: str
-    levels: tuple[Any, ...]
-
-    def to_state(self) -> dict[str, Any]:
-        return {"missing": self.missing, "when": self.when, "levels": list(self.levels)}
-
-    @classmethod
-    def from_state(cls, state: Any, can_miss: set[str], levels_of: dict[str, list[Any]]) -> GapRule:
-        """A rule read from a model file; ``ValueError`` unless its columns can take it and its levels exist."""
-        if not isinstance(state, dict) or set(state) != {"missing", "when", "levels"}:
-            raise ValueError("a rule for gaps is malformed")
-        missing, when, levels = state["missing"], state["when"], state["levels"]
-        if (missing not in can_miss or when not in levels_of or when == missing or not isinstance(levels, list)
-                or not levels or not all(level in levels_of[when] for level in levels)
-                or len(levels) >= len(levels_of[when])):
-            raise ValueError(f"the rule for the gaps of {missing!r} is malformed")
-        return cls(missing, when, tuple(levels))
-
-
-def find_gap_rules(gapped: list[tuple[str, np.ndarray]], complete: dict[str, tuple[np.ndarray, list[Any]]]
-                   ) -> list[GapRule]:
-    """For each column with gaps (``gapped``: the first column of each set missing together, with its
-    gaps), the first category column without gaps (``complete``: values and decodable levels) whose
-    levels on the missing rows never occur on the other rows; the caller has checked that enough rows
-    miss the column and enough do not."""
-    rules = []
-    for name, missing in gapped:
-        for when, (values, levels) in complete.items():
-            absent = pd.unique(values[missing])
-            if not pd.Series(values[~missing]).isin(absent).any():
-                chosen = [value.item() if isinstance(value, np.generic) else value for value in absent]
-                if all(level in levels for level in chosen):
-                    rules.append(GapRule(name, when, tuple(chosen)))
-                    break
-    for rule in rules:
-        logger.info("column %r is missing exactly for some levels of %r in training: sampled so", rule.missing, rule.when)
-    return rules

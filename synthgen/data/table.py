@@ -14,7 +14,7 @@ from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.compact import CompactTable
 from synthgen.data.missing import MissingIndicator
-from synthgen.data.rules import CategoryRule, GapRule, RuleFinder, find_gap_rules
+from synthgen.data.rules import CategoryRule, GapRule, RuleFinder
 from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
 from synthgen.metadata import MAX_UNREADABLE_SHARE, Metadata, unreadable_cells
 from synthgen.registry import column_transformers, transformer_for
@@ -140,8 +140,8 @@ class TableTransformer:
         gaps: dict[bytes, list[str]] = {}  # columns by the rows they miss (packed bits of the whole column)
         least = int(self.options.get("min_category_count", MIN_CATEGORY_COUNT))
         finder = RuleFinder(n_rows) if self.options.get("category_rules", True) else None
-        gap_masks: dict[bytes, np.ndarray] = {}
-        complete: dict[str, tuple[np.ndarray, list[Any]]] = {}  # category columns without gaps: who may decide gaps
+        gap_masks: dict[bytes, np.ndarray] = {}  # each set's gaps at the rows the rule finder reads
+        complete: dict[str, list[Any]] = {}  # category columns without gaps (they may decide gaps), with their levels
         for column in columns:
             name = str(column.name)
             spec = self.metadata.columns[name]
@@ -162,18 +162,19 @@ class TableTransformer:
             if least <= missing.sum() <= len(missing) - least and _can_share_gaps(fitted[name]):
                 key = np.packbits(missing).tobytes()
                 gaps.setdefault(key, []).append(name)
-                gap_masks.setdefault(key, missing)
+                if finder is not None and key not in gap_masks:
+                    gap_masks[key] = finder.subset(missing)
             elif not missing.any() and spec.get("sdtype") in DISCRETE_SDTYPES and (levels := _levels(fitted[name])):
-                complete[name] = (column.to_numpy(dtype=object), levels)
+                complete[name] = levels
         if list(fitted) != list(self.metadata.columns):
             raise ValueError(f"columns {list(fitted)} do not follow the metadata's {list(self.metadata.columns)}")
         rules = [] if finder is None else finder.find(least, {
             name: list(levels) for name in finder.discrete if (levels := _levels(fitted[name])) is not None})
         # A category derived from numbers is set after the gaps are decided, so it decides none.
         derived = {rule.column for rule in rules}
-        gap_rules = [] if finder is None else find_gap_rules(
+        gap_rules = [] if finder is None else finder.find_gap_rules(
             [(names[0], gap_masks[key]) for key, names in gaps.items()],
-            {name: found for name, found in complete.items() if name not in derived})
+            {name: levels for name, levels in complete.items() if name not in derived})
         self._set_columns(fitted, [names for names in gaps.values() if len(names) > 1], rules, gap_rules)
         if self.missing_groups_:
             logger.info("%d sets of columns are missing on the same rows (%d columns): each set is sampled missing together",
@@ -277,7 +278,7 @@ class TableTransformer:
         """
         fitted = self._fitted()
         wanted = list(deciding)
-        group_of = {name: names for names in self.missing_groups_ for name in names}
+        overridden = self.overridden_gap_rules(wanted)
         columns: dict[str, pd.Series] = {}
 
         def decode(name: str, block: np.ndarray) -> pd.Series:
@@ -286,14 +287,13 @@ class TableTransformer:
 
         forced: dict[str, np.ndarray] = {}  # gaps set by a rule, by column
         for rule in self.gap_rules_:
-            members = group_of.get(rule.missing, [rule.missing])
-            if any(name in wanted for name in members):
+            if rule in overridden:
                 continue
             when = columns.get(rule.when)
             if when is None:
                 when = decode(rule.when, encoded[:, self.slices_[rule.when]])
             gaps = when.isin(rule.levels).to_numpy()
-            forced.update({name: gaps for name in members})
+            forced.update({name: gaps for name in self._gap_set(rule.missing)})
         decider_of = {}
         for names in self.missing_groups_:
             if names[0] in forced:
@@ -319,14 +319,17 @@ class TableTransformer:
 
     def apply_rules(self, frame: pd.DataFrame) -> None:
         """Derive each rule's category column from its (decoded, possibly calibrated) sources, in place."""
-        for rule in getattr(self, "category_rules_", []):
+        for rule in self.category_rules_:
             rule.apply(frame)
+
+    def _gap_set(self, column: str) -> list[str]:
+        """``column``'s set of :attr:`missing_groups_`, or ``column`` alone."""
+        return next((names for names in self.missing_groups_ if column in names), [column])
 
     def overridden_gap_rules(self, deciding: Iterable[str]) -> list[GapRule]:
         """The rules of :attr:`gap_rules_` whose set a condition on ``deciding`` decides instead (see :meth:`inverse`)."""
-        group_of = {name: names for names in self.missing_groups_ for name in names}
         wanted = set(deciding)
-        return [rule for rule in self.gap_rules_ if wanted & set(group_of.get(rule.missing, [rule.missing]))]
+        return [rule for rule in self.gap_rules_ if wanted & set(self._gap_set(rule.missing))]
 
     @staticmethod
     def gaps_agree(frame: pd.DataFrame, rules: list[GapRule]) -> np.ndarray:
