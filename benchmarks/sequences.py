@@ -49,7 +49,8 @@ def fit_sequence(train: pd.DataFrame, seed: int, args: argparse.Namespace, condi
                             patient_noise_per_visit=args.patient_noise_per_visit, residual_visits=args.residual_visits,
                             sticky_categories=args.sticky_categories, moment_loss=args.moment_loss, length_loss=args.length_loss,
                             shared_fake=args.shared_fake, mode_gains_from_data=args.mode_gains_from_data,
-                            stickiness=args.stickiness, gains_from_data=args.gains_from_data)
+                            stickiness=args.stickiness, gains_from_data=args.gains_from_data,
+                            carry_from_data=args.carry_from_data)
     metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" else None
     model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
     model.fit(train, args.entity, args.index)
@@ -222,6 +223,7 @@ def main() -> None:
                         default=SequenceConfig.mode_gains_from_data)
     parser.add_argument("--stickiness", type=float, default=SequenceConfig.stickiness)
     parser.add_argument("--gains-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.gains_from_data)
+    parser.add_argument("--carry-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.carry_from_data)
     parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--par-epochs", type=int, default=128)
