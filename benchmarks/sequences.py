@@ -51,7 +51,7 @@ def fit_sequence(train: pd.DataFrame, seed: int, args: argparse.Namespace, condi
                             shared_fake=args.shared_fake, mode_gains_from_data=args.mode_gains_from_data,
                             stickiness=args.stickiness, gains_from_data=args.gains_from_data,
                             carry_from_data=args.carry_from_data)
-    metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" else None
+    metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" or args.quantile_columns else None
     model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
     model.fit(train, args.entity, args.index)
     return lambda patients, sample_seed: model.sample(patients, seed=sample_seed)
@@ -64,12 +64,18 @@ def fit_sequence_unconditioned(train: pd.DataFrame, seed: int, args: argparse.Na
 
 
 def quantile_visits(train: pd.DataFrame, args: argparse.Namespace) -> Metadata:
-    """The detected metadata with every numerical per-visit column through the quantile transformer
-    (one smooth scalar per value instead of a mixture mode and an offset)."""
+    """The detected metadata with every numerical per-visit column (with ``--quantile-columns``, only
+    those named) through the quantile transformer (one smooth scalar per value instead of a mixture
+    mode and an offset)."""
     statics = static_columns(train, args.entity, args.index)
     columns = Metadata.detect(train).columns
+    unknown = set(args.quantile_columns) - set(columns)
+    if unknown:
+        raise SystemExit(f"--quantile-columns: no such column {sorted(unknown)}")
+    chosen = args.quantile_columns if args.visit_encoding != "quantile" else list(columns)
     for name, spec in columns.items():
-        if name not in (args.entity, args.index, *statics) and spec["sdtype"] == "numerical":
+        if (name in chosen and name not in (args.entity, args.index, *statics)
+                and spec["sdtype"] == "numerical"):
             columns[name] = {**spec, "transformer": "quantile"}
     return Metadata(columns)
 
@@ -225,6 +231,8 @@ def main() -> None:
     parser.add_argument("--gains-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.gains_from_data)
     parser.add_argument("--carry-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.carry_from_data)
     parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")
+    parser.add_argument("--quantile-columns", nargs="+", default=[],
+                        help="only these numerical per-visit columns through the quantile transformer")
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--par-epochs", type=int, default=128)
     parser.add_argument("--length-patients", type=int, default=2_000,
