@@ -165,6 +165,8 @@ class SequenceSynthesizer(Synthesizer):
         visit_table = TableTransformer(visit_metadata, options).fit(split.visits, rng)
         static_encoded = torch.from_numpy(_encode(static_table, split.static, rng))
         visit_encoded = torch.from_numpy(_encode(visit_table, split.visits, rng))
+        if config.fill_gaps_forward:
+            visit_encoded = torch.from_numpy(_fill_gaps_forward(visit_table, split.visits, visit_encoded.numpy(), split.lengths))
         visits, alive = encode_real(static_encoded, visit_encoded, torch.from_numpy(split.lengths), schema.max_length)
 
         device = select_device(self.device)
@@ -567,6 +569,27 @@ def _likely_modes(table: TableTransformer, frame: pd.DataFrame, encoded: np.ndar
             block[np.flatnonzero(present), likely[present]] = 1.0
             out[:, start + spans[0].width:start + spans[0].width + spans[1].width] = block
         start += sum(span.width for span in spans)
+    return out
+
+
+def _fill_gaps_forward(table: TableTransformer, frame: pd.DataFrame, encoded: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``encoded`` (visits in patient order, ``lengths`` each) with the value encoding of every missing
+    cell copied from the same patient's previous present visit (the next one's before the first; left
+    as encoded where the patient has no present value); missing indicators unchanged."""
+    out = encoded.copy()
+    patient = np.repeat(np.arange(len(lengths)), lengths)
+    rows = pd.Series(np.arange(len(frame)), dtype="float64")
+    for name in table.metadata.columns:
+        if not isinstance(table.transformer(name), MissingIndicator):
+            continue
+        missing = frame[name].isna().to_numpy()
+        if not missing.any():
+            continue
+        present = rows.where(~missing).groupby(patient)
+        source = present.ffill().fillna(present.bfill()).to_numpy()
+        fill = missing & ~np.isnan(source)
+        inner = slice(table.slices_[name].start, table.slices_[name].stop - 2)
+        out[np.flatnonzero(fill), inner] = encoded[source[fill].astype(np.int64), inner]
     return out
 
 
