@@ -77,6 +77,7 @@ def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, saved_and
     band = next(rule for rule in good if rule["column"] == "age_band")
     crafted = [
         [{**band, "column": "nobody"}],
+        [{**band, "column": ["age_band"]}],  # not a name
         [{**band, "sources": ["sex"]}],  # not a number
         [{**band, "thresholds": [70.0, 50.0]}],  # not increasing
         [{**band, "thresholds": [50.0]}],  # one cut for three levels

@@ -69,6 +69,7 @@ def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, saved_and
     cause = next(rule for rule in model.table_.get_state()["gap_rules"] if rule["missing"] == "cause")
     crafted = [
         [{**cause, "missing": "nobody"}],
+        [{**cause, "when": ["death"]}],  # not a name
         [{**cause, "missing": "plaque"}],  # not the first column of its set
         [{**cause, "when": "cause"}],
         [{**cause, "when": "chol"}],  # not a category
