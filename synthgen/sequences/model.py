@@ -83,7 +83,7 @@ class SequenceConfig:
     #: Whether a missing cell's value encoding (ignored when decoding) copies the patient's previous
     #: present visit's (the next one's before the first) instead of a random present row's, so a
     #: column missing at many visits (pbcseq's chol, 42%) does not jump at each gap in what the critic sees.
-    fill_gaps_forward: bool = False
+    fill_gaps_forward: bool = True
     #: Whether the static generator takes a condition vector over the static categorical and boolean
     #: columns (trained by sampling, as tabular), so a static condition is met by the model itself
     #: instead of by generating whole patients and keeping those that match.
