@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import synthgen
+from state_checks import info_of, saved_and_crafted
 
 CUTS = [2.0, 2.6, 3.2]  # the groups of kappa + lambda: 1 below 2.0, 2 from 2.0, ... 4 from 3.2
 GROUPS = [1, 2, 3, 4]
@@ -72,7 +73,7 @@ def test_a_condition_on_a_derived_group_holds_and_agrees_with_its_sources(model)
     assert ((sample["kappa"] + sample["lambda"])[known] >= CUTS[-1] - 0.1).all()
 
 
-def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, saved_and_crafted) -> None:
+def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, tmp_path) -> None:
     good = model.table_.get_state()["category_rules"]
     band = next(rule for rule in good if rule["column"] == "age_band")
     crafted = [
@@ -86,11 +87,11 @@ def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, saved_and
         [{**band, "extra": 1}],
         "age_band",
     ]
-    saved_and_crafted(model, "category_rules", crafted)
+    saved_and_crafted(tmp_path, model, "category_rules", crafted)
 
 
-def test_info_names_the_derived_categories(model, info_of) -> None:
-    text, details = info_of(model)
+def test_info_names_the_derived_categories(model, tmp_path) -> None:
+    text, details = info_of(tmp_path, model)
     assert "(a step function of them on every training row): age_band from age; grp from kappa + lambda" in text
     assert details["derived_categories"] == {"age_band": ["age"], "grp": ["kappa", "lambda"]}
 

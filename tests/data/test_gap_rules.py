@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import synthgen
+from state_checks import info_of, saved_and_crafted
 
 PANEL = ["pocket_depth", "plaque"]
 
@@ -65,7 +66,7 @@ def test_conditions_keep_the_rule(model, conditions, check) -> None:
     assert len(sample) == 200 and check(sample)
 
 
-def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, saved_and_crafted) -> None:
+def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, tmp_path) -> None:
     cause = next(rule for rule in model.table_.get_state()["gap_rules"] if rule["missing"] == "cause")
     crafted = [
         [{**cause, "missing": "nobody"}],
@@ -81,11 +82,11 @@ def test_the_rules_survive_saving_and_crafted_rules_are_refused(model, saved_and
         [{**cause, "extra": 1}],
         {"cause": "death"},
     ]
-    saved_and_crafted(model, "gap_rules", crafted)
+    saved_and_crafted(tmp_path, model, "gap_rules", crafted)
 
 
-def test_info_names_the_rules(model, info_of) -> None:
-    text, details = info_of(model)
+def test_info_names_the_rules(model, tmp_path) -> None:
+    text, details = info_of(tmp_path, model)
     assert "as in every training row: cause by death; diabetes_type by diabetes; pocket_depth by arm" in text
     assert details["gaps_decided_by"] == {"cause": "death", "diabetes_type": "diabetes", "pocket_depth": "arm"}
 
@@ -108,7 +109,7 @@ def test_a_dp_fit_reads_no_rules_from_the_rows() -> None:
     assert model.table_.gap_rules_ == []
 
 
-def test_a_category_derived_from_numbers_decides_no_gaps(saved_and_crafted) -> None:
+def test_a_category_derived_from_numbers_decides_no_gaps(tmp_path) -> None:
     """The derived category is set after decoding, so gaps decided by its generated value would disagree with it."""
     table = make_table(rows=400)
     table["age_band"] = np.where(table["age"] < 50, "young", "old")
@@ -117,4 +118,4 @@ def test_a_category_derived_from_numbers_decides_no_gaps(saved_and_crafted) -> N
     assert model.table_.rule_for("age_band") is not None
     assert "screening" not in {rule.missing for rule in model.table_.gap_rules_}
     good = model.table_.get_state()["gap_rules"]
-    saved_and_crafted(model, "gap_rules", [[*good, {"missing": "screening", "when": "age_band", "levels": ["young"]}]])
+    saved_and_crafted(tmp_path, model, "gap_rules", [[*good, {"missing": "screening", "when": "age_band", "levels": ["young"]}]])

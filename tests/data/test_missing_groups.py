@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import synthgen
+from state_checks import info_of, saved_and_crafted
 from synthgen.errors import ConditionError
 
 PANEL = ["albumin", "bili", "panel_flag"]
@@ -62,8 +63,8 @@ def test_contradictory_conditions_on_one_panel_are_refused() -> None:
         model.sample(10, {"panel_flag": None, "panel_site": "lab"}, seed=0)
 
 
-def test_the_sets_survive_saving_and_crafted_sets_are_refused(model, saved_and_crafted) -> None:
-    saved_and_crafted(model, "missing_groups", [
+def test_the_sets_survive_saving_and_crafted_sets_are_refused(model, tmp_path) -> None:
+    saved_and_crafted(tmp_path, model, "missing_groups", [
         [["albumin", "nobody"]], [["albumin"]], [["albumin", "bili"], ["bili", "panel_flag"]], [["age", "ward"]], "albumin",
     ])
 
@@ -78,7 +79,7 @@ def test_a_dp_fit_reads_no_sets_from_the_rows() -> None:
     assert model.table_.missing_groups_ == []
 
 
-def test_info_names_the_sets(model, info_of) -> None:
-    text, details = info_of(model)
+def test_info_names_the_sets(model, tmp_path) -> None:
+    text, details = info_of(tmp_path, model)
     assert "sampled missing together (missing on the same training rows): albumin, bili, panel_flag" in text
     assert details["missing_together"] == [PANEL]
