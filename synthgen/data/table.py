@@ -268,13 +268,16 @@ class TableTransformer:
             raise ValueError(f"the chunks held {start} rows, not {n_rows}")
         return compact
 
-    def inverse(self, encoded: np.ndarray, rng: np.random.Generator, *, deciding: Iterable[str] = ()) -> pd.DataFrame:
+    def inverse(self, encoded: np.ndarray, rng: np.random.Generator, *, deciding: Iterable[str] = (),
+                rules: bool = True) -> pd.DataFrame:
         """Decode model output back into a DataFrame with the training columns, in order.
 
         A column (with its set of :attr:`missing_groups_`) that a rule of :attr:`gap_rules_` governs
         is missing exactly where the rule's category column takes the rule's levels, unless a
         condition (``deciding``) is on one of them. Every other set takes its gaps from one column:
         the first of ``deciding`` (a column a condition fixed) in the set, else the set's first column.
+        ``rules=False`` leaves the derived categories to the caller (:meth:`apply_rules`), for one
+        that changes the numbers afterwards.
         """
         fitted = self._fitted()
         wanted = list(deciding)
@@ -314,7 +317,8 @@ class TableTransformer:
             if name in deciders:
                 gaps_of[name] = decoded.isna().to_numpy()
         frame = pd.DataFrame({name: columns[name] for name in fitted})
-        self.apply_rules(frame)
+        if rules:
+            self.apply_rules(frame)
         return frame
 
     def apply_rules(self, frame: pd.DataFrame) -> None:

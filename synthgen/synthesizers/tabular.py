@@ -427,8 +427,10 @@ class TabularSynthesizer(Synthesizer):
             torch_rng, numpy_rng = block_streams(seed, block, self.layout_.tanh_index.device)
             with torch.inference_mode():
                 encoded = self._encoded(size, discrete, calibration_bias, torch_rng)
-            frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng, deciding=[c.column for c in discrete])
-            if self.value_calibration_ is not None:
+            calibrated = self.value_calibration_ is not None
+            frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng, deciding=[c.column for c in discrete],
+                                        rules=not calibrated)
+            if calibrated:
                 frame = self.value_calibration_.apply(frame, numpy_rng)
                 self.table_.apply_rules(frame)  # the calibrated numbers decide the derived categories
             if rejecting:
