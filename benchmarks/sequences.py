@@ -50,7 +50,7 @@ def fit_sequence(train: pd.DataFrame, seed: int, args: argparse.Namespace, condi
                             sticky_categories=args.sticky_categories, moment_loss=args.moment_loss, length_loss=args.length_loss,
                             shared_fake=args.shared_fake, mode_gains_from_data=args.mode_gains_from_data,
                             stickiness=args.stickiness, gains_from_data=args.gains_from_data,
-                            carry_from_data=args.carry_from_data, fill_gaps_forward=args.fill_gaps_forward)
+                            fill_gaps_forward=args.fill_gaps_forward)
     metadata = quantile_visits(train, args) if args.visit_encoding == "quantile" or args.quantile_columns else None
     model = SequenceSynthesizer(metadata, seed=seed, max_length=args.max_length, config=config, progress=False)
     model.fit(train, args.entity, args.index)
@@ -229,7 +229,6 @@ def main() -> None:
                         default=SequenceConfig.mode_gains_from_data)
     parser.add_argument("--stickiness", type=float, default=SequenceConfig.stickiness)
     parser.add_argument("--gains-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.gains_from_data)
-    parser.add_argument("--carry-from-data", action=argparse.BooleanOptionalAction, default=SequenceConfig.carry_from_data)
     parser.add_argument("--fill-gaps-forward", action=argparse.BooleanOptionalAction, default=SequenceConfig.fill_gaps_forward)
     parser.add_argument("--visit-encoding", choices=["mixture", "quantile"], default="mixture")
     parser.add_argument("--quantile-columns", nargs="+", default=[],

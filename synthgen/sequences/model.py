@@ -75,11 +75,6 @@ class SequenceConfig:
     #: visits instead (``markov_gains``); mixture modes keep ``stickiness``: the encoder draws a value's
     #: mode from its posterior, so their recurrence in the encoding understates the real one.
     gains_from_data: bool = True
-    #: With ``residual_visits``: a numeric (tanh) channel's carried pre-activation is multiplied by a
-    #: learned coefficient per channel, started at that encoded channel's lag-1 autocorrelation in the
-    #: training visits (``carry_coefficients``), so a value reverts towards the generator's new output
-    #: as much as real values do between visits instead of carrying all of the previous one.
-    carry_from_data: bool = False
     #: Whether a missing cell's value encoding (ignored when decoding) copies the patient's previous
     #: present visit's (the next one's before the first) instead of a random present row's, so a
     #: column missing at many visits (pbcseq's chol, 42%) does not jump at each gap in what the critic sees.
@@ -135,8 +130,6 @@ class SequenceGenerator(nn.Module):
         self.register_buffer("categorical", categorical[: self.visit_dim - STOP_SPAN.width], persistent=False)
         self.stickiness = (nn.Parameter(torch.full((self.visit_dim - STOP_SPAN.width,), float(config.stickiness)))
                            if config.sticky_categories else None)
-        self.carry = (nn.Parameter(torch.ones(self.visit_dim - STOP_SPAN.width))
-                      if config.residual_visits and config.carry_from_data else None)
         self.static_net = Generator(config.noise_dim, self.cond_dim, config.static_dims, self.static_dim) if self.static_dim else None
         self.initial = nn.Linear(self.static_dim + config.noise_dim, config.hidden_dim)
         step_input = self.static_dim + config.noise_dim * (2 if config.patient_noise_per_visit else 1) + self.visit_dim
@@ -184,8 +177,6 @@ class SequenceGenerator(nn.Module):
             if self.residual_visits and logits is not None:
                 # The stop span is decided afresh at every visit; the values move from the last visit's.
                 carried = logits[:, :-STOP_SPAN.width]
-                if self.carry is not None:
-                    carried = self.carry * carried
                 if self.stickiness is not None:
                     carried = torch.where(self.categorical, self.stickiness * previous[:, :-STOP_SPAN.width], carried)
                 change = torch.cat([carried + change[:, :-STOP_SPAN.width], change[:, -STOP_SPAN.width:]], dim=1)
@@ -265,23 +256,6 @@ def markov_gains(visits: torch.Tensor, alive: torch.Tensor, categorical: torch.T
     gain = torch.logit(recur) - torch.logit(share.clamp(1e-3, 1 - 1e-3))
     out = visits.new_zeros(visits.shape[2] - STOP_SPAN.width)
     out[categorical] = gain.clamp(0.0, 6.0)
-    return out
-
-
-def carry_coefficients(visits: torch.Tensor, alive: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-    """Per visit output (the stop span left out), the lag-1 autocorrelation of each ``numeric``
-    encoded channel over consecutive alive visits of the training patients, clipped to [0, 1]; 1
-    elsewhere and where a channel does not vary (the carried logits unchanged there)."""
-    values = visits[:, :, : -STOP_SPAN.width][:, :, numeric]
-    pairs = alive[:, 1:, None]
-    count = pairs.sum((0, 1)).clamp_min(1.0)
-    before, after = values[:, :-1], values[:, 1:]
-    mean_before, mean_after = (before * pairs).sum((0, 1)) / count, (after * pairs).sum((0, 1)) / count
-    covariance = ((before - mean_before) * (after - mean_after) * pairs).sum((0, 1)) / count
-    spread = (((before - mean_before) ** 2 * pairs).sum((0, 1)) / count * ((after - mean_after) ** 2 * pairs).sum((0, 1)) / count).sqrt()
-    correlation = torch.where(spread > 1e-8, covariance / spread.clamp_min(1e-8), torch.ones_like(spread))
-    out = visits.new_ones(visits.shape[2] - STOP_SPAN.width)
-    out[numeric] = correlation.clamp(0.0, 1.0)
     return out
 
 

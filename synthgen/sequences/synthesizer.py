@@ -38,7 +38,7 @@ from synthgen.sequences.frames import (
 from synthgen.sequences.tables import TwoTables, join_tables, split_tables
 from synthgen.synthesizers.conditions import DiscreteCondition, exact_match, exact_target, plan_conditions
 from synthgen.sequences.model import (
-    STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, carry_coefficients, encode_real, init_sequence_weights, layouts,
+    STOP_SPAN, SequenceConfig, SequenceGenerator, build_critic, encode_real, init_sequence_weights, layouts,
     markov_gains,
 )
 from synthgen.sequences.training import train_sequence_gan
@@ -187,9 +187,6 @@ class SequenceSynthesizer(Synthesizer):
                 gains = torch.where(modes, markov_gains(likely_visits, alive, modes), gains)
             with torch.no_grad():
                 generator_net.stickiness.copy_(gains)
-        if generator_net.carry is not None:
-            with torch.no_grad():
-                generator_net.carry.copy_(carry_coefficients(visits, alive, ~generator_net.categorical))
         generator_net, critic = generator_net.to(device), critic.to(device)
         train_rng = torch.Generator(device).manual_seed(seed)
         sampler = ConditionSampler.from_data(generator_net.static_layout, static_encoded.to(device))

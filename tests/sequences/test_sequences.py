@@ -20,7 +20,7 @@ from synthgen.sequences.evaluate import (
     split_patients, static_consistency,
 )
 from synthgen.data.base import Span
-from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, carry_coefficients, layouts
+from synthgen.sequences.model import STOP_SPAN, SequenceConfig, SequenceGenerator, layouts
 
 MAX_VISITS = 8
 SMALL = SequenceConfig(noise_dim=16, static_dims=(64,), hidden_dim=32, critic_dims=(64, 64), steps=600, learning_rate=2e-3)
@@ -479,40 +479,6 @@ def test_crafted_derived_rules_are_refused(visits: pd.DataFrame, rule, tmp_path)
     write_bundle(tmp_path / "bad.sgz", manifest, tensors)
     with pytest.raises(ModelFileError):
         synthgen.load(tmp_path / "bad.sgz")
-
-
-def test_carry_coefficients_are_each_numeric_channels_lag1_autocorrelation() -> None:
-    """``carry_from_data`` starts each numeric channel's carried share at its lag-1 autocorrelation
-    over consecutive alive visits: 1 for a channel that persists, 0 (clipped from -1) for one that
-    flips sign every visit, 1 for a constant one and on the categorical positions (unchanged there);
-    padded visits after the stop do not count."""
-    steps = torch.arange(5, dtype=torch.float32)
-    persisting = torch.stack([steps, steps + 1])[:, :, None] / 5   # two patients, rising: correlation 1
-    flipping = ((-1.0) ** steps).repeat(2, 1)[:, :, None]
-    constant = torch.full((2, 5, 1), 0.3)
-    category = torch.ones(2, 5, 1)
-    stop = torch.zeros(2, 5, STOP_SPAN.width)
-    visits = torch.cat([persisting, flipping, constant, category, stop], dim=2)
-    alive = torch.ones(2, 5)
-    visits[1, 4, :4] = torch.tensor([-9.0, 9.0, 9.0, 0.0])  # padding: the second patient stopped after 4 visits
-    alive[1, 4] = 0.0
-    numeric = torch.tensor([True, True, True, False])
-    assert torch.allclose(carry_coefficients(visits, alive, numeric), torch.tensor([1.0, 0.0, 1.0, 1.0]))
-
-
-def test_a_model_with_carry_from_data_starts_at_the_data_and_round_trips(tmp_path) -> None:
-    """The option adds one learned coefficient per visit output, set from the training visits before
-    training, and a model file with it loads and samples the same patients."""
-    frame = make_visits(40)
-    model = SequenceSynthesizer(seed=0, config=replace(SMALL, steps=1, carry_from_data=True), progress=False).fit(
-        frame, "patient", "day")
-    carry = model.generator_.carry
-    assert carry is not None and bool(((carry >= -0.01) & (carry <= 1.01)).all())
-    assert bool((carry[~model.generator_.categorical] < 0.99).any())  # a numeric channel that reverts
-    sample = model.sample(30, seed=3)
-    pd.testing.assert_frame_equal(synthgen.load(model.save(tmp_path / "m.sgz")).sample(30, seed=3), sample)
-    assert SequenceSynthesizer(seed=0, config=replace(SMALL, steps=1), progress=False).fit(
-        frame, "patient", "day").generator_.carry is None
 
 
 def test_fill_gaps_forward_copies_the_patients_previous_present_value_into_its_gaps() -> None:
