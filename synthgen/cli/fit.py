@@ -81,6 +81,7 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
     multi.json` learns patient histories from a parent table (one row per patient) and a child
     table (many rows per patient) linked as SDV multi-table metadata says (one relationship; the
     child's optional sequence_index orders its rows); `synthgen sample` then writes both tables.
+    Under --dp-epsilon the unit is one parent row with all its child rows.
 
     DATA is a table (CSV, TSV or Parquet) or images: a folder of DICOM files, a folder of PNG/JPEG
     files (one sub-folder per class) or a MedMNIST-style .npz file.
@@ -119,7 +120,9 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
                                        "that links the child table to the parent table")
         _fit_two_tables(paths, output, metadata_path, max_length, holdout, seed=seed, steps=steps, batch_size=batch_size,
                         min_category_count=min_category_count, device=device, quiet=quiet,
-                        unsupported=bool(dp_epsilon is not None or no_calibrate or no_derive_categories or checkpoint_every or resume
+                        dp=_history_dp(dp_epsilon, dp_delta, dp_clip, dp_noise, dp_statistics_share),
+                        unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate or no_derive_categories
+                                         or checkpoint_every or resume
                                          or any(value is not None for value in image_options.values())))
         return
     data = paths[0]
@@ -150,14 +153,10 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
     refuse(sequence_options, entity_column is None and (sequence_index is not None or max_length is not None),
            "patient histories, with --entity-column")
     if entity_column is not None:
-        if dp_epsilon is None and (dp_delta is not None or dp_noise is not None or dp_statistics_share is not None):
-            raise InvalidArgumentError("--dp-delta, --dp-noise and --dp-statistics-share need --dp-epsilon")
-        share = {"preprocessing_share": dp_statistics_share} if dp_statistics_share is not None else {}
-        dp = (DPSettings(epsilon=dp_epsilon, delta=dp_delta, max_grad_norm=dp_clip, noise_multiplier=dp_noise, **share)
-              if dp_epsilon is not None else None)
         _fit_histories(data, output, metadata_path, entity_column, sequence_index, max_length, holdout, seed=seed,
                        steps=steps, batch_size=batch_size, min_category_count=min_category_count, device=device,
-                       quiet=quiet, dp=dp, unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate
+                       quiet=quiet, dp=_history_dp(dp_epsilon, dp_delta, dp_clip, dp_noise, dp_statistics_share),
+                       unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate
                                                             or no_derive_categories or checkpoint_every or resume))
         return
     dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
@@ -248,17 +247,34 @@ def _fit_two_tables(paths: tuple[Path, ...], output: Path, metadata_path: Path, 
     from synthgen.io import read_table
     from synthgen.sequences.synthesizer import DEFAULT_MAX_LENGTH, SequenceSynthesizer
     from synthgen.sequences.tables import read_two_table_metadata
-    refuse(("--dp-*", "--no-calibrate", "--checkpoint-every", "--resume", "image options"), unsupported,
-           "one table; two tables (a parent and a child) do not have them yet")
+    refuse(("--dp-unit-column", "--dp-no-pairs", "--no-calibrate", "--no-derive-categories", "--checkpoint-every",
+            "--resume", "image options"), unsupported,
+           "one table; two tables (a parent and a child) do not have them (under DP the unit is one parent row with "
+           "its child rows already)")
     layout, specs = read_two_table_metadata(metadata_path)
     parents, children = (read_table(path) for path in paths)
     synthesizer = SequenceSynthesizer(max_length=max_length or DEFAULT_MAX_LENGTH, progress=not quiet, **options)
     synthesizer.fit_tables(parents, children, layout, specs, holdout=holdout)
     synthesizer.save(output)
     summary = synthesizer.training_
-    click.echo(f"Trained on {summary['entities']} {layout.parent!r} rows with {summary['rows']} {layout.child!r} rows "
-               f"({summary['steps']} steps in {summary['seconds']:.1f} s on {summary['device']}, seed "
-               f"{synthesizer.seed_}). Saved {output}")
+    about = "about " if "privacy" in summary else ""  # under DP only released counts are known
+    click.echo(f"Trained on {about}{summary['entities']} {layout.parent!r} rows with {about}{summary['rows']} "
+               f"{layout.child!r} rows ({summary['steps']} steps in {summary['seconds']:.1f} s on {summary['device']}, "
+               f"seed {synthesizer.seed_}). Saved {output}")
+    if "privacy" in summary:
+        statement = dp_statement(summary["privacy"])
+        click.echo(statement[0].upper() + statement[1:])
+
+
+def _history_dp(epsilon: float | None, delta: float | None, clip: float, noise: float | None,
+                statistics_share: float | None) -> DPSettings | None:
+    """The DP settings of a patient-history fit (the unit is the patient already), or None without --dp-epsilon."""
+    if epsilon is None:
+        if delta is not None or noise is not None or statistics_share is not None:
+            raise InvalidArgumentError("--dp-delta, --dp-noise and --dp-statistics-share need --dp-epsilon")
+        return None
+    share = {"preprocessing_share": statistics_share} if statistics_share is not None else {}
+    return DPSettings(epsilon=epsilon, delta=delta, max_grad_norm=clip, noise_multiplier=noise, **share)
 
 
 def _processes(summary: dict[str, Any]) -> str:

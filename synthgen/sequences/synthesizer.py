@@ -256,8 +256,11 @@ class SequenceSynthesizer(Synthesizer):
     def fit_tables(self, parents: pd.DataFrame, children: pd.DataFrame, layout: TwoTables, specs: dict[str, Any], *,
                    holdout: float = 0.0) -> "SequenceSynthesizer":
         """Learn a parent table (one row per patient) and its child table (many rows per patient), as
-        SDV multi-table metadata links them (``synthgen.sequences.tables``); returns ``self``."""
-        long, metadata = join_tables(parents, children, layout, specs)
+        SDV multi-table metadata links them (``synthgen.sequences.tables``); returns ``self``.
+
+        Under ``dp`` the unit is one parent row with all its child rows, and the layout declares the
+        schema: the parent's columns static, the child's per visit (unless its spec says otherwise)."""
+        long, metadata = join_tables(parents, children, layout, specs, declared=self.dp is not None)
         self.metadata = metadata
         self.fit(long, layout.child_key, layout.sequence_index, holdout=holdout)
         self.tables_ = layout

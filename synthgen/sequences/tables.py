@@ -89,11 +89,19 @@ def read_two_table_metadata(path: str | Path) -> tuple[TwoTables, dict[str, Any]
 
 
 def join_tables(parents: pd.DataFrame, children: pd.DataFrame, layout: TwoTables,
-                specs: dict[str, Any]) -> tuple[pd.DataFrame, Metadata]:
-    """The long table (one row per child row, its parent's columns repeated) and its metadata."""
+                specs: dict[str, Any], *, declared: bool = False) -> tuple[pd.DataFrame, Metadata]:
+    """The long table (one row per child row, its parent's columns repeated) and its metadata.
+
+    The parent's columns are static by the layout. ``declared`` (a DP fit, which reads nothing about
+    the schema from the rows) also makes the layout declare the child's columns per visit
+    (``"static": false``) unless their spec says otherwise, and keeps the key's declared
+    representation, where a fit without DP detects both from the rows.
+    """
     long = join_long(parents, children, layout)
-    columns = {name: spec for name, spec in specs[layout.child].items()}
-    columns[layout.child_key] = {"sdtype": "id"}
+    columns = {name: ({"static": False, **spec} if declared else spec) for name, spec in specs[layout.child].items()}
+    key_spec = {name: value for name, value in {**specs[layout.parent][layout.parent_key],
+                                                **specs[layout.child][layout.child_key]}.items() if name != "static"}
+    columns[layout.child_key] = {**key_spec, "sdtype": "id"} if declared else {"sdtype": "id"}
     for name, spec in specs[layout.parent].items():
         if name != layout.parent_key:
             columns[name] = {**spec, "static": True}

@@ -337,3 +337,86 @@ def test_adding_a_patient_moves_no_other_patient_in_or_out_of_a_dp_fit_s_holdout
 
     model = synthgen.load(fitted[1])
     assert set(model.split(table)[1]["patient"]) == set(split_held_out(table, "patient", 0.25, model.seed_)[1]["patient"])
+
+
+# ----------------------------------------------------------------------------- two tables under DP
+
+def _two_dp_tables(folder: Path, extra_patient: bool = False) -> tuple[Path, Path, Path]:
+    """_histories() as a parent table (sex, age; the planted patient's age extreme too) and a child
+    table (visit, lab, dose), with SDV multi-table metadata that declares kinds and representations
+    but not "static": the layout says it. ``dose`` is constant within every patient, so a fit that
+    read the schema from the rows would make it static; ``extra_patient`` adds one whose dose varies."""
+    long = _histories()
+    long["dose"] = long["patient"] % 3 * 10.0
+    if extra_patient:
+        visits = pd.DataFrame({"patient": 99_999, "day": [1, 31, 61], "visit": [1, 2, 3], "sex": "F",
+                               "lab": [5.0, 5.5, 6.0], "dose": [10.0, 20.0, 30.0]})
+        long = pd.concat([long, visits], ignore_index=True)
+    parents = long.drop_duplicates("patient")[["patient", "sex"]].rename(columns={"patient": "id"})
+    parents["age"] = np.where(parents["id"] == 100, PLANTED, 30 + parents["id"] % 50)
+    children = long[["patient", "visit", "lab", "dose"]].rename(columns={"patient": "patient_id"})
+    metadata = {
+        "tables": {
+            "patients": {"primary_key": "id", "columns": {
+                "id": {"sdtype": "id", "computer_representation": "Int64"}, "sex": {"sdtype": "categorical"},
+                "age": {"sdtype": "numerical", "computer_representation": "Float"}}},
+            "visits": {"sequence_index": "visit", "columns": {
+                "patient_id": {"sdtype": "id"}, "visit": {"sdtype": "numerical", "computer_representation": "Int64"},
+                "lab": {"sdtype": "numerical", "computer_representation": "Float"},
+                "dose": {"sdtype": "numerical", "computer_representation": "Float"}}},
+        },
+        "relationships": [{"parent_table_name": "patients", "parent_primary_key": "id",
+                           "child_table_name": "visits", "child_foreign_key": "patient_id"}],
+    }
+    paths = folder / "patients.csv", folder / "visits.csv", folder / "multi.json"
+    parents.to_csv(paths[0], index=False)
+    children.to_csv(paths[1], index=False)
+    paths[2].write_text(json.dumps(metadata))
+    return paths
+
+
+def _fit_two_dp_tables(folder: Path, *extra: object, extra_patient: bool = False) -> tuple[object, Path]:
+    parents, children, metadata = _two_dp_tables(folder, extra_patient)
+    model = folder / "model.sgz"
+    return run("fit", parents, children, "--metadata", metadata, "-o", model, "--max-length", "6", "--dp-epsilon", "3",
+               "--dp-delta", "1e-4", "--steps", "20", "--seed", "1", "--quiet", *extra), model
+
+
+def test_two_tables_train_under_dp_with_one_parent_row_and_its_child_rows_as_the_unit(tmp_path):
+    result, model = _fit_two_dp_tables(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "Privacy unit: one patient = all rows of one value of 'patient_id'" in result.output
+    details = json.loads(run("info", model, "--json").output)
+    assert details["training"]["privacy"]["epsilon"] <= 3 and details["training"].get("table_entities") is None
+    out = tmp_path / "out"
+    assert run("sample", model, "-n", "300", "-o", out, "--seed", "2").exit_code == 0
+    parents, children = pd.read_csv(out / "patients.csv"), pd.read_csv(out / "visits.csv")
+    assert list(parents.columns) == ["id", "sex", "age"] and list(children.columns) == ["patient_id", "visit", "lab", "dose"]
+    assert len(parents) == 300 and parents["id"].is_unique and set(children["patient_id"]) == set(parents["id"])
+    assert pd.api.types.is_integer_dtype(parents["id"])  # the key's declared representation, not UUIDs
+    # The planted patient's extreme age and lab values are never output.
+    assert parents["age"].max() < PLANTED / 10 and children["lab"].max() < PLANTED / 10
+    assert children.groupby("patient_id").size().max() <= 6
+
+
+def test_a_dp_two_table_schema_comes_from_the_layout_not_from_one_patient_s_rows(tmp_path):
+    # dose is constant within every patient in D and varies for the one patient added in D': a schema
+    # read from the rows would store dose as static in one model and per visit in the other.
+    import synthgen
+
+    schemas = []
+    for extra_patient in (False, True):
+        folder = tmp_path / str(extra_patient)
+        folder.mkdir()
+        result, model = _fit_two_dp_tables(folder, extra_patient=extra_patient)
+        assert result.exit_code == 0, result.output
+        schemas.append(synthgen.load(model).schema_)
+    assert schemas[0] == schemas[1]
+    assert schemas[0].static_columns == ["sex", "age"] and schemas[0].visit_columns == ["lab", "dose"]
+    assert schemas[0].entity_kind == "integer" and schemas[0].max_length == 6
+
+
+def test_two_tables_refuse_the_one_table_dp_options_and_write_nothing(tmp_path):
+    result, model = _fit_two_dp_tables(tmp_path, "--dp-unit-column", "id")
+    assert result.exit_code == 1 and "--dp-unit-column" in result.output and "Traceback" not in result.output
+    assert not model.exists()
