@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 import torch
@@ -86,6 +87,22 @@ def generator_step(generator_net, critic, layout, sampler, config, optimiser, rn
     return loss.detach()
 
 
+def _synchronised(network: torch.nn.Module) -> torch.nn.Module:
+    """``network`` in DistributedDataParallel, set for small networks and one all-reduce per backward.
+
+    The networks are a few MB: one bucket holding every gradient (DDP's default first bucket of
+    1 MB split the generator's in two), each gradient a view into it (no copy in or out), and no
+    broadcast of rank 0's buffers (BatchNorm's running statistics) before every forward: rank 0,
+    which writes the model, keeps its own either way, and the batch statistics train in every rank.
+    Two collectives per step instead of four (benchmarks/README, Scale: 2 ranks 1.57× → 1.61× one).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    megabytes = sum(p.numel() * p.element_size() for p in network.parameters()) / 2**20
+    return DistributedDataParallel(network, broadcast_buffers=False, gradient_as_bucket_view=True,
+                                   bucket_cap_mb=math.ceil(megabytes) + 1)
+
+
 def train_gan(
     generator_net: Generator,
     critic: Discriminator,
@@ -131,10 +148,7 @@ def train_gan(
                 save_checkpoint(checkpointing, step, *state)
     synced_generator, synced_critic = generator_net, critic
     if distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        synced_generator = DistributedDataParallel(generator_net)
-        synced_critic = DistributedDataParallel(critic)
+        synced_generator, synced_critic = _synchronised(generator_net), _synchronised(critic)
     result = adversarial_loop(
         steps,
         lambda: discriminator_step(generator_net, synced_critic, critic, layout, sampler, data, config, d_optimiser, rng,
