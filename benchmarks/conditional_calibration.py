@@ -1,103 +1,101 @@
-"""Scratch lever for issue 19, measured, not in the product: each numeric column calibrated per level
-of one category column (recipe notes in benchmarks/README.md).
+"""Issue 19's per-level calibration, measured paired: one fit, the same draws, with and without it.
 
-    OMP_NUM_THREADS=1 python benchmarks/conditional_calibration.py TABLE SEED [MIN_LEVEL_ROWS]
+    OMP_NUM_THREADS=1 python benchmarks/conditional_calibration.py --tables flchain opt --seeds 0 1 2 --json out.json
 
-run.py's split and synthgen's defaults (seed SEED). For each numeric column the category column
-whose levels explain most of its ranks in the training rows (correlation ratio of the ranks, at
-least 0.05) is chosen; for every level with at least MIN_LEVEL_ROWS (100) training and generated
-rows, the column's values in that level are mapped from a 20,000-row generator draw's quantiles
-onto the level's training quantiles (clipped to the 5th smallest and largest, as ValueCalibration
-does). Prints detection AUC (training-sized draw), gap closed and Column Shapes (3 holdout-sized
-draws), DCR share, distance-MIA AUC and exact copies, without and with the mapping.
+For each table and seed: run.py's split, synthgen's defaults (seed SEED) fitted once; then run.py's
+draws (3 holdout-sized, one training-sized, the same sampling seeds) scored twice: as fitted (numeric
+columns calibrated per level of a category where the fit found one and kept it) and with the levels
+removed (the global calibration alone, what the product did before). Prints and writes detection AUC,
+gap closed, Column Shapes and the privacy scores of both, and which columns were calibrated by which
+category. ``--from-json`` re-renders the table of earlier runs.
 """
 from __future__ import annotations
 
-import sys
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 import run as bench  # benchmarks/run.py: this script's folder is first on sys.path
-from tables import split
+from tables import TABLES, split
 
-import synthgen
-from synthgen.data.quantile import piecewise_cdf
-
-GRID = np.linspace(0, 1, 101)
-CLIP = 5
+PRIVACY = ("DCR share", "MIA AUC (distance)", "Exact copies")
 
 
-def rank_eta2(values: np.ndarray, groups: pd.Series) -> float:
-    """Share of the variance of ``values``' ranks explained by ``groups`` (missing on either side dropped)."""
-    present = ~np.isnan(values) & groups.notna().to_numpy()
-    frame = pd.DataFrame({"rank": pd.Series(values[present]).rank().to_numpy(), "group": groups[present].astype(str).to_numpy()})
-    means = frame.groupby("group")["rank"].transform("mean")
-    total = ((frame["rank"] - frame["rank"].mean()) ** 2).sum()
-    return float(((means - frame["rank"].mean()) ** 2).sum() / total) if total else 0.0
+def measure(table: str, seed: int) -> dict[str, Any]:
+    import synthgen
+    from synthgen.data.calibration import ValueCalibration
 
-
-def level_maps(train: pd.DataFrame, drawn: pd.DataFrame, metadata: synthgen.Metadata, min_rows: int) -> dict:
-    columns = metadata.to_dict()["columns"]
-    numeric = [name for name, spec in columns.items() if spec["sdtype"] == "numerical"]
-    discrete = [name for name, spec in columns.items() if spec["sdtype"] in ("categorical", "boolean")]
-    maps = {}
-    for name in numeric:
-        values = pd.to_numeric(train[name], errors="coerce").to_numpy(float)
-        strength, by = max(((rank_eta2(values, train[d]), d) for d in discrete), default=(0.0, None))
-        if strength < 0.05:
-            continue
-        levels = {}
-        for level, rows in train.groupby(train[by].astype(str)).groups.items():
-            observed = np.sort(values[train.index.get_indexer(rows)])
-            observed = observed[~np.isnan(observed)]
-            generated = pd.to_numeric(drawn.loc[drawn[by].astype(str) == level, name], errors="coerce").dropna().to_numpy(float)
-            if len(observed) >= min_rows and len(generated) >= min_rows:
-                target = np.clip(np.quantile(observed, GRID), observed[CLIP - 1], observed[-CLIP])
-                levels[level] = (np.quantile(generated, GRID), target)
-        if levels:
-            maps[name] = (by, levels)
-            print(f"{name} by {by} (rank eta2 {strength:.3f}, {len(levels)} levels)", flush=True)
-    return maps
-
-
-def apply(frame: pd.DataFrame, maps: dict, rng: np.random.Generator) -> pd.DataFrame:
-    frame = frame.copy()
-    for name, (by, levels) in maps.items():
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
-        mapped = values.copy()
-        level_of = frame[by].astype(str).to_numpy()
-        for level, (source, target) in levels.items():
-            rows = (level_of == level) & ~np.isnan(values)
-            if rows.any():
-                mapped[rows] = np.interp(piecewise_cdf(values[rows], source, GRID, rng), GRID, target)
-        if pd.api.types.is_integer_dtype(frame[name].dtype):
-            mapped = np.where(np.isnan(mapped), np.nan, np.rint(mapped))
-            frame[name] = pd.array([None if np.isnan(v) else int(v) for v in mapped], dtype=frame[name].dtype)
-        else:
-            frame[name] = mapped
-    return frame
-
-
-def main(table: str, seed: int, min_rows: int) -> None:
+    bench._limit_threads(bench.THREADS)
     train, holdout = split(table)
     metadata = synthgen.Metadata.detect(train)
     model = synthgen.TabularSynthesizer(seed=seed, progress=False).fit(train)
-    maps = level_maps(train, model.sample(20_000, seed=99), metadata, min_rows)
-    big = model.sample(len(train), seed=1)
-    draws = [model.sample(len(holdout), seed=1000 * (d + 1) + seed) for d in range(bench.DRAWS)]
+    flat = copy.copy(model)
+    flat.value_calibration_ = ValueCalibration(model.value_calibration_.maps) if model.value_calibration_ else None
     reference, floor = bench.reference_and_floor(train, holdout, metadata, [seed])
-    rng = np.random.default_rng(0)
-    for tag, change in (("defaults", lambda f: f), ("conditional", lambda f: apply(f, maps, rng))):
-        qualities = [bench._quality(train, change(d), metadata) for d in draws]
+    result: dict[str, Any] = {"table": table, "seed": seed, "by_level": model.describe()["calibrated_by_level"],
+                              "fit_s": model.training_["seconds"]}
+    for tag, synthesizer in (("global", flat), ("levels", model)):
+        draws = [synthesizer.sample(len(holdout), seed=bench._draw_seed(seed, d)) for d in range(bench.DRAWS)]
+        big = synthesizer.sample(len(train), seed=bench._draw_seed(seed, bench.DRAWS))
+        qualities = [bench._quality(train, d, metadata) for d in draws]
         row = {key: float(np.mean([q[key] for q in qualities])) for key in qualities[0]}
         bench.add_gaps(row, reference, floor)
-        auc, _ = bench._detection(train, change(big), holdout, metadata)
-        privacy = bench.privacy_scores(train, change(big), holdout, metadata)
-        print(f"{table} seed {seed} {tag}: AUC {auc:.3f}, gap {row['gap Column Pair Trends']:.3f}, Column Shapes "
-              f"{row['Column Shapes']:.3f}, DCR share {privacy['DCR share'].value:.3f}, MIA AUC "
-              f"{privacy['MIA AUC (distance)'].value:.3f}, exact copies {privacy['Exact copies'].value:.4f}", flush=True)
+        row["detection_auc"], _ = bench._detection(train, big, holdout, metadata)
+        privacy = bench.privacy_scores(train, big, holdout, metadata)
+        row.update({name: privacy[name].value for name in PRIVACY})
+        row["copies"] = bench._copies(train, [*draws, big], metadata)
+        result[tag] = row
+        print(f"{table} seed {seed} {tag}: AUC {row['detection_auc']:.3f}, gap {row['gap Column Pair Trends']:.3f}, "
+              f"Column Shapes {row['Column Shapes']:.3f}, DCR share {row['DCR share']:.3f}, MIA AUC "
+              f"{row['MIA AUC (distance)']:.3f}, exact copies {row['Exact copies']:.4f} ({row['copies']} rows in all draws)",
+              flush=True)
+    return result
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    lines = ["| table | per level (column by category) | detection AUC | gap closed | Column Shapes | DCR share "
+             "| distance-MIA AUC | copies (all draws) |", "|---|---|---|---|---|---|---|---|"]
+    for table in dict.fromkeys(r["table"] for r in results):
+        rows = [r for r in results if r["table"] == table]
+
+        def pair(key: str, digits: int = 3) -> str:
+            mean = {tag: float(np.mean([r[tag][key] for r in rows])) for tag in ("global", "levels")}
+            return f"{mean['global']:.{digits}f} → {mean['levels']:.{digits}f}"
+
+        pairs = {(column, by) for r in rows for column, by in r["by_level"].items()}
+        found = []
+        for by in sorted({by for _, by in pairs}):
+            columns = sorted(column for column, b in pairs if b == by)
+            found.append(f"{len(columns)} columns by {by}" if len(columns) > 3 else f"{', '.join(columns)} by {by}")
+        copies = " / ".join(f"{r['global']['copies']} → {r['levels']['copies']}" for r in rows)
+        lines.append(f"| {table} ({len(rows)} seeds) | {', '.join(found) or 'none'} | {pair('detection_auc')} "
+                     f"| {pair('gap Column Pair Trends', 2)} | {pair('Column Shapes')} | {pair('DCR share')} "
+                     f"| {pair('MIA AUC (distance)')} | {copies} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", nargs="+", default=list(TABLES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--json", type=Path, help="write (and extend) the results here")
+    parser.add_argument("--from-json", nargs="+", type=Path, help="render these result files; fit nothing")
+    args = parser.parse_args()
+    if args.from_json:
+        print(render([r for path in args.from_json for r in json.loads(path.read_text())]))
+        return
+    results = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
+    for table in args.tables:
+        for seed in args.seeds:
+            results.append(measure(table, seed))
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
+    print(render(results))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 100)
+    main()

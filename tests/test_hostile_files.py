@@ -281,6 +281,11 @@ CRAFTED = {
     "generator dims": _set("config.generator_dims", [40000, 40000]),
     "embedding dim": _set("config.embedding_dim", 10**9),
     "negative dims": _set("config.generator_dims", [-5]),
+    "calibration knots unsorted": _set("value_calibration.age", {"generated": [3.0, 2.0, 1.0], "target": [1.0, 2.0, 3.0]}),
+    "calibration knots uneven": _set("value_calibration.age", {"generated": [1.0, 2.0, 3.0], "target": [1.0, 2.0]}),
+    "calibration by an unknown column": _set("value_calibration.age", {
+        "generated": [1.0, 2.0], "target": [1.0, 2.0], "by": "no such column",
+        "levels": {"a": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}}}),
 }
 
 

@@ -407,7 +407,7 @@ def _assemble(real: pd.DataFrame, synthetic: pd.DataFrame, flag_column: str | No
 
 def category_keys(column: pd.Series) -> pd.Series:
     """Labels as text, whole numbers without ".0" (the privacy report's keys), so 1 and 1.0 are one class."""
-    from synthgen.evaluation.privacy import _category_keys as keys
+    from synthgen.data.categorical import category_keys as keys
 
     return keys(column)
 

@@ -70,6 +70,9 @@ def info(model: Path, as_json: bool) -> None:
     click.echo(f"conditional columns: {', '.join(details['conditional_columns']) or 'none'}")
     if details.get("calibrated_columns"):
         click.echo(f"marginals calibrated onto the training quantiles: {', '.join(details['calibrated_columns'])}")
+    if details.get("calibrated_by_level"):
+        click.echo("calibrated per level of a category: "
+                   + ", ".join(f"{name} by {by}" for name, by in details["calibrated_by_level"].items()))
     if details.get("missing_together"):
         click.echo("sampled missing together (missing on the same training rows): "
                    + "; ".join(", ".join(names) for names in details["missing_together"]))

@@ -30,6 +30,17 @@ MAX_CATEGORIES = 500
 BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
+def category_keys(column: pd.Series) -> pd.Series:
+    """Cells as text, whole numbers without ".0" (1, 1.0 and "1" are one category), so a category
+    reads the same in every table; missing cells stay missing."""
+    missing = column.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        numbers = column.astype("Float64")
+        if (numbers.dropna() % 1 == 0).all():
+            column = numbers.astype("Int64")
+    return column.astype(str).mask(missing)
+
+
 def _is_missing_scalar(value: Any) -> bool:
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 

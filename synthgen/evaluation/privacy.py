@@ -44,6 +44,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import NearestNeighbors
 
 from synthgen._version import __version__
+from synthgen.data.categorical import category_keys
 from synthgen.errors import InvalidArgumentError, InvalidDataError
 from synthgen.evaluation.scores import Score, SectionResult
 from synthgen.metadata import Metadata
@@ -234,7 +235,7 @@ def _encode(frames: list[pd.DataFrame], metadata: Metadata, n_real: int) -> tupl
         elif numeric[j]:
             cells = [pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64, na_value=np.nan) for frame in frames]
         else:
-            codes, categories = pd.factorize(pd.concat([_category_keys(frame[name]) for frame in frames], ignore_index=True))
+            codes, categories = pd.factorize(pd.concat([category_keys(frame[name]) for frame in frames], ignore_index=True))
             n_codes[j] = len(categories)
             cells = np.split(np.where(codes < 0, np.nan, codes.astype(np.float64)), np.cumsum([len(f) for f in frames])[:-1])
         for matrix, column in zip(matrices, cells):
@@ -256,16 +257,6 @@ def _seconds(column: pd.Series, datetime_format: str | None) -> np.ndarray:
     if stamps.tz is not None:
         stamps = stamps.tz_localize(None)
     return np.where(stamps.isna(), np.nan, stamps.as_unit("ns").asi8 / 1e9)
-
-
-def _category_keys(column: pd.Series) -> pd.Series:
-    """Cells as text, whole numbers without ".0", so a category reads the same in every table."""
-    missing = column.isna().to_numpy()
-    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        numbers = column.astype("Float64")
-        if (numbers.dropna() % 1 == 0).all():
-            column = numbers.astype("Int64")
-    return column.astype(str).mask(missing)
 
 
 def _subsample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT, TRANSFORMER_SAMPLE_ROWS
 from synthgen.data.calibration import ValueCalibration
 from synthgen.data.compact import CompactRows
+from synthgen.data.rules import RULE_ROWS
 from synthgen.data.table import TableTransformer
 from synthgen.dp.accounting import DPSettings
 from synthgen.errors import ConditionError, InvalidArgumentError, InvalidDataError, MetadataError, ModelFileError
@@ -84,7 +85,8 @@ class TabularSynthesizer(Synthesizer):
     Parameters are stored as given; everything learned ends with ``_``. ``seed`` makes ``fit``
     reproducible (the same seed on the same CPU gives byte-identical samples); ``None`` draws one
     and records it, so ``info`` can always tell how to repeat a run. ``calibrate`` maps each decoded
-    numeric column onto the training column's quantiles (see ``synthgen.data.calibration``).
+    numeric column onto the training column's quantiles, per level of the category that explains
+    its ranks where one does (see ``synthgen.data.calibration``).
     A table of more than ``transformer_sample_rows`` rows fits its numerical and datetime
     transformers on a seeded sample of that many rows (recorded in ``training_``).
     ``derive_categories``: a category column that is a step function of one numeric column or of
@@ -278,14 +280,53 @@ class TabularSynthesizer(Synthesizer):
             # Drawn before the calibration exists, so these are the generator's own marginals.
             drawn = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
             if source is None:
-                self.value_calibration_ = ValueCalibration.fit(drawn, data, numeric, min_count=self.min_category_count)
+                calibration = ValueCalibration.fit(drawn, data, numeric, min_count=self.min_category_count)
             else:  # the training columns read again, a few at a time: the same maps, in the same order
                 maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
                 for frame in source.columns(numeric):
                     kept = frame.drop(index=frame.index[holdout_rows]) if len(holdout_rows) else frame
                     maps.update(ValueCalibration.fit(drawn, kept, list(frame.columns), min_count=self.min_category_count).maps)
-                self.value_calibration_ = ValueCalibration(maps)
+                calibration = ValueCalibration(maps)
+            self.value_calibration_ = self._by_level(calibration, drawn, data, source, holdout_rows, rows, rng)
         return self
+
+    def _by_level(self, calibration: ValueCalibration, drawn: pd.DataFrame, data: pd.DataFrame | str | Path,
+                  source: TableFile | None, holdout_rows: np.ndarray, rows: int, rng: np.random.Generator, *,
+                  check: pd.DataFrame | None = None) -> ValueCalibration:
+        """``calibration`` with maps per level of a category where one explains a column's ranks
+        (``synthgen.data.calibration``), learned from ``drawn`` (the generator's draw) and at most
+        ``RULE_ROWS`` evenly spaced training rows. Kept only if ``check`` (another draw of the
+        generator; by default one is drawn: the first one's own rows sit on the maps' knots),
+        calibrated so, copies no more training rows whole than with the global maps alone: pulling a
+        column onto its level's training values must not complete training rows (on a table of few
+        columns, or mostly categories, it can)."""
+        categories = [name for name, spec in self.metadata_.columns.items()
+                      if spec.get("sdtype") in ("categorical", "boolean") and self.table_.rule_for(name) is None]
+        if not calibration.maps or not categories:
+            return calibration
+        positions = np.arange(rows) if rows <= RULE_ROWS else np.linspace(0, rows - 1, RULE_ROWS).round().astype(np.int64)
+        if source is None:
+            assert isinstance(data, pd.DataFrame)
+            training = data.iloc[positions].reset_index(drop=True)
+        else:
+            kept = np.delete(np.arange(source.rows), holdout_rows)[positions]
+            training = pd.concat([frame.iloc[kept].reset_index(drop=True) for frame in source.columns(list(source.names))],
+                                 axis=1)
+        levelled = calibration.with_levels(drawn, training, categories, min_count=self.min_category_count)
+        if not levelled.levels:
+            return calibration
+        from synthgen.evaluation.privacy import exact_copy_mask
+
+        if check is None:
+            check = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
+        seed = int(rng.integers(2**63))
+        copies = [int(exact_copy_mask(training, candidate.apply(check, np.random.default_rng(seed)), self.metadata_).sum())
+                  for candidate in (calibration, levelled)]
+        if copies[1] > copies[0]:
+            logger.info("calibration per level not kept: %d rows of a %d-row draw equal a training row, against %d "
+                        "without it", copies[1], len(check), copies[0])
+            return calibration
+        return levelled
 
     def _file_columns(self, source: TableFile, metadata: Metadata, holdout_rows: np.ndarray) -> Iterator[pd.Series]:
         """The file's training columns in metadata order (the holdout dropped), each whole, read a few at a
@@ -493,6 +534,8 @@ class TabularSynthesizer(Synthesizer):
             "metadata": self.metadata_.to_dict(),
             "conditional_columns": [c.name for c in self.table_.conditional_columns_],
             "calibrated_columns": sorted(self.value_calibration_.maps) if self.value_calibration_ is not None else [],
+            "calibrated_by_level": ({name: level.by for name, level in sorted(self.value_calibration_.levels.items())}
+                                    if self.value_calibration_ is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -537,7 +580,8 @@ class TabularSynthesizer(Synthesizer):
             sampler = ConditionSampler(layout, tensors["condition_counts"])
             holdout_rows = tensors["holdout_rows"].numpy()
             seed, training, created = manifest["seed"], manifest["training"], manifest.get("created")
-            value_calibration = ValueCalibration.from_state(manifest["value_calibration"]) if "value_calibration" in manifest else None
+            value_calibration = (ValueCalibration.from_state(manifest["value_calibration"], list(metadata.columns))
+                                 if "value_calibration" in manifest else None)
         except ModelFileError:
             raise
         except BUNDLE_ERRORS as exc:

@@ -110,3 +110,122 @@ def test_the_quantile_transformer_keeps_rare_extremes_out_too():
     transformer = QuantileTransformer(bins=20).fit(values, np.random.default_rng(0))
     decoded = transformer.inverse(np.linspace(-1, 1, 2_001)[:, None].astype(np.float32), np.random.default_rng(0))
     assert decoded.max() <= np.sort(values)[-5] < 1_000.0
+
+
+# ----------------------------------------------------------------------------- per level of a category
+
+def _by_diagnosis(seed: int = 0, rows: int = 2_000) -> pd.DataFrame:
+    """size depends on the diagnosis (benign small and narrow, malignant large and skewed); ward is noise."""
+    rng = np.random.default_rng(seed)
+    diagnosis = rng.choice(["benign", "malignant"], rows, p=[0.6, 0.4])
+    size = np.where(diagnosis == "benign", rng.normal(10.0, 1.0, rows), 14.0 + rng.gamma(1.5, 4.0, rows))
+    return pd.DataFrame({"diagnosis": diagnosis, "ward": rng.choice(["a", "b", "c"], rows), "size": size.round(2)})
+
+
+def _level_ks(frame: pd.DataFrame, real: pd.DataFrame) -> float:
+    return max(ks_2samp(frame.loc[frame["diagnosis"] == level, "size"], real.loc[real["diagnosis"] == level, "size"]).statistic
+               for level in ("benign", "malignant"))
+
+
+def test_a_column_is_calibrated_per_level_of_the_category_that_explains_it() -> None:
+    real = _by_diagnosis()
+    # A generator that got the marginal's spread roughly right but each level's shape wrong: the
+    # levels overlap, as a GAN's do early on.
+    rng = np.random.default_rng(1)
+    generated = _by_diagnosis(2, 20_000)
+    generated["size"] = np.where(generated["diagnosis"] == "benign", rng.normal(11.0, 3.0, 20_000),
+                                 rng.normal(19.0, 5.0, 20_000))
+    fresh = generated.sample(5_000, random_state=3).reset_index(drop=True)
+    global_only = ValueCalibration.fit(generated, real, ["size"])
+    levelled = global_only.with_levels(generated, real, ["ward", "diagnosis"])
+    assert levelled.levels["size"].by == "diagnosis" and set(levelled.levels["size"].maps) == {"benign", "malignant"}
+    before = _level_ks(global_only.apply(fresh, np.random.default_rng(0)), real)
+    after = _level_ks(levelled.apply(fresh, np.random.default_rng(0)), real)
+    assert before > 0.15 and after < 0.05
+    # Within a level the map is monotone: the generator's ranks stay.
+    mapped = levelled.apply(fresh, np.random.default_rng(0))
+    benign = fresh["diagnosis"] == "benign"
+    assert spearmanr(fresh.loc[benign, "size"], mapped.loc[benign, "size"]).statistic > 0.999
+    # A score of a few values (here 10) is not mapped per level: its level quantiles are a few
+    # training values, and mapping onto them piles the level's rows onto those values.
+    score = {"real": real.assign(size=np.clip((real["size"] - 4) // 2, 1, 10)),
+             "generated": generated.assign(size=np.clip((generated["size"] - 4) // 2, 1, 10))}
+    assert score["real"]["size"].nunique() == 10
+    assert ValueCalibration.fit(score["generated"], score["real"], ["size"]).with_levels(
+        score["generated"], score["real"], ["diagnosis"]).levels == {}
+    # A category that explains nothing gets no maps; levels too small for a map keep the global one.
+    assert global_only.with_levels(generated, real, ["ward"]).levels == {}
+    small = real.assign(diagnosis=np.where(np.arange(len(real)) < 50, "rare", real["diagnosis"]))
+    assert "rare" not in global_only.with_levels(generated, small, ["diagnosis"]).levels["size"].maps
+
+
+def test_no_level_emits_a_training_extreme_held_by_fewer_than_k_rows() -> None:
+    real = _by_diagnosis()
+    real.loc[0, ["diagnosis", "size"]] = ["malignant", 99.0]  # one patient far out, the level's and the table's maximum
+    real.loc[1, ["diagnosis", "size"]] = ["benign", 2.0]  # and one at the minimum
+    generated = _by_diagnosis(2, 20_000)
+    generated["size"] = np.random.default_rng(1).normal(15.0, 30.0, 20_000)  # far beyond both ends
+    calibration = ValueCalibration.fit(generated, real, ["size"], min_count=5).with_levels(generated, real, ["diagnosis"], 5)
+    assert calibration.levels["size"].by == "diagnosis"
+    mapped = calibration.apply(generated, np.random.default_rng(0))
+    for level in ("benign", "malignant"):
+        ordered = np.sort(real.loc[real["diagnosis"] == level, "size"].to_numpy())
+        values = mapped.loc[mapped["diagnosis"] == level, "size"]
+        assert values.min() >= ordered[4] and values.max() <= ordered[-5]
+    assert not mapped["size"].isin([99.0, 2.0]).any()
+
+
+def test_a_calibration_per_level_that_would_copy_training_rows_whole_is_not_kept() -> None:
+    # Two columns: a group and an integer age that the group confines (20-29 or 60-69). Mapped per
+    # level, every generated row of a group lands on a training (group, age) pair: a copy of a
+    # training row in every column. The fit measures that on its own draw and keeps the global map.
+    rng = np.random.default_rng(0)
+    group = rng.choice(["young", "old"], 1_000)
+    confined = pd.DataFrame({"group": group, "age": np.where(group == "young", rng.integers(20, 30, 1_000),
+                                                            rng.integers(60, 70, 1_000))})
+    # Where the ages are not a few shared integers, no pair is forced and the levels are kept.
+    spread = confined.assign(age=(rng.uniform(20, 70, 1_000) + np.where(group == "old", 15, 0)).round(3))
+    # (a model of the second table: in the first the group is a step function of the age, derived, not learned)
+    model = TabularSynthesizer(seed=0, steps=30, progress=False).fit(spread)
+    assert model.table_.rule_for("group") is None
+    for training, integers, kept_levels in ((confined, True, False), (spread, False, True)):
+        drawn, check = (pd.DataFrame({"group": rng.choice(["young", "old"], 10_000),
+                                      "age": rng.integers(20, 70, 10_000) if integers else rng.uniform(20, 70, 10_000)})
+                        for _ in range(2))
+        calibration = ValueCalibration.fit(drawn, training, ["age"])
+        assert calibration.with_levels(drawn, training, ["group"]).levels["age"].by == "group"  # it would apply ...
+        kept = model._by_level(calibration, drawn, training, None, np.zeros(0, dtype=np.int64), len(training),
+                               np.random.default_rng(1), check=check)
+        assert bool(kept.levels) == kept_levels  # ... unless it copies more rows whole
+
+
+def test_levels_round_trip_and_crafted_levels_are_refused() -> None:
+    real = _by_diagnosis()
+    generated = _by_diagnosis(2, 20_000)
+    calibration = ValueCalibration.fit(generated, real, ["size"]).with_levels(generated, real, ["diagnosis"])
+    state = calibration.get_state()
+    again = ValueCalibration.from_state(state, ["diagnosis", "ward", "size"])
+    pd.testing.assert_frame_equal(again.apply(generated.head(500), np.random.default_rng(0)),
+                                  calibration.apply(generated.head(500), np.random.default_rng(0)))
+    for crafted in ({**state["size"], "by": "no_such_column"},
+                    {**state["size"], "levels": {"benign": {"generated": [1.0, 2.0], "target": [1.0]}}},
+                    {**state["size"], "levels": {"benign": {"generated": [3.0, 2.0, 1.0], "target": [1.0, 2.0, 3.0]}}},
+                    {**state["size"], "levels": "benign"}):
+        with pytest.raises(ValueError):
+            ValueCalibration.from_state({"size": crafted}, ["diagnosis", "ward", "size"])
+
+
+def test_a_fitted_model_calibrates_a_column_per_level_and_says_so(patients: pd.DataFrame, fitted) -> None:
+    # bilirubin is lognormal around 1 for women and around 4.5 for men (make_patients).
+    assert fitted.describe()["calibrated_by_level"] == {"bilirubin": "sex"}
+    sample = fitted.sample(4_000, seed=1)
+    global_only = ValueCalibration(fitted.value_calibration_.maps)
+    raw = TabularSynthesizer.__new__(TabularSynthesizer)
+    raw.__dict__.update(fitted.__dict__, value_calibration_=global_only)
+    flat = raw.sample(4_000, seed=1)
+
+    def worst_level(frame: pd.DataFrame) -> float:
+        return max(ks_2samp(frame.loc[frame["sex"] == s, "bilirubin"].dropna(),
+                            patients.loc[patients["sex"] == s, "bilirubin"].dropna()).statistic for s in ("F", "M"))
+
+    assert worst_level(sample) < 0.06 and worst_level(sample) < worst_level(flat)
