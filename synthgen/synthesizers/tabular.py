@@ -305,17 +305,23 @@ class TabularSynthesizer(Synthesizer):
         if not calibration.maps or not categories:
             return calibration
         positions = np.arange(rows) if rows <= RULE_ROWS else np.linspace(0, rows - 1, RULE_ROWS).round().astype(np.int64)
-        if source is None:
-            assert isinstance(data, pd.DataFrame)
-            training = data.iloc[positions].reset_index(drop=True)
-        else:
-            kept = np.delete(np.arange(source.rows), holdout_rows)[positions]
-            training = pd.concat([frame.iloc[kept].reset_index(drop=True) for frame in source.columns(list(source.names))],
-                                 axis=1)
-        levelled = calibration.with_levels(drawn, training, categories, min_count=self.min_category_count)
+        if source is not None:
+            positions = np.delete(np.arange(source.rows), holdout_rows)[positions]
+
+        def training_rows(names: list[str]) -> pd.DataFrame:
+            if source is None:
+                assert isinstance(data, pd.DataFrame)
+                return data[names].iloc[positions].reset_index(drop=True)
+            # A file is read again a few columns at a time, and only where needed.
+            return pd.concat([frame.iloc[positions].reset_index(drop=True) for frame in source.columns(names)], axis=1)
+
+        levelled = calibration.with_levels(drawn, training_rows([*calibration.maps, *categories]), categories,
+                                           min_count=self.min_category_count)
         if not levelled.levels:
             return calibration
         from synthgen.evaluation.privacy import exact_copy_mask
+
+        training = training_rows(list(self.metadata_.columns))
 
         if check is None:
             check = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
