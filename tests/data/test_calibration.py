@@ -244,3 +244,8 @@ def test_a_file_fit_calibrates_per_level_as_an_in_memory_fit_does(tmp_path) -> N
         assert model.describe()["calibrated_by_level"] == {"size": "diagnosis"}
         models.append(model.save(tmp_path / name).read_bytes())
     assert models[0] == models[1]
+    from click.testing import CliRunner
+
+    from synthgen.cli.main import main
+
+    assert "calibrated per level of a category: size by diagnosis" in CliRunner().invoke(main, ["info", str(tmp_path / "file.sgz")]).output
