@@ -18,13 +18,14 @@ calibrated. Differentially private models use ``MarginalCalibration`` instead, w
 targets come from released statistics only.
 
 Per level of a category (:meth:`ValueCalibration.with_levels`). Where a category column explains a
-numeric column's ranks (flchain's futime by sample.yr, breast-cancer's sizes by the diagnosis), one
-global map leaves each level's shape as the generator made it, and a strong detector reads the
-difference. Such a column (of at least ``MIN_LEVEL_DISTINCT`` distinct values) is mapped,
-within each level that holds at least ``MIN_LEVEL_ROWS`` training and generated rows, from the generator's quantiles in that level onto the training
-quantiles of that level (clipped between the level's k-th and (k+1)-th smallest and largest
-values, within the global clip); rows of other levels, or without a level, keep the global map.
-The map is monotone within a level, so ranks within a level stay as generated.
+numeric column's ranks (flchain's follow-up time by death, breast-cancer's sizes by the diagnosis),
+one global map leaves each level's shape as the generator made it, and a strong detector reads the
+difference. Such a column (of at least ``MIN_LEVEL_DISTINCT`` distinct values) is mapped, within
+each level that holds at least ``MIN_LEVEL_ROWS`` training and generated rows, from the generator's
+quantiles in that level onto the training quantiles of that level (clipped between the level's
+k-th and (k+1)-th smallest and largest values, within the global clip); rows of other levels, or
+without a level, keep the global map. The map is monotone within a level, so ranks within a level
+stay as generated.
 """
 from __future__ import annotations
 
@@ -46,13 +47,13 @@ DEFAULT_LEVELS = 100
 #: +0.010 (3 seeds; benchmarks/README, "calibration per level"), where levels of 170 rows and more
 #: (breast-cancer, flchain) gained 0.025-0.04.
 MIN_LEVEL_ROWS = 150
+#: ... and when the category explains at least this share of the numeric column's rank variance.
+MIN_RANK_SHARE = 0.05
 #: Columns of fewer distinct training values (scores, small counts) are not calibrated per level: a
 #: level's quantiles are then a few training values, and mapping onto them concentrates a level's
 #: rows on those values, which completes training rows on tables of mostly categories (indo_rct's
 #: 10-valued risk score by sphincterotomy: copies of training rows 9 → 11 in one seed's draws).
 MIN_LEVEL_DISTINCT = 20
-#: ... and when the category explains at least this share of the numeric column's rank variance.
-MIN_RANK_SHARE = 0.05
 
 Map = tuple[np.ndarray, np.ndarray]  # (generated quantiles, target quantiles), both sorted
 
@@ -233,5 +234,4 @@ def _present_values(values: np.ndarray) -> np.ndarray:
 
 
 def _present(column: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return values[~np.isnan(values)]
+    return _present_values(_numbers(column))
