@@ -156,8 +156,8 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
         _fit_histories(data, output, metadata_path, entity_column, sequence_index, max_length, holdout, seed=seed,
                        steps=steps, batch_size=batch_size, min_category_count=min_category_count, device=device,
                        quiet=quiet, dp=_history_dp(dp_epsilon, dp_delta, dp_clip, dp_noise, dp_statistics_share),
-                       unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate
-                                                            or no_derive_categories or checkpoint_every or resume))
+                       unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate or no_derive_categories
+                                        or checkpoint_every or resume))
         return
     dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
                 or dp_statistics_share is not None)
