@@ -1,7 +1,9 @@
 """Shared fixtures: a small mixed-type patient table built here, and one model fitted on it."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,19 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def write_two_tables(folder: Path, parents: pd.DataFrame, children: pd.DataFrame,
+                     tables: dict) -> tuple[Path, Path, Path]:
+    """patients.csv, visits.csv and SDV multi-table metadata (``tables``, linked by patients.id →
+    visits.patient_id) in ``folder``; their paths."""
+    metadata = {"tables": tables, "relationships": [{"parent_table_name": "patients", "parent_primary_key": "id",
+                                                     "child_table_name": "visits", "child_foreign_key": "patient_id"}]}
+    paths = folder / "patients.csv", folder / "visits.csv", folder / "multi.json"
+    parents.to_csv(paths[0], index=False)
+    children.to_csv(paths[1], index=False)
+    paths[2].write_text(json.dumps(metadata))
+    return paths
 
 
 def make_patients(n: int = N_ROWS, seed: int = 0) -> pd.DataFrame:

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import write_two_tables
+
 from synthgen.cli.main import main
 
 
@@ -116,23 +118,13 @@ def _two_tables(folder: Path) -> tuple[Path, Path, Path]:
     parents = long.drop_duplicates("patient")[["patient", "sex"]].rename(columns={"patient": "id"})
     parents["age"] = np.random.default_rng(1).integers(30, 80, len(parents))
     children = long[["patient", "visit", "lab"]].rename(columns={"patient": "patient_id"})
-    metadata = {
-        "METADATA_SPEC_VERSION": "V1",
-        "tables": {
-            "patients": {"primary_key": "id", "columns": {"id": {"sdtype": "id"}, "sex": {"sdtype": "categorical"},
-                                                          "age": {"sdtype": "numerical"}}},
-            "visits": {"sequence_index": "visit",
-                       "columns": {"patient_id": {"sdtype": "id"}, "visit": {"sdtype": "numerical"},
-                                   "lab": {"sdtype": "numerical"}}},
-        },
-        "relationships": [{"parent_table_name": "patients", "parent_primary_key": "id",
-                           "child_table_name": "visits", "child_foreign_key": "patient_id"}],
-    }
-    paths = folder / "patients.csv", folder / "visits.csv", folder / "multi.json"
-    parents.to_csv(paths[0], index=False)
-    children.to_csv(paths[1], index=False)
-    paths[2].write_text(json.dumps(metadata))
-    return paths
+    return write_two_tables(folder, parents, children, {
+        "patients": {"primary_key": "id", "columns": {"id": {"sdtype": "id"}, "sex": {"sdtype": "categorical"},
+                                                      "age": {"sdtype": "numerical"}}},
+        "visits": {"sequence_index": "visit",
+                   "columns": {"patient_id": {"sdtype": "id"}, "visit": {"sdtype": "numerical"},
+                               "lab": {"sdtype": "numerical"}}},
+    })
 
 
 def test_two_tables_in_two_tables_out_with_consistent_fresh_keys(tmp_path: Path) -> None:

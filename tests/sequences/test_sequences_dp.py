@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import write_two_tables
+
 from synthgen.cli.main import main
 from synthgen.dp.release import release_statistics
 from synthgen.metadata import Metadata
@@ -355,24 +357,15 @@ def _two_dp_tables(folder: Path, extra_patient: bool = False) -> tuple[Path, Pat
     parents = long.drop_duplicates("patient")[["patient", "sex"]].rename(columns={"patient": "id"})
     parents["age"] = np.where(parents["id"] == 100, PLANTED, 30 + parents["id"] % 50)
     children = long[["patient", "visit", "lab", "dose"]].rename(columns={"patient": "patient_id"})
-    metadata = {
-        "tables": {
-            "patients": {"primary_key": "id", "columns": {
-                "id": {"sdtype": "id", "computer_representation": "Int64"}, "sex": {"sdtype": "categorical"},
-                "age": {"sdtype": "numerical", "computer_representation": "Float"}}},
-            "visits": {"sequence_index": "visit", "columns": {
-                "patient_id": {"sdtype": "id"}, "visit": {"sdtype": "numerical", "computer_representation": "Int64"},
-                "lab": {"sdtype": "numerical", "computer_representation": "Float"},
-                "dose": {"sdtype": "numerical", "computer_representation": "Float"}}},
-        },
-        "relationships": [{"parent_table_name": "patients", "parent_primary_key": "id",
-                           "child_table_name": "visits", "child_foreign_key": "patient_id"}],
-    }
-    paths = folder / "patients.csv", folder / "visits.csv", folder / "multi.json"
-    parents.to_csv(paths[0], index=False)
-    children.to_csv(paths[1], index=False)
-    paths[2].write_text(json.dumps(metadata))
-    return paths
+    return write_two_tables(folder, parents, children, {
+        "patients": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id", "computer_representation": "Int64"}, "sex": {"sdtype": "categorical"},
+            "age": {"sdtype": "numerical", "computer_representation": "Float"}}},
+        "visits": {"sequence_index": "visit", "columns": {
+            "patient_id": {"sdtype": "id"}, "visit": {"sdtype": "numerical", "computer_representation": "Int64"},
+            "lab": {"sdtype": "numerical", "computer_representation": "Float"},
+            "dose": {"sdtype": "numerical", "computer_representation": "Float"}}},
+    })
 
 
 def _fit_two_dp_tables(folder: Path, *extra: object, extra_patient: bool = False) -> tuple[object, Path]:
