@@ -21,7 +21,7 @@ from scipy.stats import ks_2samp
 
 from synthgen import Metadata, TabularSynthesizer
 from synthgen.sequences import SequenceSynthesizer
-from synthgen.sequences.evaluate import patient_privacy, sequence_fidelity, split_patients
+from synthgen.sequences.evaluate import patient_fidelity, patient_privacy, sequence_fidelity, split_patients
 from synthgen.sequences.frames import static_columns
 from synthgen.sequences.model import SequenceConfig
 
@@ -164,6 +164,19 @@ def privacy(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame,
             "mia_auc": scores["MIA AUC (distance)"].value, "mia_p": scores["MIA AUC (distance)"].p_value}
 
 
+def summary_fidelity(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, statics: list[str],
+                     seed: int, args: argparse.Namespace) -> dict[str, float]:
+    """Column Shapes, Pair Trends and detection AUC on one summary row per patient, synthetic against
+    training patients, each with the holdout patients' value (``_holdout``)."""
+    result = patient_fidelity(train, synthetic, holdout, args.entity, args.index, statics, rng=np.random.default_rng(seed))
+    scores = {score.metric: score for score in result.scores}
+    out = {}
+    for key, metric in (("summary_shapes", "Column Shapes"), ("summary_pairs", "Column Pair Trends (all pairs)"),
+                        ("summary_detection", "Detection ROC AUC")):
+        out[key], out[f"{key}_holdout"] = scores[metric].value, scores[metric].reference
+    return out
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     data = load(args.dataset)
     results = []
@@ -185,6 +198,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             many = (length_many(sample, train, holdout, args.entity, args.length_patients, seed)
                     if args.length_patients else {})
             results.append({"method": method, "seed": seed, "fit_seconds": round(seconds, 1), **scores, **many,
+                            **summary_fidelity(train, synthetic, holdout, statics, seed, args),
                             **privacy(train, synthetic, holdout, statics, seed, args)})
             print(f"seed {seed} {method}: {seconds:.0f} s", flush=True)
     return results
@@ -192,7 +206,10 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 MEASURES = (("static_consistency", "static consistency"), ("length_ks", "length KS"),
             ("length_ks_many", "length KS, many patients"), ("length_ks_train", "length KS vs training"),
-            ("length_ks_floor", "length KS floor"), ("lag1_max_gap", "lag-1 max gap"), ("aggregate_shapes", "aggregates"), ("dcr_share", "DCR share"), ("mia_auc", "MIA AUC"),
+            ("length_ks_floor", "length KS floor"), ("gap_ks", "gap KS"), ("lag1_max_gap", "lag-1 max gap"),
+            ("transition_similarity", "transitions"), ("aggregate_shapes", "aggregates"),
+            ("summary_pairs", "summary Pair Trends (all pairs)"), ("summary_detection", "summary detection AUC"),
+            ("summary_detection_holdout", "holdout's detection AUC"), ("dcr_share", "DCR share"), ("mia_auc", "MIA AUC"),
             ("fit_seconds", "fit + sample s"))
 
 

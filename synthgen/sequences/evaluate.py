@@ -1,11 +1,14 @@
 """Sequence fidelity of a synthetic long table against real patients held out by patient.
 
 Every measure is computed on patients, never on rows taken apart: the length of each patient's
-sequence, whether its static columns stay constant, how a per-visit value follows its previous
-one (lag-1 autocorrelation of consecutive visits, pooled over patients), and per-patient
-aggregates (first, last, mean, slope over the sequence index) scored like sdmetrics' Column Shapes
-(KSComplement for numbers, TVComplement for categories). ``reference`` (the training patients)
-gives each score's real-data value beside the synthetic one.
+sequence, the time between its consecutive visits, whether its static columns stay constant, how
+a per-visit value follows its previous one (lag-1 autocorrelation of consecutive visits, pooled
+over patients, and the transition table of (previous, current) values scored by sdmetrics'
+ContingencySimilarity), and per-patient aggregates (first, last, mean, slope over the sequence
+index) scored like sdmetrics' Column Shapes (KSComplement for numbers, TVComplement for
+categories). ``reference`` (the training patients) gives each score's real-data value beside the
+synthetic one. The report (``synthgen.sequences.report``) also runs the tabular fidelity section
+(Column Shapes, Pair Trends, detection) on one summary row per patient (``patient_summaries``).
 
 Privacy is judged on patients too (``patient_privacy``): each patient becomes one summary row
 (static columns, number of visits, per-visit aggregates) and the tabular privacy section
@@ -21,6 +24,7 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 from synthgen.errors import InvalidArgumentError, InvalidDataError
+from synthgen.evaluation.fidelity import fidelity_section
 from synthgen.evaluation.privacy import privacy_section
 from synthgen.evaluation.scores import SectionResult
 from synthgen.metadata import Metadata
@@ -45,6 +49,71 @@ def sequence_lengths(frame: pd.DataFrame, entity_column: str) -> np.ndarray:
 def length_ks(real: pd.DataFrame, synthetic: pd.DataFrame, entity_column: str) -> float:
     """Kolmogorov-Smirnov statistic between the two sequence-length distributions (0 = identical)."""
     return float(ks_2samp(sequence_lengths(real, entity_column), sequence_lengths(synthetic, entity_column)).statistic)
+
+
+def inter_visit_gaps(frame: pd.DataFrame, entity_column: str, sequence_index: str | None) -> np.ndarray:
+    """The time from each visit to the patient's next one, pooled over patients, in the index's
+    units (days for dates); empty without a sequence index."""
+    if sequence_index is None:
+        return np.zeros(0)
+    ordered = _ordered(frame, entity_column, sequence_index)
+    gaps = _as_numbers(ordered[sequence_index]).groupby(ordered[entity_column].to_numpy(), sort=False).diff()
+    return gaps.dropna().to_numpy(dtype=float)
+
+
+def gap_ks(real: pd.DataFrame, synthetic: pd.DataFrame, entity_column: str, sequence_index: str | None) -> float:
+    """Kolmogorov-Smirnov statistic between the inter-visit gaps (NaN when the real patients have none;
+    1, the worst, when only the synthetic ones have none)."""
+    real_gaps = inter_visit_gaps(real, entity_column, sequence_index)
+    synthetic_gaps = inter_visit_gaps(synthetic, entity_column, sequence_index)
+    if not len(real_gaps):
+        return float("nan")
+    return float(ks_2samp(real_gaps, synthetic_gaps).statistic) if len(synthetic_gaps) else 1.0
+
+
+def visit_transitions(frame: pd.DataFrame, entity_column: str, sequence_index: str | None, column: str) -> pd.DataFrame:
+    """One row per pair of consecutive visits of a patient: the ``previous`` and the ``current`` value
+    of ``column`` (missing values kept: a gap that follows a value is a transition too)."""
+    ordered = _ordered(frame, entity_column, sequence_index)
+    values = ordered[column]
+    previous = values.groupby(ordered[entity_column].to_numpy(), sort=False).shift(1)
+    later = ordered.groupby(entity_column, sort=False).cumcount().to_numpy() > 0
+    return pd.DataFrame({"previous": previous.to_numpy()[later], "current": values.to_numpy()[later]})
+
+
+def transition_similarity(real: pd.DataFrame, synthetic: pd.DataFrame, entity_column: str, sequence_index: str | None,
+                          column: str) -> float:
+    """sdmetrics' ContingencySimilarity (1 − total variation distance) between the real and the synthetic
+    transition tables of ``column`` (:func:`visit_transitions`); numbers and dates are cut into
+    sdmetrics' 10 equal-width bins over the real range, a gap is a value of its own. NaN when the
+    real patients have no second visit; 0 when only the synthetic ones have none."""
+    from sdmetrics.column_pairs import ContingencySimilarity
+
+    real_pairs = visit_transitions(real, entity_column, sequence_index, column)
+    synthetic_pairs = visit_transitions(synthetic, entity_column, sequence_index, column)
+    if not len(real_pairs):
+        return float("nan")
+    if not len(synthetic_pairs):
+        return 0.0
+    numeric = _is_numeric(real[column]) or pd.api.types.is_datetime64_any_dtype(real[column].dtype)
+    if numeric:
+        real_pairs, synthetic_pairs = (pairs.apply(_as_numbers) for pairs in (real_pairs, synthetic_pairs))
+    else:  # compared as text, a gap as a level of its own
+        real_pairs, synthetic_pairs = (pairs.astype("string").fillna(_GAP) for pairs in (real_pairs, synthetic_pairs))
+    return float(ContingencySimilarity.compute(real_pairs, synthetic_pairs,
+                                               continuous_column_names=["previous", "current"] if numeric else None))
+
+
+#: A categorical gap in a transition table (not a value any column can hold: it has a NUL).
+_GAP = "\x00missing"
+
+
+def _as_numbers(values: pd.Series) -> pd.Series:
+    """Numbers as floats, dates as days since 1970 (gaps as NaN)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        days = values.astype("datetime64[ns]").astype("int64") / 86_400e9
+        return days.where(values.notna())
+    return pd.to_numeric(values, errors="coerce").astype(float)
 
 
 def static_consistency(frame: pd.DataFrame, entity_column: str, static_columns: list[str]) -> float:
@@ -129,9 +198,11 @@ def sequence_fidelity(synthetic: pd.DataFrame, holdout: pd.DataFrame, entity_col
     """The sequence-fidelity measures of ``synthetic`` against the ``holdout`` patients.
 
     Returns ``{"synthetic": {...}, "reference": {...} or None}``, each with ``length_ks``,
-    ``static_consistency``, ``lag1`` (column → autocorrelation; the holdout's own values under
-    ``"holdout"``), ``lag1_max_gap`` (largest |synthetic − holdout| over the numeric per-visit columns),
-    ``aggregate_shapes`` (mean score) and ``aggregate_scores`` (per aggregate column).
+    ``gap_ks`` (inter-visit gaps), ``static_consistency``, ``lag1`` (column → autocorrelation; the
+    holdout's own values under ``"holdout"``), ``lag1_max_gap`` (largest |synthetic − holdout| over
+    the numeric per-visit columns), ``transitions`` (column → transition-table similarity) and
+    ``transition_similarity`` (their mean), ``aggregate_shapes`` (mean score) and
+    ``aggregate_scores`` (per aggregate column).
     """
     for role, frame in (("synthetic", synthetic), ("holdout", holdout)):
         if entity_column not in frame.columns:
@@ -146,13 +217,18 @@ def sequence_fidelity(synthetic: pd.DataFrame, holdout: pd.DataFrame, entity_col
         gaps = [abs(lag[c] - holdout_lag[c]) for c in numeric if not np.isnan(holdout_lag[c])]
         scores = aggregate_shapes(holdout_aggregates, patient_aggregates(frame, entity_column, sequence_index, visit_columns))
         finite = [s for s in scores.values() if not np.isnan(s)]
+        transitions = {c: transition_similarity(holdout, frame, entity_column, sequence_index, c) for c in visit_columns}
+        defined = [s for s in transitions.values() if not np.isnan(s)]
         return {
             "patients": int(frame[entity_column].nunique()),
             "length_ks": length_ks(holdout, frame, entity_column),
+            "gap_ks": gap_ks(holdout, frame, entity_column, sequence_index),
             "static_consistency": static_consistency(frame, entity_column, static_columns),
             "lag1": lag,
             # A column whose lag-1 the synthetic data cannot define (NaN) counts as the worst gap.
             "lag1_max_gap": float(max((1.0 if np.isnan(g) else g for g in gaps), default=float("nan"))),
+            "transitions": transitions,
+            "transition_similarity": float(np.mean(defined)) if defined else float("nan"),
             "aggregate_shapes": float(np.mean(finite)) if finite else float("nan"),
             "aggregate_scores": scores,
         }
@@ -199,12 +275,34 @@ def patient_privacy(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.Da
     if shared:
         raise InvalidDataError(f"{len(shared)} patient(s) of {entity_column!r} are both in the training and the holdout "
                                "table; split by patient (split_patients)")
+    (train_rows, synthetic_rows, holdout_rows), metadata = _summary_rows(train, synthetic, holdout, entity_column,
+                                                                         sequence_index, static_columns)
+    return privacy_section(train_rows, synthetic_rows, holdout_rows, metadata,
+                           rng=rng, n_attacks=n_attacks, sensitive=sensitive)
+
+
+def patient_fidelity(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, entity_column: str,
+                     sequence_index: str | None, static_columns: list[str], *, rng: np.random.Generator) -> SectionResult:
+    """``synthgen.evaluation.fidelity.fidelity_section`` on patient summaries (``patient_summaries``):
+    Column Shapes and Pair Trends of the static columns, the number of visits and the per-visit
+    aggregates, and a detector telling synthetic from training patients, each next to what the
+    holdout patients score."""
+    (train_rows, synthetic_rows, holdout_rows), metadata = _summary_rows(train, synthetic, holdout, entity_column,
+                                                                         sequence_index, static_columns)
+    section = fidelity_section(train_rows, synthetic_rows, holdout_rows, metadata, rng=rng)
+    section.notes.insert(0, "scored on one summary row per patient: its static columns, its number of visits and the "
+                            "first, last, mean and slope of each per-visit column")
+    return section
+
+
+def _summary_rows(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, entity_column: str,
+                  sequence_index: str | None, static_columns: list[str]) -> tuple[list[pd.DataFrame], Metadata]:
+    """The three tables' patient summaries on the columns the training patients define, and their metadata."""
     visit_columns = [c for c in train.columns if c not in (entity_column, sequence_index, *static_columns)]
     summaries = [patient_summaries(frame, entity_column, sequence_index, static_columns, visit_columns)
                  for frame in (train, synthetic, holdout)]
     # An aggregate missing for every training patient (a slope when all have one visit) has no
-    # distance scale; it says nothing about them, so it is left out.
+    # distance scale or distribution; it says nothing about them, so it is left out.
     kept = [c for c in summaries[0].columns if summaries[0][c].notna().any()]
-    train_rows, synthetic_rows, holdout_rows = (s[kept] for s in summaries)
-    return privacy_section(train_rows, synthetic_rows, holdout_rows, _summary_metadata(train_rows),
-                           rng=rng, n_attacks=n_attacks, sensitive=sensitive)
+    rows = [summary[kept] for summary in summaries]
+    return rows, _summary_metadata(rows[0])

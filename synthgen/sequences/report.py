@@ -1,10 +1,12 @@
 """The evaluation report of patient histories: sequence fidelity and patient-level privacy, gated.
 
 The same :class:`synthgen.evaluation.report.Report` as for tables (HTML, JSON, summary, gates and
-exit codes), with two sections: "sequences" (``sequence_fidelity``: lengths, static consistency,
-lag-1 autocorrelation, per-patient aggregates, each next to what the training patients score
-against the same holdout) and "privacy" (``patient_privacy``: DCR, membership inference and the
-risks on one summary row per patient). The default privacy gates judge the second.
+exit codes), with three sections: "sequences" (``sequence_fidelity``: lengths, inter-visit gaps,
+static consistency, lag-1 autocorrelation and transition tables, per-patient aggregates, each next
+to what the training patients score against the same holdout), "fidelity" (``patient_fidelity``:
+Column Shapes, Pair Trends and detection on one summary row per patient) and "privacy"
+(``patient_privacy``: DCR, membership inference and the risks on the same rows). The default
+privacy gates judge the last.
 
 ``evaluate_synthesizer`` scores a model's long-table sample against the table fit was given (its
 holdout patients split off again); ``evaluate_two_tables`` does the same for a model fitted on a
@@ -25,7 +27,7 @@ from synthgen.evaluation.gates import DEFAULT_GATES, Gate
 from synthgen.evaluation.report import Report
 from synthgen.evaluation.scores import Score, SectionResult
 from synthgen.io import read_table
-from synthgen.sequences.evaluate import patient_privacy, sequence_fidelity
+from synthgen.sequences.evaluate import patient_fidelity, patient_privacy, sequence_fidelity
 from synthgen.sequences.tables import join_long
 
 if TYPE_CHECKING:  # the synthesizer brings torch; scoring a sample needs only its schema and split
@@ -37,8 +39,10 @@ TablePair = tuple["pd.DataFrame | str | Path", "pd.DataFrame | str | Path"]
 #: (measure key, metric name, ideal value) of the sequence section's headline scores.
 _MEASURES = (
     ("length_ks", "Sequence length KS statistic", "0"),
+    ("gap_ks", "Inter-visit gap KS statistic", "0"),
     ("static_consistency", "Static consistency", "1"),
     ("lag1_max_gap", "Lag-1 autocorrelation, largest gap", "0"),
+    ("transition_similarity", "Transition tables (lag-1 contingency similarity)", "1"),
     ("aggregate_shapes", "Per-patient aggregates (Column Shapes)", "1"),
 )
 
@@ -57,11 +61,16 @@ def evaluate_histories(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd
               for key, metric, ideal in _MEASURES]
     lag = pd.DataFrame({"holdout": measured["holdout"]["lag1"], "synthetic": measured["synthetic"]["lag1"],
                         "training patients": measured["reference"]["lag1"]})
+    transitions = pd.DataFrame({"synthetic": measured["synthetic"]["transitions"],
+                                "training patients": measured["reference"]["transitions"]})
     aggregates = pd.DataFrame({"synthetic": measured["synthetic"]["aggregate_scores"],
                                "training patients": measured["reference"]["aggregate_scores"]})
     sections = {
         "sequences": SectionResult(scores, tables={"lag-1 autocorrelation": lag.rename_axis("column").reset_index(),
+                                                   "transition tables": transitions.rename_axis("column").reset_index(),
                                                    "per-patient aggregates": aggregates.rename_axis("aggregate").reset_index()}),
+        "fidelity": patient_fidelity(train, synthetic, holdout, entity_column, sequence_index, static_columns,
+                                     rng=np.random.default_rng(seed)),
         "privacy": patient_privacy(train, synthetic, holdout, entity_column, sequence_index, static_columns,
                                    rng=np.random.default_rng(seed), sensitive=sensitive),
     }
