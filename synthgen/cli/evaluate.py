@@ -44,14 +44,18 @@ GATE_INCONCLUSIVE_EXIT = 4
               help="A column an attacker may want to infer (attribute inference tries only these; default: every "
                    "column). Repeatable.")
 @click.option("--metadata", "metadata_path", type=PATH, help="SDV metadata JSON (default: MODEL's, else detected).")
+@click.option("--entity-column", help="Patient histories without MODEL: the column naming each patient of a long "
+                                      "table (many rows per patient); patients are scored whole (needs --holdout).")
+@click.option("--sequence-index", help="With --entity-column: the column ordering each patient's rows (a visit "
+                                       "number, day or date).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsampling and attacks.")
 @image_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def evaluate_command(model: Path | None, real_paths: tuple[Path, ...], synthetic_paths: tuple[Path, ...],
                      holdout_paths: tuple[Path, ...], output: Path | None, json_path: Path | None, target: str | None,
-                     gate_rules: tuple[str, ...], sensitive: tuple[str, ...], metadata_path: Path | None, seed: int,
-                     quiet: bool,
+                     gate_rules: tuple[str, ...], sensitive: tuple[str, ...], metadata_path: Path | None,
+                     entity_column: str | None, sequence_index: str | None, seed: int, quiet: bool,
                      **image_options: Any) -> None:
     """Score fidelity and privacy of SYNTHETIC against REAL, optionally for MODEL.
 
@@ -64,6 +68,10 @@ def evaluate_command(model: Path | None, real_paths: tuple[Path, ...], synthetic
     A MODEL fitted on two tables (a parent and a child): --real PARENT --real CHILD as fit read
     them, --synthetic the folder `synthgen sample` wrote; each pair is joined by the model's layout
     and scored patient by patient, like a long-table history model.
+
+    Patient histories from any generator (no MODEL): --entity-column ID [--sequence-index DAY]
+    and --holdout (real patients never used); static columns are those declared "static" in
+    --metadata, else those constant within every real patient.
 
     Prints a summary, writes HTML/JSON when asked, and exits with status 0 when every gate
     passes, 3 when any gate fails, 4 when none fails but one is inconclusive (too little evidence,
@@ -78,6 +86,11 @@ def evaluate_command(model: Path | None, real_paths: tuple[Path, ...], synthetic
     from synthgen.metadata import Metadata
     from synthgen.synthesizers.images import ImageSynthesizer
     synthesizer = load(model, device="cpu") if model is not None else None
+    if sequence_index is not None and entity_column is None:
+        raise InvalidArgumentError("--sequence-index orders each patient's rows: give --entity-column as well")
+    if entity_column is not None and synthesizer is not None:
+        _check_entity_column(synthesizer, entity_column, sequence_index)
+        entity_column = sequence_index = None  # the model's schema says the same
     layout = getattr(synthesizer, "tables_", None)
     if layout is not None:  # a model of two tables: --real, --synthetic and --holdout each name a pair
         refuse_image_options(image_options)
@@ -92,7 +105,8 @@ def evaluate_command(model: Path | None, real_paths: tuple[Path, ...], synthetic
     _check_outputs(output, json_path, [model, real_path, synthetic_path, holdout_path, metadata_path,
                                        image_options.get("labels_path")])
     if isinstance(synthesizer, ImageSynthesizer) or (synthesizer is None and is_image_input(real_path)):
-        refuse(("--target", "--metadata", "--sensitive"), bool(target or metadata_path or sensitive), "tables, not images")
+        refuse(("--target", "--metadata", "--sensitive", "--entity-column"),
+               bool(target or metadata_path or sensitive or entity_column), "tables, not images")
         report = _evaluate_images(synthesizer, real_path, synthetic_path, holdout_path, image_options,
                                   [Gate.parse(rule) for rule in gate_rules], seed, quiet)
         _finish_report(report, output, json_path)
@@ -101,6 +115,12 @@ def evaluate_command(model: Path | None, real_paths: tuple[Path, ...], synthetic
     if synthesizer is not None and synthesizer.kind == "sequence":
         refuse(("--target", "--metadata"), bool(target or metadata_path), "one-row-per-patient tables")
         report = _evaluate_histories(synthesizer, real_path, synthetic_path, holdout_path, gate_rules, sensitive, seed)
+        _finish_report(report, output, json_path)
+        return
+    if entity_column is not None:
+        refuse(("--target",), bool(target), "one-row-per-patient tables")
+        report = _evaluate_long_tables(real_path, synthetic_path, holdout_path, entity_column, sequence_index,
+                                       metadata_path, gate_rules, sensitive, seed)
         _finish_report(report, output, json_path)
         return
     real = read_table(real_path)
@@ -171,6 +191,35 @@ def _evaluate_histories(synthesizer: Any, real_path: Path, synthetic_path: Path,
         synthesizer, read_table(real_path), read_table(synthetic_path),
         read_table(holdout_path) if holdout_path else None, gates=_history_gates(gate_rules), seed=seed,
         sensitive=list(sensitive) or None,
+        context={"data source": str(real_path), "synthetic source": str(synthetic_path)})
+
+
+def _check_entity_column(synthesizer: Any, entity_column: str, sequence_index: str | None) -> None:
+    """With a MODEL, --entity-column may only repeat what the model learned."""
+    schema = getattr(synthesizer, "schema_", None) if getattr(synthesizer, "kind", None) == "sequence" else None
+    if schema is None:
+        raise InvalidArgumentError("--entity-column is for patient histories; MODEL learned one row per patient")
+    for option, given, learned in (("--entity-column", entity_column, schema.entity_column),
+                                   ("--sequence-index", sequence_index, schema.sequence_index)):
+        if given is not None and given != learned:
+            raise InvalidArgumentError(f"{option} {given!r} contradicts MODEL, which learned {learned!r}; "
+                                       f"leave {option} out to use the model's")
+
+
+def _evaluate_long_tables(real_path: Path, synthetic_path: Path, holdout_path: Path | None, entity_column: str,
+                          sequence_index: str | None, metadata_path: Path | None, gate_rules: tuple[str, ...],
+                          sensitive: tuple[str, ...], seed: int) -> Any:
+    """Patient histories without a model: whole patients of --synthetic against --real and --holdout."""
+    from synthgen.io import read_table
+    from synthgen.metadata import Metadata
+    from synthgen.sequences.report import evaluate_long_tables
+    if holdout_path is None:
+        raise InvalidArgumentError("patient histories without MODEL need --holdout: real patients never used to make "
+                                   "the synthetic ones, the reference for every score and the privacy tests")
+    return evaluate_long_tables(
+        read_table(real_path), read_table(synthetic_path), read_table(holdout_path), entity_column=entity_column,
+        sequence_index=sequence_index, metadata=Metadata.load(metadata_path) if metadata_path else None,
+        gates=_history_gates(gate_rules), seed=seed, sensitive=list(sensitive) or None,
         context={"data source": str(real_path), "synthetic source": str(synthetic_path)})
 
 

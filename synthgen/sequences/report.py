@@ -10,7 +10,8 @@ privacy gates judge the last.
 
 ``evaluate_synthesizer`` scores a model's long-table sample against the table fit was given (its
 holdout patients split off again); ``evaluate_two_tables`` does the same for a model fitted on a
-parent and a child table, joining each pair into that long table first.
+parent and a child table, joining each pair into that long table first; ``evaluate_long_tables``
+scores long tables without a model (any generator's), given the entity column and held-out patients.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from synthgen.evaluation.gates import DEFAULT_GATES, Gate
 from synthgen.evaluation.report import Report
 from synthgen.evaluation.scores import Score, SectionResult
 from synthgen.io import read_table
+from synthgen.metadata import Metadata
 from synthgen.sequences.evaluate import patient_fidelity, patient_privacy, sequence_fidelity
+from synthgen.sequences.frames import static_columns as find_static_columns
 from synthgen.sequences.tables import join_long
 
 if TYPE_CHECKING:  # the synthesizer brings torch; scoring a sample needs only its schema and split
@@ -83,6 +86,23 @@ def evaluate_histories(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd
         **(context or {}),
     }
     return Report(sections=sections, context=about, gates=list(DEFAULT_GATES if gates is None else gates))
+
+
+def evaluate_long_tables(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, *, entity_column: str,
+                         sequence_index: str | None = None, metadata: Metadata | None = None,
+                         gates: list[Gate] | None = None, seed: int = 0, sensitive: list[str] | None = None,
+                         context: dict[str, Any] | None = None) -> Report:
+    """The report of a synthetic long table made by any generator: ``real`` holds the patients it was
+    made from, ``holdout`` real patients it never saw. The static columns are those declared
+    ``"static"`` in ``metadata``, the others those constant within every real patient."""
+    for role, frame in (("real", real), ("synthetic", synthetic), ("holdout", holdout)):
+        for option, column in (("entity column", entity_column), ("sequence index", sequence_index)):
+            if column is not None and column not in frame.columns:
+                raise InvalidDataError(f"the {role} table has no {option} {column!r}")
+    statics = find_static_columns(real, entity_column, sequence_index, metadata)
+    return evaluate_histories(real, synthetic, holdout, entity_column=entity_column, sequence_index=sequence_index,
+                              static_columns=statics, gates=gates, seed=seed, sensitive=sensitive,
+                              context={**(context or {}), "static columns": statics or "none"})
 
 
 def evaluate_synthesizer(synthesizer: SequenceSynthesizer, real: pd.DataFrame, synthetic: pd.DataFrame,

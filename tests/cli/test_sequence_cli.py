@@ -199,3 +199,55 @@ def test_sample_writes_parts_of_whole_patients_with_workers_and_resumes(fitted, 
     result = run("sample", model, "-n", "5", "-o", tmp_path / "one.csv", "--workers", "2")
     assert result.exit_code == 1 and "give a folder name" in result.output, result.output
     assert not (tmp_path / "one.csv").exists()
+
+
+def test_evaluate_long_tables_without_a_model(tmp_path: Path) -> None:
+    """Any generator's long table: whole patients scored against --real and --holdout; a table of
+    rows dealt across patients (an i.i.d.-row generator) is told from fresh patients."""
+    real, holdout, fresh = (tmp_path / f"{name}.csv" for name in ("real", "holdout", "fresh"))
+    _histories(120, seed=1).to_csv(real, index=False)
+    _histories(40, seed=2).assign(patient=lambda f: f["patient"] + 1000).to_csv(holdout, index=False)
+    _histories(120, seed=3).to_csv(fresh, index=False)
+    scores = tmp_path / "fresh.json"
+    base = ["evaluate", "--real", real, "--holdout", holdout, "--entity-column", "patient", "--sequence-index", "visit",
+            "--quiet"]
+    result = run(*base, "--synthetic", fresh, "--json", scores)
+    assert result.exit_code in (0, 4), result.output
+    document = json.loads(scores.read_text())
+    values = {score["metric"]: score["value"] for score in document["scores"]}
+    assert document["context"]["static columns"] == ["sex"]  # found constant within every real patient
+    assert values["Static consistency"] == 1.0 and values["Inter-visit gap KS statistic"] < 0.1
+    dealt = _histories(120, seed=3)
+    rng = np.random.default_rng(0)
+    dealt["sex"], dealt["lab"] = rng.permutation(dealt["sex"].to_numpy()), rng.permutation(dealt["lab"].to_numpy())
+    dealt_file, dealt_scores = tmp_path / "dealt.csv", tmp_path / "dealt.json"
+    dealt.to_csv(dealt_file, index=False)
+    assert run(*base, "--synthetic", dealt_file, "--json", dealt_scores).exit_code in (0, 3, 4)
+    broken = {score["metric"]: score["value"] for score in json.loads(dealt_scores.read_text())["scores"]}
+    assert broken["Static consistency"] < 0.8
+    assert broken["Lag-1 autocorrelation, largest gap"] > values["Lag-1 autocorrelation, largest gap"] + 0.3
+    assert broken["Transition tables (lag-1 contingency similarity)"] < values["Transition tables (lag-1 contingency similarity)"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "need --holdout"),
+    (["--holdout", "HOLDOUT", "--sequence-index", "day"], "no sequence index 'day'"),
+    (["--holdout", "HOLDOUT", "--target", "lab"], "--target applies to one-row-per-patient tables"),
+])
+def test_evaluate_long_tables_refusals_write_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    real, holdout = tmp_path / "real.csv", tmp_path / "holdout.csv"
+    _histories(30, seed=1).to_csv(real, index=False)
+    _histories(10, seed=2).assign(patient=lambda f: f["patient"] + 1000).to_csv(holdout, index=False)
+    out = tmp_path / "report.json"
+    args = [str(holdout) if arg == "HOLDOUT" else arg for arg in args]
+    result = run("evaluate", "--real", real, "--synthetic", real, "--entity-column", "patient", *args, "--json", out)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not out.exists()
+
+
+def test_evaluate_entity_options_must_agree_with_the_model(fitted, tmp_path: Path) -> None:
+    data, model = fitted
+    result = run("evaluate", model, "--real", data, "--synthetic", data, "--entity-column", "lab")
+    assert result.exit_code == 1 and "contradicts MODEL, which learned 'patient'" in result.output
+    result = run("evaluate", "--real", data, "--synthetic", data, "--sequence-index", "visit")
+    assert result.exit_code == 1 and "give --entity-column as well" in result.output
