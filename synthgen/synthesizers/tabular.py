@@ -540,7 +540,9 @@ class TabularSynthesizer(Synthesizer):
             "metadata": self.metadata_.to_dict(),
             "conditional_columns": [c.name for c in self.table_.conditional_columns_],
             "calibrated_columns": sorted(self.value_calibration_.maps) if self.value_calibration_ is not None else [],
-            "calibrated_by_level": ({name: level.by for name, level in sorted(self.value_calibration_.levels.items())}
+            # "death" or, refined per pair of levels, "death and sample.yr".
+            "calibrated_by_level": ({name: level.by if level.then is None else f"{level.by} and {level.then}"
+                                     for name, level in sorted(self.value_calibration_.levels.items())}
                                     if self.value_calibration_ is not None else {}),
         }
 

@@ -249,3 +249,92 @@ def test_a_file_fit_calibrates_per_level_as_an_in_memory_fit_does(tmp_path) -> N
     from synthgen.cli.main import main
 
     assert "calibrated per level of a category: size by diagnosis" in CliRunner().invoke(main, ["info", str(tmp_path / "file.sgz")]).output
+
+
+# ----------------------------------------------------------------------------- per pair of levels
+
+def _censored(seed: int = 0, rows: int = 4_000) -> pd.DataFrame:
+    """Follow-up ends at death or at the study's end: a survivor's follow-up is its entry year's
+    distance to the end (a sharp edge per year), a death's anything below it. ``ward`` is noise; the
+    year 1999 is too rare for maps of its own."""
+    rng = np.random.default_rng(seed)
+    year = rng.choice([1995, 1996, 1997, 1998, 1999], rows, p=[0.3, 0.3, 0.2, 0.18, 0.02]).astype(str)
+    status = rng.choice(["alive", "dead"], rows, p=[0.7, 0.3])
+    edge = (2005 - year.astype(int)) * 365.0
+    followup = np.where(status == "alive", edge - rng.gamma(1.0, 40.0, rows), rng.uniform(0.05, 1.0, rows) * edge)
+    return pd.DataFrame({"year": year, "status": status, "ward": rng.choice(["a", "b"], rows),
+                         "followup": followup.round(1)})
+
+
+def _ignoring_year(real: pd.DataFrame, seed: int, rows: int = 20_000) -> pd.DataFrame:
+    """A generator that learned follow-up by status but not the year's edge."""
+    generated = _censored(seed, rows)
+    rng = np.random.default_rng(seed + 100)
+    alive = generated["status"] == "alive"
+    generated["followup"] = np.where(alive, rng.choice(real.loc[real["status"] == "alive", "followup"], rows),
+                                     rng.choice(real.loc[real["status"] == "dead", "followup"], rows))
+    return generated
+
+
+def _cell_ks(frame: pd.DataFrame, real: pd.DataFrame, years=("1995", "1996", "1997", "1998")) -> float:
+    return max(ks_2samp(frame.loc[(frame["status"] == s) & (frame["year"] == y), "followup"],
+                        real.loc[(real["status"] == s) & (real["year"] == y), "followup"]).statistic
+               for s in ("alive", "dead") for y in years)
+
+
+def test_a_second_category_refines_the_levels_where_it_explains_much_more() -> None:
+    import dataclasses
+
+    real = _censored()
+    generated = _ignoring_year(real, 1)
+    fresh = _ignoring_year(real, 2, 8_000)
+    calibration = ValueCalibration.fit(generated, real, ["followup"]).with_levels(generated, real, ["ward", "status", "year"])
+    level = calibration.levels["followup"]
+    assert (level.by, level.then) == ("status", "year")
+    assert set(level.pair_maps) == {f"{s}\x1f{y}" for s in ("alive", "dead") for y in ("1995", "1996", "1997", "1998")}
+    single = ValueCalibration(calibration.maps, {"followup": dataclasses.replace(level, then=None, pair_maps={})})
+    paired, by_status = (c.apply(fresh, np.random.default_rng(0)) for c in (calibration, single))
+    # (cells of 200-900 rows: a KS statistic under 0.12 is within sampling noise)
+    assert _cell_ks(by_status, real) > 0.3 and _cell_ks(paired, real) < 0.12
+    # Each survivor of a mapped year stays below its year's edge, as every real one does; by status
+    # alone they do not.
+    edge = (2005 - fresh["year"].astype(int)) * 365.0
+    alive = (fresh["status"] == "alive") & (fresh["year"] != "1999")
+    assert (paired.loc[alive, "followup"] <= edge[alive] + 1).all()
+    assert (by_status.loc[alive, "followup"] <= edge[alive] + 1).mean() < 0.8
+    # The rare year has no pair maps: its rows take their status's map, not the global one.
+    rare = fresh["year"] == "1999"
+    pd.testing.assert_series_equal(paired.loc[rare, "followup"], by_status.loc[rare, "followup"])
+    # A second category that adds nothing (the ward) refines nothing.
+    assert ValueCalibration.fit(generated, real, ["followup"]).with_levels(
+        generated, real, ["ward", "status"]).levels["followup"].then is None
+
+
+def test_pair_levels_round_trip_and_crafted_pairs_are_refused() -> None:
+    real = _censored()
+    generated = _ignoring_year(real, 1)
+    calibration = ValueCalibration.fit(generated, real, ["followup"]).with_levels(generated, real, ["status", "year"])
+    state = calibration.get_state()
+    columns = ["year", "status", "ward", "followup"]
+    again = ValueCalibration.from_state(state, columns)
+    pd.testing.assert_frame_equal(again.apply(generated.head(500), np.random.default_rng(0)),
+                                  calibration.apply(generated.head(500), np.random.default_rng(0)))
+    followup = state["followup"]
+    without_then = {key: value for key, value in followup.items() if key != "then"}
+    for crafted in ({**followup, "then": "status"}, {**followup, "then": "no_such_column"}, without_then,
+                    {**followup, "pair_levels": {"x": {"generated": [2.0, 1.0], "target": [1.0, 2.0]}}},
+                    {**followup, "pair_levels": []}):
+        with pytest.raises(ValueError):
+            ValueCalibration.from_state({"followup": crafted}, columns)
+
+
+def test_a_fitted_model_calibrates_per_pair_of_levels_and_says_so() -> None:
+    # With an age beside them, calibrated rows do not complete training rows (the fit's copy check).
+    real = _censored(0, 3_000).assign(age=lambda t: np.random.default_rng(5).uniform(40, 90, len(t)).round(1))
+    model = TabularSynthesizer(seed=0, steps=60, progress=False).fit(real)
+    assert model.describe()["calibrated_by_level"] == {"followup": "status and year"}
+    sample = model.sample(6_000, seed=1)
+    edge = (2005 - sample["year"].astype(int)) * 365.0
+    # Survivors of the years with maps of their own (not the rare 1999) all end before the edge.
+    alive = (sample["status"] == "alive") & (sample["year"] != "1999")
+    assert alive.sum() > 1_000 and (sample.loc[alive, "followup"] <= edge[alive] + 1).all()
