@@ -30,8 +30,8 @@ stay as generated.
 Per pair of levels. Where a second category explains much more of the column's ranks within the
 first's levels (flchain's follow-up time by death *and* sample year: censoring ends at a date, so
 a survivor's follow-up is fixed by the year; rank share 0.37 by death, 0.73 by both), the column is
-mapped per pair of levels too: rows whose pair holds ``MIN_LEVEL_ROWS`` training and generated rows
-take the pair's map, the others their first level's (or the global map).
+mapped per pair of levels too: rows whose pair holds ``MIN_PAIR_ROWS`` training and ``MIN_LEVEL_ROWS``
+generated rows take the pair's map, the others their first level's (or the global map).
 """
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ MIN_RANK_SHARE = 0.05
 #: A second category refines a column's levels (maps per pair of levels) when the pairs explain at
 #: least this much more of its rank variance than the first category alone.
 MIN_PAIR_GAIN = 0.05
+#: ... counting only pairs of levels with this many training rows (and ``MIN_LEVEL_ROWS`` generated ones).
+MIN_PAIR_ROWS = MIN_LEVEL_ROWS
 #: Columns of fewer distinct training values (scores, small counts) are not calibrated per level: a
 #: level's quantiles are then a few training values, and mapping onto them concentrates a level's
 #: rows on those values, which completes training rows on tables of mostly categories (indo_rct's
@@ -158,6 +160,7 @@ class ValueCalibration:
             return self
         grid = np.linspace(0.0, 1.0, len(next(iter(self.maps.values()))[0]))
         least = max(MIN_LEVEL_ROWS, 2 * min_count)
+        pair_least = max(MIN_PAIR_ROWS, least)
         keys = {by: _Levels.of(level_keys(real[by]), level_keys(generated[by])) for by in categories}
         singles = {by: levels for by, levels in keys.items() if len(levels.large(least)) >= 2}
         crossed: dict[tuple[str, str], _Levels] = {}
@@ -167,10 +170,10 @@ class ValueCalibration:
             if len(np.unique(_present_values(observed_all))) < MIN_LEVEL_DISTINCT:
                 continue
 
-            def explained(level_set: _Levels) -> float:
+            def explained(level_set: _Levels, least: int = least) -> float:
                 """The share of ranks that the levels getting a map explain (0 with fewer than two)."""
                 codes = _mapped_codes(observed_all, drawn_all, level_set, least)
-                return rank_share_of_codes(observed_all, level_set.real, codes) if len(codes) >= 2 else 0.0
+                return _rank_share(observed_all, level_set.real, codes) if len(codes) >= 2 else 0.0
 
             shares = {by: explained(level_set) for by, level_set in singles.items()}
             by = max(shares, key=lambda name: shares[name], default=None)  # the first of equals, as listed
@@ -182,13 +185,13 @@ class ValueCalibration:
                     continue
                 if (by, other) not in crossed:  # found once per pair of categories
                     crossed[(by, other)] = keys[by].crossed(keys[other])
-                pair_share = explained(crossed[(by, other)])
+                pair_share = explained(crossed[(by, other)], pair_least)
                 if pair_share > best_pair or (then is None and pair_share == best_pair):
                     then, best_pair = other, pair_share
-            level_maps = partial(_level_maps, observed_all, drawn_all, least=least, min_count=min_count, grid=grid,
+            level_maps = partial(_level_maps, observed_all, drawn_all, min_count=min_count, grid=grid,
                                  global_target=global_target)
-            levels[name] = LevelMaps(by, level_maps(keys[by]), then,
-                                     level_maps(crossed[(by, then)]) if then is not None else {})
+            levels[name] = LevelMaps(by, level_maps(keys[by], least=least), then,
+                                     level_maps(crossed[(by, then)], least=pair_least) if then is not None else {})
         return ValueCalibration(self.maps, levels)
 
     def get_state(self) -> dict[str, Any]:
@@ -275,9 +278,6 @@ class _Levels:
         rows = np.bincount(self.real[self.real >= 0], minlength=len(self.labels))
         return [int(c) for c in large[np.argsort(-rows[large], kind="stable")]]
 
-    def code(self, key: str) -> int:
-        return int(np.flatnonzero(self.labels == key)[0])
-
 
 def _level_maps(observed_all: np.ndarray, drawn_all: np.ndarray, level_set: _Levels, least: int, min_count: int,
                 grid: np.ndarray, global_target: np.ndarray) -> dict[str, Map]:
@@ -301,7 +301,7 @@ def _mapped_codes(observed_all: np.ndarray, drawn_all: np.ndarray, level_set: _L
     return level_set.large(least, MIN_LEVEL_ROWS, real_present=~np.isnan(observed_all), drawn_present=~np.isnan(drawn_all))
 
 
-def rank_share_of_codes(values: np.ndarray, codes: np.ndarray, kept: list[int]) -> float:
+def _rank_share(values: np.ndarray, codes: np.ndarray, kept: list[int]) -> float:
     """Share of the variance of ``values``' ranks that their integer level ``codes`` explain (the
     correlation ratio of the ranks), counting only rows of the levels ``kept``, ranked among themselves."""
     rows = ~np.isnan(values) & np.isin(codes, kept)
