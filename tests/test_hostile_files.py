@@ -286,6 +286,14 @@ CRAFTED = {
     "calibration by an unknown column": _set("value_calibration.age", {
         "generated": [1.0, 2.0], "target": [1.0, 2.0], "by": "no such column",
         "levels": {"a": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}}}),
+    "calibration pairs of one column with itself": _set("value_calibration.age", {
+        "generated": [1.0, 2.0], "target": [1.0, 2.0], "by": "sex", "then": "sex",
+        "levels": {"F": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}},
+        "pair_levels": {"F\x1fF": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}}}),
+    "calibration pair maps without a second column": _set("value_calibration.age", {
+        "generated": [1.0, 2.0], "target": [1.0, 2.0], "by": "sex",
+        "levels": {"F": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}},
+        "pair_levels": {"F\x1fM": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}}}),
 }
 
 
