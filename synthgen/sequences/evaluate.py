@@ -149,9 +149,7 @@ def patient_aggregates(frame: pd.DataFrame, entity_column: str, sequence_index: 
     groups = ordered.groupby(entity_column, sort=False)
     out: dict[str, Any] = {}
     if sequence_index is not None:
-        time = ordered[sequence_index]
-        time = (time - time.min()).dt.total_seconds() / 86_400 if pd.api.types.is_datetime64_any_dtype(time) else time
-        time = pd.to_numeric(time, errors="coerce").astype(float)
+        time = _as_numbers(ordered[sequence_index])
     else:
         time = groups.cumcount().astype(float)
     for name in columns:
