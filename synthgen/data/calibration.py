@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+from scipy.stats import ks_2samp, rankdata
 
 from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.categorical import category_keys
@@ -62,6 +62,8 @@ MIN_RANK_SHARE = 0.05
 MIN_PAIR_GAIN = 0.05
 #: ... counting only pairs of levels with this many training rows (and ``MIN_LEVEL_ROWS`` generated ones).
 MIN_PAIR_ROWS = MIN_LEVEL_ROWS
+#: A pair of levels gets its own map only where its first level's map leaves it off at this level.
+PAIR_KS_ALPHA = 0.01
 #: Columns of fewer distinct training values (scores, small counts) are not calibrated per level: a
 #: level's quantiles are then a few training values, and mapping onto them concentrates a level's
 #: rows on those values, which completes training rows on tables of mostly categories (indo_rct's
@@ -190,8 +192,14 @@ class ValueCalibration:
                     then, best_pair = other, pair_share
             level_maps = partial(_level_maps, observed_all, drawn_all, min_count=min_count, grid=grid,
                                  global_target=global_target)
-            levels[name] = LevelMaps(by, level_maps(keys[by], least=least), then,
-                                     level_maps(crossed[(by, then)], least=pair_least) if then is not None else {})
+            maps = level_maps(keys[by], least=least)
+            pair_maps = {}
+            if then is not None:
+                pair_set = crossed[(by, then)]
+                pair_maps = {key: pair_map for key, pair_map in level_maps(pair_set, least=pair_least).items()
+                             if _still_off(observed_all, drawn_all, pair_set, key, maps.get(key.split(_PAIR_SEPARATOR)[0],
+                                                                                          self.maps[name]))}
+            levels[name] = LevelMaps(by, maps, then if pair_maps else None, pair_maps)
         return ValueCalibration(self.maps, levels)
 
     def get_state(self) -> dict[str, Any]:
@@ -294,6 +302,22 @@ def _level_maps(observed_all: np.ndarray, drawn_all: np.ndarray, level_set: _Lev
         target = np.clip(np.quantile(observed, grid), low, high)
         maps[str(level_set.labels[code])] = (np.quantile(drawn, grid), np.clip(target, global_target[0], global_target[-1]))
     return maps
+
+
+def _still_off(observed_all: np.ndarray, drawn_all: np.ndarray, pair_set: _Levels, key: str, level_map: Map) -> bool:
+    """Whether a pair of levels' generated values, mapped by their first level's map, still differ from the
+    pair's training values (two-sample KS test at ``PAIR_KS_ALPHA``): only then does the pair get a map
+    of its own. A map fitted where the level's map already serves mostly follows the pair's training
+    values more closely: on opt (pairs of 150-297 rows, no detection or gap gain) every pair map kept
+    moved the DCR share up (3 seeds: 0.547 → 0.552)."""
+    code = int(np.flatnonzero(pair_set.labels == key)[0])
+    observed = _present_values(observed_all[pair_set.real == code])
+    drawn = _present_values(drawn_all[pair_set.drawn == code])
+    source, target = level_map
+    grid = np.linspace(0.0, 1.0, len(source))
+    # A fixed stream for the tie draws: the test must not move the fit's own random draws.
+    mapped = np.interp(piecewise_cdf(drawn, source, grid, np.random.default_rng(0)), grid, target)
+    return bool(ks_2samp(observed, mapped).pvalue < PAIR_KS_ALPHA)
 
 
 def _mapped_codes(observed_all: np.ndarray, drawn_all: np.ndarray, level_set: _Levels, least: int) -> list[int]:
