@@ -178,7 +178,7 @@ class ValueCalibration:
                 return _rank_share(observed_all, level_set.real, codes) if len(codes) >= 2 else 0.0
 
             shares = {by: explained(level_set) for by, level_set in singles.items()}
-            by = max(shares, key=lambda name: shares[name], default=None)  # the first of equals, as listed
+            by = max(shares, key=shares.__getitem__, default=None)  # the first of equals, as listed
             if by is None or shares[by] < MIN_RANK_SHARE:
                 continue
             then, best_pair = None, shares[by] + MIN_PAIR_GAIN
