@@ -6,7 +6,9 @@ For each table and seed: run.py's split, synthgen's defaults (seed SEED) fitted 
 draws (3 holdout-sized, one training-sized, the same sampling seeds) scored twice: as fitted (numeric
 columns calibrated per level of a category where the fit found one and kept it) and with the levels
 removed (the global calibration alone, what the product did before), or with ``--baseline single``
-with only the maps per pair of levels removed (each column by one category). Prints and writes
+with only the maps per pair of levels removed (each column by one category), or with ``--baseline
+categories`` against a second fit of the same seed (the same weights) whose levels are categories
+only (no bands of another numeric column). Prints and writes
 detection AUC, gap closed, Column Shapes and the privacy scores of both, and which columns were
 calibrated by which category. ``--from-json`` re-renders the table of earlier runs.
 """
@@ -30,6 +32,7 @@ def measure(table: str, seed: int, baseline: str = "global") -> dict[str, Any]:
     import dataclasses
 
     import synthgen
+    from synthgen.data import calibration as calibration_module
     from synthgen.data.calibration import ValueCalibration
 
     bench._limit_threads(bench.THREADS)
@@ -38,7 +41,14 @@ def measure(table: str, seed: int, baseline: str = "global") -> dict[str, Any]:
     model = synthgen.TabularSynthesizer(seed=seed, progress=False).fit(train)
     flat = copy.copy(model)
     calibration = model.value_calibration_
-    if calibration is not None and baseline == "single":  # each column by its first category only
+    if baseline == "categories":  # the same seed's fit, bands of numeric columns switched off
+        bands = calibration_module.MAX_LEVEL_BANDS
+        calibration_module.MAX_LEVEL_BANDS = 1
+        try:
+            flat = synthgen.TabularSynthesizer(seed=seed, progress=False).fit(train)
+        finally:
+            calibration_module.MAX_LEVEL_BANDS = bands
+    elif calibration is not None and baseline == "single":  # each column by its first category only
         flat.value_calibration_ = ValueCalibration(calibration.maps, {
             name: dataclasses.replace(level, then=None, pair_maps={}) for name, level in calibration.levels.items()})
     elif calibration is not None:
@@ -81,7 +91,8 @@ def render(results: list[dict[str, Any]]) -> str:
             columns = sorted(column for column, b in pairs if b == by)
             found.append(f"{len(columns)} columns by {by}" if len(columns) > 3 else f"{', '.join(columns)} by {by}")
         copies = " / ".join(f"{r['global']['copies']} → {r['levels']['copies']}" for r in rows)
-        versus = " (against one category per column)" if rows[0].get("baseline") == "single" else ""
+        versus = {"single": " (against one category per column)",
+                  "categories": " (against categories only)"}.get(rows[0].get("baseline", "global"), "")
         lines.append(f"| {table} ({len(rows)} seeds){versus} | {', '.join(found) or 'none'} | {pair('detection_auc')} "
                      f"| {pair('gap Column Pair Trends', 2)} | {pair('Column Shapes')} | {pair('DCR share')} "
                      f"| {pair('MIA AUC (distance)')} | {copies} |")
@@ -93,8 +104,9 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", default=list(TABLES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--json", type=Path, help="write (and extend) the results here")
-    parser.add_argument("--baseline", choices=["global", "single"], default="global",
-                        help="compare against the global maps alone, or against maps by one category per column")
+    parser.add_argument("--baseline", choices=["global", "single", "categories"], default="global",
+                        help="compare against the global maps alone, maps by one category per column, "
+                             "or levels of categories only (no numeric bands)")
     parser.add_argument("--from-json", nargs="+", type=Path, help="render these result files; fit nothing")
     args = parser.parse_args()
     if args.from_json:

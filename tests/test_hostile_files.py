@@ -294,6 +294,9 @@ CRAFTED = {
         "generated": [1.0, 2.0], "target": [1.0, 2.0], "by": "sex",
         "levels": {"F": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}},
         "pair_levels": {"F\x1fM": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}}}),
+    "calibration bands cut out of order": _set("value_calibration.age", {
+        "generated": [1.0, 2.0], "target": [1.0, 2.0], "by": "sex", "cuts": {"sex": [3.0, 1.0]},
+        "levels": {"0": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}}}),
 }
 
 

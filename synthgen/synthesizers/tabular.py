@@ -293,8 +293,8 @@ class TabularSynthesizer(Synthesizer):
     def _by_level(self, calibration: ValueCalibration, drawn: pd.DataFrame, data: pd.DataFrame | str | Path,
                   source: TableFile | None, holdout_rows: np.ndarray, rows: int, rng: np.random.Generator, *,
                   check: pd.DataFrame | None = None) -> ValueCalibration:
-        """``calibration`` with maps per level of a category where one explains a column's ranks
-        (``synthgen.data.calibration``), learned from ``drawn`` (the generator's draw) and at most
+        """``calibration`` with maps per level of a category, or per band of another numeric column,
+        where one explains a column's ranks (``synthgen.data.calibration``), learned from ``drawn`` (the generator's draw) and at most
         ``RULE_ROWS`` evenly spaced training rows. Kept only if ``check`` (another draw of the
         generator; by default one is drawn: the first one's own rows sit on the maps' knots),
         calibrated so, copies no more training rows whole than with the global maps alone: pulling a
@@ -302,7 +302,7 @@ class TabularSynthesizer(Synthesizer):
         columns, or mostly categories, it can)."""
         categories = [name for name, spec in self.metadata_.columns.items()
                       if spec.get("sdtype") in ("categorical", "boolean") and self.table_.rule_for(name) is None]
-        if not calibration.maps or not categories:
+        if not categories and len(calibration.maps) < 2:  # levels need a category or another number's bands
             return calibration
         positions = np.arange(rows) if rows <= RULE_ROWS else np.linspace(0, rows - 1, RULE_ROWS).round().astype(np.int64)
         if source is not None:
@@ -540,9 +540,8 @@ class TabularSynthesizer(Synthesizer):
             "metadata": self.metadata_.to_dict(),
             "conditional_columns": [c.name for c in self.table_.conditional_columns_],
             "calibrated_columns": sorted(self.value_calibration_.maps) if self.value_calibration_ is not None else [],
-            # "death" or, refined per pair of levels, "death and sample.yr".
-            "calibrated_by_level": ({name: level.by if level.then is None else f"{level.by} and {level.then}"
-                                     for name, level in sorted(self.value_calibration_.levels.items())}
+            # "death", "bands of lambda" or, refined per pair of levels, "death and sample.yr".
+            "calibrated_by_level": ({name: level.describe() for name, level in sorted(self.value_calibration_.levels.items())}
                                     if self.value_calibration_ is not None else {}),
         }
 

@@ -354,3 +354,82 @@ def test_a_fitted_model_calibrates_per_pair_of_levels_and_says_so() -> None:
     # Survivors of the years with maps of their own (not the rare 1999) all end before the edge.
     alive = (sample["status"] == "alive") & (sample["year"] != "1999")
     assert alive.sum() > 1_000 and (sample.loc[alive, "followup"] <= edge[alive] + 1).all()
+
+
+# ----------------------------------------------------------------------------- per band of a numeric column
+
+def _light_chains(seed: int = 0, rows: int = 3_000, spread: float = 0.15) -> pd.DataFrame:
+    """Two lab values that rise together (flchain's kappa and lambda), heavy-tailed; age is unrelated."""
+    rng = np.random.default_rng(seed)
+    kappa = rng.lognormal(0.2, 0.5, rows)
+    return pd.DataFrame({"kappa": kappa.round(3), "lambda": (1.3 * kappa * rng.lognormal(0.0, spread, rows)).round(3),
+                         "age": rng.uniform(40, 90, rows).round(1)})
+
+
+def _band_ks(frame: pd.DataFrame, real: pd.DataFrame, column: str, by: str, bands: int = 5) -> float:
+    """The worst KS statistic of ``column`` within the training quantile bands of ``by``."""
+    cuts = np.quantile(real[by], np.arange(1, bands) / bands)
+    return max(ks_2samp(frame.loc[np.searchsorted(cuts, frame[by]) == b, column],
+                        real.loc[np.searchsorted(cuts, real[by]) == b, column]).statistic for b in range(bands))
+
+
+def test_a_column_is_calibrated_per_band_of_the_numeric_column_that_explains_it() -> None:
+    real = _light_chains()
+    # A generator that learned that the two rise together, but loosely (3 times the real spread).
+    generated, fresh = _light_chains(1, 20_000, spread=0.45), _light_chains(2, 6_000, spread=0.45)
+    global_only = ValueCalibration.fit(generated, real, ["kappa", "lambda", "age"])
+    banded = global_only.with_levels(generated, real, [])
+    # One of the pair is mapped within the other's bands, never both ways (each pair matched once);
+    # the unrelated age explains nothing and gets no maps.
+    assert set(banded.levels) == {"kappa"} and banded.levels["kappa"].by == "lambda"
+    assert set(banded.levels["kappa"].cuts) == {"lambda"} and len(banded.levels["kappa"].maps) == 10
+    before, after = (c.apply(fresh, np.random.default_rng(0)) for c in (global_only, banded))
+    # The bands are read from the generated values before any map moves them: lambda (the source)
+    # is mapped globally only, kappa within lambda's bands.
+    pd.testing.assert_series_equal(before["lambda"], after["lambda"])
+    assert _band_ks(before, real, "kappa", "lambda") > 0.15 and _band_ks(after, real, "kappa", "lambda") < 0.06
+    assert (spearmanr(after["kappa"], after["lambda"]).statistic
+            > spearmanr(before["kappa"], before["lambda"]).statistic + 0.05)
+    # Column Shapes of the mapped column stay right.
+    assert ks_2samp(after["kappa"], real["kappa"]).statistic < 0.04
+    # No band emits a training extreme held by fewer than k rows.
+    assert after["kappa"].max() <= np.sort(real["kappa"])[-5] and after["kappa"].min() >= np.sort(real["kappa"])[4]
+    # A column with one value in many rows (here 30% at the lab's floor) is no source of bands: an
+    # edge on that value would split its rows one way in the training rows and another in the draw.
+    floored = {name: frame.assign(**{"lambda": np.where(frame["kappa"] < frame["kappa"].quantile(0.3), 0.5, frame["lambda"])})
+               for name, frame in (("real", real), ("generated", generated))}
+    levels = ValueCalibration.fit(floored["generated"], floored["real"], ["kappa", "lambda"]).with_levels(
+        floored["generated"], floored["real"], []).levels
+    assert {name: level.describe() for name, level in levels.items()} == {"lambda": "bands of kappa"}
+    # A weak dependence (rank correlation near 0.3) gets no bands: the generator gets it about right.
+    loose, looser = _light_chains(spread=1.5), _light_chains(1, 20_000, spread=2.5)
+    assert ValueCalibration.fit(looser, loose, ["kappa", "lambda"]).with_levels(looser, loose, []).levels == {}
+    # Bands need MIN_LEVEL_ROWS training rows each: 200 rows make one band, so no maps.
+    assert ValueCalibration.fit(generated, real.head(200), ["kappa", "lambda"]).with_levels(generated, real.head(200), []).levels == {}
+
+
+def test_band_cuts_round_trip_and_crafted_cuts_are_refused() -> None:
+    real = _light_chains()
+    generated = _light_chains(1, 20_000, spread=0.45)
+    calibration = ValueCalibration.fit(generated, real, ["kappa", "lambda"]).with_levels(generated, real, [])
+    state = calibration.get_state()
+    columns = ["kappa", "lambda", "age"]
+    again = ValueCalibration.from_state(state, columns)
+    pd.testing.assert_frame_equal(again.apply(generated.head(500), np.random.default_rng(0)),
+                                  calibration.apply(generated.head(500), np.random.default_rng(0)))
+    kappa = state["kappa"]
+    for crafted in ({**kappa, "cuts": {"lambda": [2.0, 1.0]}}, {**kappa, "cuts": {"lambda": [1.0, float("nan")]}},
+                    {**kappa, "cuts": {"age": [1.0, 2.0]}}, {**kappa, "cuts": {"kappa": [1.0, 2.0]}},
+                    {**kappa, "cuts": {"lambda": "1,2"}}, {**kappa, "cuts": {"lambda": {"a": 1}}}, {**kappa, "cuts": [1.0]}):
+        with pytest.raises(ValueError):
+            ValueCalibration.from_state({"kappa": crafted}, columns)
+
+
+def test_a_fitted_model_calibrates_per_band_and_says_so() -> None:
+    real = _light_chains(0, 2_000)
+    model = TabularSynthesizer(seed=0, steps=60, progress=False).fit(real)
+    assert model.describe()["calibrated_by_level"] == {"kappa": "bands of lambda"}
+    global_only = TabularSynthesizer.__new__(TabularSynthesizer)
+    global_only.__dict__.update(model.__dict__, value_calibration_=ValueCalibration(model.value_calibration_.maps))
+    banded, flat = model.sample(6_000, seed=1), global_only.sample(6_000, seed=1)
+    assert _band_ks(banded, real, "kappa", "lambda") < 0.1 < _band_ks(flat, real, "kappa", "lambda")
