@@ -404,6 +404,9 @@ def test_a_column_is_calibrated_per_band_of_the_numeric_column_that_explains_it(
     # A weak dependence (rank correlation near 0.3) gets no bands: the generator gets it about right.
     loose, looser = _light_chains(spread=1.5), _light_chains(1, 20_000, spread=2.5)
     assert ValueCalibration.fit(looser, loose, ["kappa", "lambda"]).with_levels(looser, loose, []).levels == {}
+    # A generator that already got the dependence right (fresh draws of the same process) gets no band maps.
+    right = _light_chains(3, 20_000)
+    assert ValueCalibration.fit(right, real, ["kappa", "lambda"]).with_levels(right, real, []).levels == {}
     # Bands need MIN_LEVEL_ROWS training rows each: 200 rows make one band, so no maps.
     assert ValueCalibration.fit(generated, real.head(200), ["kappa", "lambda"]).with_levels(generated, real.head(200), []).levels == {}
 
