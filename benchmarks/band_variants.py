@@ -8,7 +8,7 @@ levels, pairs, bands and the copy check) once per variant, switched by the modul
 ``synthgen.data.calibration``: ``cats`` (no bands: the product before them), ``bands`` (every band
 of a source that clears the share), ``gated01``/``gated05`` (a band mapped only where the global
 map leaves it off, KS at 1% / 5%). Each variant is scored on run.py's draws: detection AUC, gap
-closed, Column Shapes, DCR share, distance-MIA AUC, exact copies.
+closed, Column Shapes, DCR share, distance-MIA AUC, exact copies (as ``conditional_calibration.py`` scores).
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 import run as bench  # benchmarks/run.py: this script's folder is first on sys.path
+from conditional_calibration import PRIVACY, score
 from tables import split
 
 VARIANTS: dict[str, dict[str, Any]] = {"cats": {"MAX_LEVEL_BANDS": 1}, "bands": {"BAND_KS_ALPHA": None},
                                        "gated01": {"BAND_KS_ALPHA": 0.01}, "gated05": {"BAND_KS_ALPHA": 0.05}}
-PRIVACY = ("DCR share", "MIA AUC (distance)", "Exact copies")
 
 
 def measure(table: str, seed: int, variants: list[str]) -> list[dict[str, Any]]:
@@ -51,14 +51,7 @@ def measure(table: str, seed: int, variants: list[str]) -> list[dict[str, Any]]:
         finally:
             for name, value in defaults.items():
                 setattr(calibration, name, value)
-        draws = [model.sample(len(holdout), seed=bench._draw_seed(seed, d)) for d in range(bench.DRAWS)]
-        big = model.sample(len(train), seed=bench._draw_seed(seed, bench.DRAWS))
-        qualities = [bench._quality(train, d, metadata) for d in draws]
-        row = {key: float(np.mean([q[key] for q in qualities])) for key in qualities[0]}
-        bench.add_gaps(row, reference, floor)
-        row["detection_auc"], _ = bench._detection(train, big, holdout, metadata)
-        privacy = bench.privacy_scores(train, big, holdout, metadata)
-        row.update({name: privacy[name].value for name in PRIVACY})
+        row = score(model, train, holdout, metadata, seed, reference, floor)
         row.update(table=table, seed=seed, variant=variant, by_level=model.describe()["calibrated_by_level"])
         rows.append(row)
         print(f"{table} seed {seed} {variant:8s} AUC {row['detection_auc']:.3f} gap {row['gap Column Pair Trends']:.3f} "

@@ -58,21 +58,26 @@ def measure(table: str, seed: int, baseline: str = "global") -> dict[str, Any]:
                               "by_level": model.describe()["calibrated_by_level"],
                               "fit_s": model.training_["seconds"]}
     for tag, synthesizer in (("global", flat), ("levels", model)):
-        draws = [synthesizer.sample(len(holdout), seed=bench._draw_seed(seed, d)) for d in range(bench.DRAWS)]
-        big = synthesizer.sample(len(train), seed=bench._draw_seed(seed, bench.DRAWS))
-        qualities = [bench._quality(train, d, metadata) for d in draws]
-        row = {key: float(np.mean([q[key] for q in qualities])) for key in qualities[0]}
-        bench.add_gaps(row, reference, floor)
-        row["detection_auc"], _ = bench._detection(train, big, holdout, metadata)
-        privacy = bench.privacy_scores(train, big, holdout, metadata)
-        row.update({name: privacy[name].value for name in PRIVACY})
-        row["copies"] = bench._copies(train, [*draws, big], metadata)
-        result[tag] = row
+        row = result[tag] = score(synthesizer, train, holdout, metadata, seed, reference, floor)
         print(f"{table} seed {seed} {tag}: AUC {row['detection_auc']:.3f}, gap {row['gap Column Pair Trends']:.3f}, "
               f"Column Shapes {row['Column Shapes']:.3f}, DCR share {row['DCR share']:.3f}, MIA AUC "
               f"{row['MIA AUC (distance)']:.3f}, exact copies {row['Exact copies']:.4f} ({row['copies']} rows in all draws)",
               flush=True)
     return result
+
+
+def score(synthesizer: Any, train: Any, holdout: Any, metadata: Any, seed: int, reference: Any, floor: Any) -> dict[str, Any]:
+    """run.py's draws of ``synthesizer`` (3 holdout-sized, one training-sized) scored as run.py scores them."""
+    draws = [synthesizer.sample(len(holdout), seed=bench._draw_seed(seed, d)) for d in range(bench.DRAWS)]
+    big = synthesizer.sample(len(train), seed=bench._draw_seed(seed, bench.DRAWS))
+    qualities = [bench._quality(train, d, metadata) for d in draws]
+    row = {key: float(np.mean([q[key] for q in qualities])) for key in qualities[0]}
+    bench.add_gaps(row, reference, floor)
+    row["detection_auc"], _ = bench._detection(train, big, holdout, metadata)
+    privacy = bench.privacy_scores(train, big, holdout, metadata)
+    row.update({name: privacy[name].value for name in PRIVACY})
+    row["copies"] = bench._copies(train, [*draws, big], metadata)
+    return row
 
 
 def render(results: list[dict[str, Any]]) -> str:
