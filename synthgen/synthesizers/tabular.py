@@ -294,15 +294,15 @@ class TabularSynthesizer(Synthesizer):
                   source: TableFile | None, holdout_rows: np.ndarray, rows: int, rng: np.random.Generator, *,
                   check: pd.DataFrame | None = None) -> ValueCalibration:
         """``calibration`` with maps per level of a category, or per band of another numeric column,
-        where one explains a column's ranks (``synthgen.data.calibration``), learned from ``drawn`` (the generator's draw) and at most
-        ``RULE_ROWS`` evenly spaced training rows. Kept only if ``check`` (another draw of the
-        generator; by default one is drawn: the first one's own rows sit on the maps' knots),
-        calibrated so, copies no more training rows whole than with the global maps alone: pulling a
-        column onto its level's training values must not complete training rows (on a table of few
-        columns, or mostly categories, it can)."""
+        where one explains a column's ranks (``synthgen.data.calibration``), learned from ``drawn``
+        (the generator's draw) and at most ``RULE_ROWS`` evenly spaced training rows. Kept only if
+        ``check`` (another draw of the generator; by default one is drawn: the first one's own rows
+        sit on the maps' knots), calibrated so, copies no more training rows whole than with the
+        global maps alone: pulling a column onto its level's training values must not complete
+        training rows (on a table of few columns, or mostly categories, it can)."""
         categories = [name for name, spec in self.metadata_.columns.items()
                       if spec.get("sdtype") in ("categorical", "boolean") and self.table_.rule_for(name) is None]
-        if not categories and len(calibration.maps) < 2:  # levels need a category or another number's bands
+        if not calibration.maps or (not categories and len(calibration.maps) < 2):  # levels need a category or another number's bands
             return calibration
         positions = np.arange(rows) if rows <= RULE_ROWS else np.linspace(0, rows - 1, RULE_ROWS).round().astype(np.int64)
         if source is not None:
