@@ -297,6 +297,20 @@ CRAFTED = {
     "calibration bands cut out of order": _set("value_calibration.age", {
         "generated": [1.0, 2.0], "target": [1.0, 2.0], "by": "sex", "cuts": {"sex": [3.0, 1.0]},
         "levels": {"0": {"generated": [1.0, 2.0], "target": [1.0, 2.0]}}}),
+    "copula of an unknown column": _set("value_copula", {
+        "columns": ["age", "no such column"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [[1.0, 0.0], [0.0, 1.0]]}),
+    "copula of an uncalibrated column": _set("value_copula", {
+        "columns": ["age", "sex"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [[1.0, 0.0], [0.0, 1.0]]}),
+    "copula of one column twice": _set("value_copula", {
+        "columns": ["age", "age"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [[1.0, 0.0], [0.0, 1.0]]}),
+    "copula knots unsorted": _set("value_copula", {
+        "columns": ["age", "bilirubin"], "knots": [[2.0, 1.0], [1.0, 2.0]], "transport": [[1.0, 0.0], [0.0, 1.0]]}),
+    "copula map of the wrong shape": _set("value_copula", {
+        "columns": ["age", "bilirubin"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [[1.0, 0.0]]}),
+    "copula map of text": _set("value_copula", {
+        "columns": ["age", "bilirubin"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [["a", "b"], ["c", "d"]]}),
+    "copula without a calibration": lambda manifest: (_set("value_calibration", ...)(manifest), _set("value_copula", {
+        "columns": ["age", "bilirubin"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [[1.0, 0.0], [0.0, 1.0]]})(manifest)),
 }
 
 

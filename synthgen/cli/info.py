@@ -73,6 +73,9 @@ def info(model: Path, as_json: bool) -> None:
     if details.get("calibrated_by_level"):
         click.echo("calibrated per level of a category: "
                    + ", ".join(f"{name} by {by}" for name, by in details["calibrated_by_level"].items()))
+    if details.get("copula_columns"):
+        click.echo(f"joint ranks of {len(details['copula_columns'])} numeric columns moved onto the training rows' "
+                   f"rank correlations before calibration (Gaussian copula): {', '.join(details['copula_columns'])}")
     if details.get("missing_together"):
         click.echo("sampled missing together (missing on the same training rows): "
                    + "; ".join(", ".join(names) for names in details["missing_together"]))

@@ -57,6 +57,7 @@ from scipy.stats import ks_2samp, rankdata
 
 from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.categorical import category_keys
+from synthgen.data.copula import CopulaCorrection
 from synthgen.data.quantile import piecewise_cdf
 
 #: Quantile levels per column: a knot every 1% of the rows.
@@ -127,9 +128,12 @@ class ValueCalibration:
     """Per numeric column, ``value -> target_quantiles(generated_cdf(value))``; per level of a
     category where ``levels`` has that column."""
 
-    def __init__(self, maps: dict[str, Map], levels: dict[str, LevelMaps] | None = None) -> None:
+    def __init__(self, maps: dict[str, Map], levels: dict[str, LevelMaps] | None = None,
+                 copula: CopulaCorrection | None = None) -> None:
         self.maps = maps
         self.levels = levels or {}
+        #: Moves the generated values' joint ranks before the maps run (:mod:`synthgen.data.copula`).
+        self.copula = copula
 
     @classmethod
     def fit(cls, generated: pd.DataFrame, real: pd.DataFrame, columns: list[str],
@@ -155,16 +159,19 @@ class ValueCalibration:
     def apply(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         """``frame`` with its calibrated columns mapped; integer columns stay integers."""
         frame = frame.copy()
+        numbers = {name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in self.maps}
+        if self.copula is not None:
+            numbers = self.copula.arrays(numbers, rng)
         # Each category's levels as text once (only numeric columns change here): opt maps 18 columns by one.
         cuts = {name: cut for level in self.levels.values() for name, cut in level.cuts.items()}
-        keys_of = {by: band_keys(frame[by], cuts[by]) if by in cuts else level_keys(frame[by])
+        keys_of = {by: band_keys(pd.Series(numbers[by]), cuts[by]) if by in cuts else level_keys(frame[by])
                    for by in {level.by for level in self.levels.values()}
                    | {level.then for level in self.levels.values() if level.then is not None}}
         pairs_of = {(level.by, level.then): pair_keys(keys_of[level.by], keys_of[level.then]).to_numpy()
                     for level in self.levels.values() if level.then is not None}
         for name, (source, target) in self.maps.items():
             column = frame[name]
-            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            values = numbers[name]
             present = ~np.isnan(values)
             mapped = values.copy()
             grid = np.linspace(0.0, 1.0, len(source))
@@ -189,6 +196,24 @@ class ValueCalibration:
             else:
                 frame[name] = mapped
         return frame
+
+    def with_copula(self, generated: pd.DataFrame, real: pd.DataFrame,
+                    rng: np.random.Generator) -> tuple["ValueCalibration", pd.DataFrame]:
+        """This calibration with the calibrated columns' joint ranks corrected onto ``real``'s (the
+        training rows; :mod:`synthgen.data.copula`), the maps' generated quantiles taken again from
+        the corrected draw; and ``generated`` (the generator's own draw) so corrected, which is what
+        :meth:`with_levels` must be given next. Unchanged where fewer than two columns qualify."""
+        if self.copula is not None or len(self.maps) < 2:
+            return self, generated
+        grid_size = len(next(iter(self.maps.values()))[0])
+        copula = CopulaCorrection.fit(generated, real, list(self.maps), grid_size - 1, rng)
+        if copula is None:
+            return self, generated
+        corrected = copula.frame(generated, rng)
+        grid = np.linspace(0.0, 1.0, grid_size)
+        maps = {name: ((np.quantile(_present(corrected[name]), grid), target) if name in copula.columns else (source, target))
+                for name, (source, target) in self.maps.items()}
+        return ValueCalibration(maps, self.levels, copula), corrected
 
     def with_levels(self, generated: pd.DataFrame, real: pd.DataFrame, categories: list[str],
                     min_count: int = MIN_CATEGORY_COUNT) -> "ValueCalibration":
@@ -265,7 +290,7 @@ class ValueCalibration:
                     band_sources.update(sources)
                 levels[name] = LevelMaps(by, maps, then, pair_maps, {source: cuts[source] for source in sources})
                 break
-        return ValueCalibration(self.maps, levels)
+        return ValueCalibration(self.maps, levels, self.copula)
 
     def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {}

@@ -6,8 +6,9 @@ sample: noise + condition vectors → generator → span activations → TableTr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, replace
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT, TRANSFORMER_SAMPLE_ROWS
 from synthgen.data.calibration import ValueCalibration
+from synthgen.data.copula import CopulaCorrection
 from synthgen.data.compact import CompactRows
 from synthgen.data.rules import RULE_ROWS
 from synthgen.data.table import TableTransformer
@@ -86,7 +88,9 @@ class TabularSynthesizer(Synthesizer):
     reproducible (the same seed on the same CPU gives byte-identical samples); ``None`` draws one
     and records it, so ``info`` can always tell how to repeat a run. ``calibrate`` maps each decoded
     numeric column onto the training column's quantiles, per level of the category that explains
-    its ranks where one does (see ``synthgen.data.calibration``).
+    its ranks where one does (see ``synthgen.data.calibration``); with ``copula`` the calibrated
+    columns' joint ranks are first moved onto the training rows' rank correlation (see
+    ``synthgen.data.copula``).
     A table of more than ``transformer_sample_rows`` rows fits its numerical and datetime
     transformers on a seeded sample of that many rows (recorded in ``training_``).
     ``derive_categories``: a category column that is a step function of one numeric column or of
@@ -109,6 +113,7 @@ class TabularSynthesizer(Synthesizer):
         progress: bool = True,
         dp: DPSettings | None = None,
         calibrate: bool = True,
+        copula: bool = True,
         transformer_sample_rows: int = TRANSFORMER_SAMPLE_ROWS,
         checkpoint_every: int | None = None,
         checkpoint_path: str | Path | None = None,
@@ -124,6 +129,7 @@ class TabularSynthesizer(Synthesizer):
         self.progress = progress
         self.dp = dp
         self.calibrate = calibrate
+        self.copula = copula
         self.transformer_sample_rows = transformer_sample_rows
         self.checkpoint_every = checkpoint_every
         self.checkpoint_path = checkpoint_path
@@ -287,11 +293,28 @@ class TabularSynthesizer(Synthesizer):
                     kept = frame.drop(index=frame.index[holdout_rows]) if len(holdout_rows) else frame
                     maps.update(ValueCalibration.fit(drawn, kept, list(frame.columns), min_count=self.min_category_count).maps)
                 calibration = ValueCalibration(maps)
-            self.value_calibration_ = self._by_level(calibration, drawn, data, source, holdout_rows, rows, rng)
+            training_rows = partial(self._training_rows, data, source, holdout_rows, rows)
+            if self.copula:
+                corrected, corrected_draw = calibration.with_copula(drawn, training_rows(list(calibration.maps)), rng)
+                if corrected.copula is not None and self._copies_no_more(calibration, corrected, training_rows, rng,
+                                                                          "copula correction"):
+                    calibration, drawn = corrected, corrected_draw
+            self.value_calibration_ = self._by_level(calibration, drawn, training_rows, rng)
         return self
 
-    def _by_level(self, calibration: ValueCalibration, drawn: pd.DataFrame, data: pd.DataFrame | str | Path,
-                  source: TableFile | None, holdout_rows: np.ndarray, rows: int, rng: np.random.Generator, *,
+    def _training_rows(self, data: pd.DataFrame | str | Path, source: TableFile | None, holdout_rows: np.ndarray,
+                       rows: int, names: list[str]) -> pd.DataFrame:
+        """Columns ``names`` of at most ``RULE_ROWS`` evenly spaced training rows (a file is read
+        again a few columns at a time)."""
+        positions = np.arange(rows) if rows <= RULE_ROWS else np.linspace(0, rows - 1, RULE_ROWS).round().astype(np.int64)
+        if source is None:
+            assert isinstance(data, pd.DataFrame)
+            return data[names].iloc[positions].reset_index(drop=True)
+        positions = np.delete(np.arange(source.rows), holdout_rows)[positions]
+        return pd.concat([frame.iloc[positions].reset_index(drop=True) for frame in source.columns(names)], axis=1)
+
+    def _by_level(self, calibration: ValueCalibration, drawn: pd.DataFrame,
+                  training_rows: Callable[[list[str]], pd.DataFrame], rng: np.random.Generator, *,
                   check: pd.DataFrame | None = None) -> ValueCalibration:
         """``calibration`` with maps per level of a category, or per band of another numeric column,
         where one explains a column's ranks (``synthgen.data.calibration``), learned from ``drawn``
@@ -299,40 +322,37 @@ class TabularSynthesizer(Synthesizer):
         ``check`` (another draw of the generator; by default one is drawn: the first one's own rows
         sit on the maps' knots), calibrated so, copies no more training rows whole than with the
         global maps alone: pulling a column onto its level's training values must not complete
-        training rows (on a table of few columns, or mostly categories, it can)."""
+        training rows (on a table of few columns, or mostly categories, it can). ``training_rows``
+        reads columns of the training rows (:meth:`_training_rows`)."""
         categories = [name for name, spec in self.metadata_.columns.items()
                       if spec.get("sdtype") in ("categorical", "boolean") and self.table_.rule_for(name) is None]
         if not calibration.maps or (not categories and len(calibration.maps) < 2):  # levels need a category or another number's bands
             return calibration
-        positions = np.arange(rows) if rows <= RULE_ROWS else np.linspace(0, rows - 1, RULE_ROWS).round().astype(np.int64)
-        if source is not None:
-            positions = np.delete(np.arange(source.rows), holdout_rows)[positions]
-
-        def training_rows(names: list[str]) -> pd.DataFrame:
-            if source is None:
-                assert isinstance(data, pd.DataFrame)
-                return data[names].iloc[positions].reset_index(drop=True)
-            # A file is read again a few columns at a time, and only where needed.
-            return pd.concat([frame.iloc[positions].reset_index(drop=True) for frame in source.columns(names)], axis=1)
-
         levelled = calibration.with_levels(drawn, training_rows([*calibration.maps, *categories]), categories,
                                            min_count=self.min_category_count)
         if not levelled.levels:
             return calibration
+        return levelled if self._copies_no_more(calibration, levelled, training_rows, rng, "calibration per level",
+                                                check=check) else calibration
+
+    def _copies_no_more(self, before: ValueCalibration, after: ValueCalibration,
+                        training_rows: Callable[[list[str]], pd.DataFrame], rng: np.random.Generator, what: str, *,
+                        check: pd.DataFrame | None = None) -> bool:
+        """Whether ``check`` (a draw of the raw generator; by default one is drawn), calibrated by
+        ``after``, has no more rows equal to a training row than calibrated by ``before``."""
         from synthgen.evaluation.privacy import exact_copy_mask
 
         training = training_rows(list(self.metadata_.columns))
-
         if check is None:
             check = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
         seed = int(rng.integers(2**63))
         copies = [int(exact_copy_mask(training, candidate.apply(check, np.random.default_rng(seed)), self.metadata_).sum())
-                  for candidate in (calibration, levelled)]
+                  for candidate in (before, after)]
         if copies[1] > copies[0]:
-            logger.info("calibration per level not kept: %d rows of a %d-row draw equal a training row, against %d "
-                        "without it", copies[1], len(check), copies[0])
-            return calibration
-        return levelled
+            logger.info("%s not kept: %d rows of a %d-row draw equal a training row, against %d without it",
+                        what, copies[1], len(check), copies[0])
+            return False
+        return True
 
     def _file_columns(self, source: TableFile, metadata: Metadata, holdout_rows: np.ndarray) -> Iterator[pd.Series]:
         """The file's training columns in metadata order (the holdout dropped), each whole, read a few at a
@@ -543,6 +563,8 @@ class TabularSynthesizer(Synthesizer):
             # "death", "bands of lambda" or, refined per pair of levels, "death and sample.yr".
             "calibrated_by_level": ({name: level.describe() for name, level in sorted(self.value_calibration_.levels.items())}
                                     if self.value_calibration_ is not None else {}),
+            "copula_columns": (list(self.value_calibration_.copula.columns)
+                               if self.value_calibration_ is not None and self.value_calibration_.copula is not None else []),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -554,6 +576,8 @@ class TabularSynthesizer(Synthesizer):
         manifest = {**self.describe(), "transformer": self.table_.get_state(), "min_category_count": self.min_category_count}
         if self.value_calibration_ is not None:
             manifest["value_calibration"] = self.value_calibration_.get_state()
+            if self.value_calibration_.copula is not None:
+                manifest["value_copula"] = self.value_calibration_.copula.get_state()
         tensors = {"condition_counts": self.sampler_.counts,
                    "holdout_rows": torch.from_numpy(self.holdout_rows_.astype(np.int64))}
         if self.calibration_ is not None:
@@ -564,7 +588,7 @@ class TabularSynthesizer(Synthesizer):
     def from_bundle(cls, manifest: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None = None) -> "TabularSynthesizer":
         """Rebuild a fitted synthesizer from :func:`synthgen.bundle.read_bundle` output."""
         check_fields(manifest, {"metadata": (dict,), "transformer": (dict,), "min_category_count": (int,)},
-                     optional={"value_calibration": (dict,), "created": (str, type(None))})
+                     optional={"value_calibration": (dict,), "value_copula": (dict,), "created": (str, type(None))})
         check_fields(manifest["training"], {"rows": (int,), "columns": (int,)}, "the training summary",
                      {"privacy": (dict, type(None))})
         try:
@@ -589,6 +613,10 @@ class TabularSynthesizer(Synthesizer):
             seed, training, created = manifest["seed"], manifest["training"], manifest.get("created")
             value_calibration = (ValueCalibration.from_state(manifest["value_calibration"], list(metadata.columns))
                                  if "value_calibration" in manifest else None)
+            if "value_copula" in manifest:
+                if value_calibration is None:
+                    raise ValueError("a copula correction without a calibration")
+                value_calibration.copula = CopulaCorrection.from_state(manifest["value_copula"], list(value_calibration.maps))
         except ModelFileError:
             raise
         except BUNDLE_ERRORS as exc:
