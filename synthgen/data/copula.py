@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from synthgen.data.categorical import category_keys
 from synthgen.data.quantile import piecewise_cdf
 
 #: Normal scores are cut at this probability from 0 and 1 (|z| ≤ 3.7): a value past the generator's
@@ -122,6 +123,54 @@ class CopulaCorrection:
         if transport.shape != (len(names), len(names)) or not np.isfinite(transport).all():
             raise ValueError("the copula correction is malformed: its map must be a finite square matrix, a row per column")
         return cls(list(names), knots, transport)
+
+
+def pair_error(frame: pd.DataFrame, real: pd.DataFrame, numeric: list[str], categorical: list[str],
+               involving: list[str]) -> float:
+    """How far ``frame``'s pairwise dependence is from ``real``'s, as sdmetrics' Column Pair Trends
+    scores it (one minus it), over the pairs of columns that involve one of ``involving``: half the
+    difference of the rank correlations of two numbers (over the rows where both are present), the
+    total variation distance between the tables of a pair with a category (numbers cut at the real
+    deciles; gaps and unseen categories a cell of their own). The correction moves numbers past the
+    categories: this is what it must not make worse between a number and a category, nor between numbers."""
+    ranks = {name: [pd.Series(_numbers(table[name])).rank().to_numpy() for table in (real, frame)] for name in numeric}
+    codes: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+    for name in numeric:
+        observed = _numbers(real[name])
+        edges = np.unique(np.quantile(observed[~np.isnan(observed)], np.linspace(0.0, 1.0, 11)[1:-1]))
+        coded = [np.where(np.isnan(v), len(edges) + 1, np.searchsorted(edges, v, side="right"))
+                 for v in (observed, _numbers(frame[name]))]
+        codes[name] = (coded[0], coded[1], len(edges) + 2)
+    for name in categorical:
+        real_codes, labels = pd.factorize(category_keys(real[name]), use_na_sentinel=True)
+        drawn_codes = pd.Index(labels).get_indexer(category_keys(frame[name]))
+        size = len(labels) + 1  # the last cell: missing, or a level the training rows lack
+        codes[name] = (np.where(real_codes < 0, size - 1, real_codes), np.where(drawn_codes < 0, size - 1, drawn_codes), size)
+    names = list(codes)
+    errors = []
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if first not in involving and second not in involving:
+                continue
+            if first in ranks and second in ranks:
+                correlations = [_rank_correlation(a, b) for a, b in zip(ranks[first], ranks[second])]
+                errors.append(0.5 * abs(correlations[0] - correlations[1]))
+                continue
+            (real_a, drawn_a, size_a), (real_b, drawn_b, size_b) = codes[first], codes[second]
+            tables = [np.bincount(a * size_b + b, minlength=size_a * size_b) / len(a)
+                      for a, b in ((real_a, real_b), (drawn_a, drawn_b))]
+            errors.append(0.5 * np.abs(tables[0] - tables[1]).sum())
+    return float(np.mean(errors)) if errors else 0.0
+
+
+def _rank_correlation(first: np.ndarray, second: np.ndarray) -> float:
+    """The correlation of two columns' ranks over the rows where both are present (0 where undefined)."""
+    both = ~np.isnan(first) & ~np.isnan(second)
+    if both.sum() < 3:
+        return 0.0
+    a, b = first[both] - first[both].mean(), second[both] - second[both].mean()
+    spread = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / spread) if spread > 0 else 0.0
 
 
 def _transport(generated: np.ndarray, real: np.ndarray) -> np.ndarray:

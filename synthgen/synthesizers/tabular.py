@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from synthgen.bundle import MAX_HIDDEN_LAYERS, build_checked, check_fields
 from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT, TRANSFORMER_SAMPLE_ROWS
 from synthgen.data.calibration import ValueCalibration
-from synthgen.data.copula import CopulaCorrection
+from synthgen.data.copula import CopulaCorrection, pair_error
 from synthgen.data.compact import CompactRows
 from synthgen.data.rules import RULE_ROWS
 from synthgen.data.table import TableTransformer
@@ -296,8 +296,9 @@ class TabularSynthesizer(Synthesizer):
             training_rows = partial(self._training_rows, data, source, holdout_rows, rows)
             if self.copula:
                 corrected, corrected_draw = calibration.with_copula(drawn, training_rows(list(calibration.maps)), rng)
-                if corrected.copula is not None and self._copies_no_more(calibration, corrected, training_rows, rng,
-                                                                          "copula correction"):
+                # The check runs on a stream of its own (spawning does not advance ``rng``).
+                if (corrected.copula is not None and self._copula_generalises(calibration, drawn, training_rows, rng.spawn(1)[0])
+                        and self._copies_no_more(calibration, corrected, training_rows, rng, "copula correction")):
                     calibration, drawn = corrected, corrected_draw
             self.value_calibration_ = self._by_level(calibration, drawn, training_rows, rng)
         return self
@@ -334,6 +335,38 @@ class TabularSynthesizer(Synthesizer):
             return calibration
         return levelled if self._copies_no_more(calibration, levelled, training_rows, rng, "calibration per level",
                                                 check=check) else calibration
+
+    def _copula_generalises(self, calibration: ValueCalibration, drawn: pd.DataFrame,
+                            training_rows: Callable[[list[str]], pd.DataFrame], rng: np.random.Generator) -> bool:
+        """Whether a copula correction fitted on a random half of the training rows brings a draw of the
+        raw generator closer to the other half's pairwise dependence (:func:`synthgen.data.copula.pair_error`,
+        every pair with a corrected column) than ``calibration`` alone does. Where the generator already
+        has the dependence, the training rows' rank correlations differ from its own by sampling noise,
+        and moving onto them fits that noise (colon: the training rows' pairs came closer, the held-out
+        rows' went further, gap closed 1.01 → 0.93); a split of the training rows tells the two apart
+        without a holdout."""
+        numeric = list(calibration.maps)
+        categorical = [name for name, spec in self.metadata_.columns.items()
+                       if spec.get("sdtype") in ("categorical", "boolean")]
+        real = training_rows([*numeric, *categorical])
+        first_half = rng.permutation(len(real)) < len(real) // 2
+        check = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
+        seed = int(rng.integers(2**63))
+        errors = np.zeros(2)
+        for fitting in (first_half, ~first_half):  # each half fits, the other judges: twice the evidence
+            candidate, _ = calibration.with_copula(drawn, real[fitting].reset_index(drop=True), rng)
+            if candidate.copula is None:
+                return False
+            judge = real[~fitting].reset_index(drop=True)
+            for index, option in enumerate((calibration, candidate)):
+                calibrated = option.apply(check, np.random.default_rng(seed))
+                self.table_.apply_rules(calibrated)  # as sampling does: a moved number moves the categories derived from it
+                errors[index] += pair_error(calibrated, judge, numeric, categorical, candidate.copula.columns)
+        if errors[1] >= errors[0]:
+            logger.info("copula correction not kept: fitted on one half of the training rows, it took the other "
+                        "half's pairs to a distance of %.4f, against %.4f without it (both ways)", errors[1] / 2, errors[0] / 2)
+            return False
+        return True
 
     def _copies_no_more(self, before: ValueCalibration, after: ValueCalibration,
                         training_rows: Callable[[list[str]], pd.DataFrame], rng: np.random.Generator, what: str, *,
