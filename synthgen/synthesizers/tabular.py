@@ -338,9 +338,10 @@ class TabularSynthesizer(Synthesizer):
 
     def _copula_generalises(self, calibration: ValueCalibration, drawn: pd.DataFrame,
                             training_rows: Callable[[list[str]], pd.DataFrame], rng: np.random.Generator) -> bool:
-        """Whether a copula correction fitted on a random half of the training rows brings a draw of the
-        raw generator closer to the other half's pairwise dependence (:func:`synthgen.data.copula.pair_error`,
-        every pair with a corrected column) than ``calibration`` alone does. Where the generator already
+        """Whether a copula correction fitted on each random half of the training rows in turn brings a
+        draw of the raw generator closer to the other half's pairwise dependence, summed over both
+        (:func:`synthgen.data.copula.pair_error`, every pair with a corrected column), than
+        ``calibration`` alone does. Where the generator already
         has the dependence, the training rows' rank correlations differ from its own by sampling noise,
         and moving onto them fits that noise (colon: the training rows' pairs came closer, the held-out
         rows' went further, gap closed 1.01 → 0.93); a split of the training rows tells the two apart
