@@ -58,7 +58,7 @@ from scipy.stats import ks_2samp, rankdata
 from synthgen.choices import MIN_CATEGORY_COUNT
 from synthgen.data.categorical import category_keys
 from synthgen.data.copula import CopulaCorrection
-from synthgen.data.quantile import piecewise_cdf
+from synthgen.data.quantile import column_numbers, piecewise_cdf
 
 #: Quantile levels per column: a knot every 1% of the rows.
 DEFAULT_LEVELS = 100
@@ -231,7 +231,7 @@ class ValueCalibration:
         singles = {by: levels for by, levels in keys.items() if len(levels.large(least)) >= 2}
         cuts: dict[str, np.ndarray] = {}
         for source in self.maps:
-            banded = _bands(_numbers(real[source]), _numbers(generated[source]), least)
+            banded = _bands(column_numbers(real[source]), column_numbers(generated[source]), least)
             if banded is not None:
                 real_cuts, cuts[source] = banded
                 keys[source] = singles[source] = _Levels.of(band_keys(real[source], real_cuts),
@@ -241,7 +241,7 @@ class ValueCalibration:
         banded_columns: set[str] = set()  # mapped by another column's bands: not a source of bands
         band_sources: set[str] = set()
         for name, (_, global_target) in self.maps.items():
-            observed_all, drawn_all = _numbers(real[name]), _numbers(generated[name])
+            observed_all, drawn_all = column_numbers(real[name]), column_numbers(generated[name])
             if len(np.unique(_present_values(observed_all))) < MIN_LEVEL_DISTINCT:
                 continue
 
@@ -339,7 +339,7 @@ def level_keys(column: pd.Series) -> pd.Series:
 def band_keys(column: pd.Series, cuts: np.ndarray) -> pd.Series:
     """A numeric column's band (0 below the first cut, 1 up to the second, ...) as text, missing where
     the value is."""
-    values = _numbers(column)
+    values = column_numbers(column)
     bands = pd.Series(np.searchsorted(cuts, values, side="right").astype(str), dtype=object)
     bands[np.isnan(values)] = None
     return bands
@@ -487,13 +487,9 @@ def _cuts(state: Any, sources: set[Any], name: str) -> dict[str, np.ndarray]:
     return cuts
 
 
-def _numbers(column: pd.Series) -> np.ndarray:
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
 def _present_values(values: np.ndarray) -> np.ndarray:
     return values[~np.isnan(values)]
 
 
 def _present(column: pd.Series) -> np.ndarray:
-    return _present_values(_numbers(column))
+    return _present_values(column_numbers(column))

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synthgen.data.categorical import category_keys
-from synthgen.data.quantile import piecewise_cdf
+from synthgen.data.quantile import column_numbers, piecewise_cdf
 
 #: Normal scores are cut at this probability from 0 and 1 (|z| ≤ 3.7): a value past the generator's
 #: extreme knot would otherwise get an infinite score.
@@ -63,7 +63,7 @@ class CopulaCorrection:
         grid = np.linspace(0.0, 1.0, levels + 1)
         kept, knots, generated_scores, real_scores = [], [], [], []
         for name in columns:
-            drawn, observed = _numbers(generated[name]), _numbers(real[name])
+            drawn, observed = column_numbers(generated[name]), column_numbers(real[name])
             if len(np.unique(drawn[~np.isnan(drawn)])) < 2 or len(np.unique(observed[~np.isnan(observed)])) < 2:
                 continue
             column_knots = np.quantile(drawn[~np.isnan(drawn)], grid)
@@ -93,7 +93,7 @@ class CopulaCorrection:
 
     def frame(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         """``frame`` with the corrected columns moved, as floats (the generator's scale, not calibrated)."""
-        moved = self.arrays({name: _numbers(frame[name]) for name in self.columns}, rng)
+        moved = self.arrays({name: column_numbers(frame[name]) for name in self.columns}, rng)
         out = frame.copy()
         for name in self.columns:
             out[name] = moved[name]
@@ -133,13 +133,13 @@ def pair_error(frame: pd.DataFrame, real: pd.DataFrame, numeric: list[str], cate
     total variation distance between the tables of a pair with a category (numbers cut at the real
     deciles; gaps and unseen categories a cell of their own). The correction moves numbers past the
     categories: this is what it must not make worse between a number and a category, nor between numbers."""
-    ranks = {name: [pd.Series(_numbers(table[name])).rank().to_numpy() for table in (real, frame)] for name in numeric}
+    ranks = {name: [pd.Series(column_numbers(table[name])).rank().to_numpy() for table in (real, frame)] for name in numeric}
     codes: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
     for name in numeric:
-        observed = _numbers(real[name])
+        observed = column_numbers(real[name])
         edges = np.unique(np.quantile(observed[~np.isnan(observed)], np.linspace(0.0, 1.0, 11)[1:-1]))
         coded = [np.where(np.isnan(v), len(edges) + 1, np.searchsorted(edges, v, side="right"))
-                 for v in (observed, _numbers(frame[name]))]
+                 for v in (observed, column_numbers(frame[name]))]
         codes[name] = (coded[0], coded[1], len(edges) + 2)
     for name in categorical:
         real_codes, labels = pd.factorize(category_keys(real[name]), use_na_sentinel=True)
@@ -243,7 +243,3 @@ def _ranks(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ranks = np.empty(values.size)
     ranks[order] = np.arange(values.size)
     return (ranks + 0.5) / values.size
-
-
-def _numbers(column: pd.Series) -> np.ndarray:
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)

@@ -137,3 +137,8 @@ def piecewise_cdf(values: np.ndarray, knots: np.ndarray, probabilities: np.ndarr
     low = probabilities[np.minimum(left, len(probabilities) - 1)]
     high = probabilities[np.maximum(right - 1, 0)]
     return np.where(tied, low + rng.random(values.size) * (high - low), probability)
+
+
+def column_numbers(column: pd.Series) -> np.ndarray:
+    """A column as float64 numbers, NaN where a cell is missing or not a number."""
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
