@@ -9,7 +9,8 @@ removed (the global calibration alone, what the product did before), or with ``-
 with only the maps per pair of levels removed (each column by one category), or with ``--baseline
 categories`` against a second fit of the same seed (the same weights) whose levels are categories
 only (no bands of another numeric column), or with ``--baseline copula`` against a second fit of
-the same seed without the copula correction (``copula=False``). Prints and writes
+the same seed without the copula correction (``copula=False``), or with ``--baseline rounding``
+against the same fit sampled with its numbers unrounded. Prints and writes
 detection AUC, gap closed, Column Shapes and the privacy scores of both, and which columns were
 calibrated by which category. ``--from-json`` re-renders the table of earlier runs.
 """
@@ -42,7 +43,9 @@ def measure(table: str, seed: int, baseline: str = "global") -> dict[str, Any]:
     model = synthgen.TabularSynthesizer(seed=seed, progress=False).fit(train)
     flat = copy.copy(model)
     calibration = model.value_calibration_
-    if baseline == "copula":  # the same seed's fit (the same weights) without the copula correction
+    if baseline == "rounding":  # the same fit sampled with its numbers unrounded
+        flat.rounding_ = False
+    elif baseline == "copula":  # the same seed's fit (the same weights) without the copula correction
         flat = synthgen.TabularSynthesizer(seed=seed, progress=False, copula=False).fit(train)
     elif baseline == "categories":  # the same seed's fit, bands of numeric columns switched off
         bands = calibration_module.MAX_LEVEL_BANDS
@@ -60,6 +63,7 @@ def measure(table: str, seed: int, baseline: str = "global") -> dict[str, Any]:
     result: dict[str, Any] = {"table": table, "seed": seed, "baseline": baseline,
                               "by_level": model.describe()["calibrated_by_level"],
                               "copula_columns": model.describe()["copula_columns"],
+                              "rounded_columns": model.describe()["rounded_columns"],
                               "fit_s": model.training_["seconds"]}
     for tag, synthesizer in (("global", flat), ("levels", model)):
         row = result[tag] = score(synthesizer, train, holdout, metadata, seed, reference, floor)
@@ -101,7 +105,8 @@ def render(results: list[dict[str, Any]]) -> str:
             found.append(f"{len(columns)} columns by {by}" if len(columns) > 3 else f"{', '.join(columns)} by {by}")
         copies = " / ".join(f"{r['global']['copies']} → {r['levels']['copies']}" for r in rows)
         versus = {"single": " (against one category per column)",
-                  "categories": " (against categories only)", "copula": " (against no copula correction)"}.get(rows[0].get("baseline", "global"), "")
+                  "categories": " (against categories only)", "copula": " (against no copula correction)",
+                  "rounding": " (against unrounded numbers)"}.get(rows[0].get("baseline", "global"), "")
         lines.append(f"| {table} ({len(rows)} seeds){versus} | {', '.join(found) or 'none'} | {pair('detection_auc')} "
                      f"| {pair('gap Column Pair Trends', 2)} | {pair('Column Shapes')} | {pair('DCR share')} "
                      f"| {pair('MIA AUC (distance)')} | {copies} |")
@@ -113,7 +118,7 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", default=list(TABLES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--json", type=Path, help="write (and extend) the results here")
-    parser.add_argument("--baseline", choices=["global", "single", "categories", "copula"], default="global",
+    parser.add_argument("--baseline", choices=["global", "single", "categories", "copula", "rounding"], default="global",
                         help="compare against the global maps alone, maps by one category per column, "
                              "levels of categories only (no numeric bands), or a fit without the copula correction")
     parser.add_argument("--from-json", nargs="+", type=Path, help="render these result files; fit nothing")

@@ -265,6 +265,14 @@ def _set(key: str, value) -> callable:
     return edit
 
 
+def _numeric_state(key: str, value) -> callable:
+    """Set ``key`` in the state of the model's first plain numerical column's transformer."""
+    def edit(manifest: dict) -> None:
+        column = next(c for c in manifest["transformer"]["columns"] if c["transformer"] == "numerical")
+        column["state"][key] = value
+    return edit
+
+
 CRAFTED = {
     "config is a list": _set("config", [1, 2]),
     "training is null": _set("training", None),
@@ -309,6 +317,9 @@ CRAFTED = {
         "columns": ["age", "bilirubin"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [[1.0, 0.0]]}),
     "copula map of text": _set("value_copula", {
         "columns": ["age", "bilirubin"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [["a", "b"], ["c", "d"]]}),
+    "numbers rounded to -3 decimals": _numeric_state("decimals", -3),
+    "numbers rounded to 10**9 significant digits": _numeric_state("significant", 10**9),
+    "numbers rounded to text decimals": _numeric_state("decimals", "2"),
     "copula without a calibration": lambda manifest: (_set("value_calibration", ...)(manifest), _set("value_copula", {
         "columns": ["age", "bilirubin"], "knots": [[1.0, 2.0], [1.0, 2.0]], "transport": [[1.0, 0.0], [0.0, 1.0]]})(manifest)),
 }

@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # the command imports the API when it runs, so --help loads n
 @click.option("--no-copula", is_flag=True,
               help="Keep the joint ranks the generator learned (default: the numeric columns' rank correlations "
               "moved onto the training rows' before the marginals are calibrated).")
+@click.option("--no-rounding", is_flag=True,
+              help="Tables: sample numbers at full float precision (default: rounded to the decimals and significant "
+              "digits the training values were recorded with, unless that makes sampled rows equal training rows).")
 @click.option("--no-derive-categories", is_flag=True,
               help="Tables: learn every category column, even one that is a step function of numbers on every "
               "training row (an age band; default: derived from those numbers when sampling, so the two agree).")
@@ -76,7 +79,7 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
         batch_size: int | None, min_category_count: int, holdout: float, device: str | None,
         dp_epsilon: float | None, dp_delta: float | None, dp_clip: float, dp_noise: float | None,
         dp_statistics_share: float | None, dp_unit_column: str | None, dp_no_pairs: bool, quiet: bool,
-        no_calibrate: bool, no_copula: bool, no_derive_categories: bool, nproc: int, entity_column: str | None, sequence_index: str | None, max_length: int | None,
+        no_calibrate: bool, no_copula: bool, no_rounding: bool, no_derive_categories: bool, nproc: int, entity_column: str | None, sequence_index: str | None, max_length: int | None,
         checkpoint_every: int | None, resume: Path | None, chunk_rows: int, **image_options: Any) -> None:
     """Train a synthesizer on DATA and save it to OUTPUT.
 
@@ -124,7 +127,7 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
         _fit_two_tables(paths, output, metadata_path, max_length, holdout, seed=seed, steps=steps, batch_size=batch_size,
                         min_category_count=min_category_count, device=device, quiet=quiet,
                         dp=_history_dp(dp_epsilon, dp_delta, dp_clip, dp_noise, dp_statistics_share),
-                        unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate or no_copula or no_derive_categories
+                        unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate or no_copula or no_rounding or no_derive_categories
                                          or checkpoint_every or resume
                                          or any(value is not None for value in image_options.values())))
         return
@@ -132,10 +135,10 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
     if is_image_input(data) and launched().distributed:
         raise InvalidArgumentError("image models train in one process; run this fit without torchrun")
     if is_image_input(data):
-        refuse(("--metadata", "--min-category-count", "--no-calibrate", "--no-copula", "--no-derive-categories", "--dp-*",
+        refuse(("--metadata", "--min-category-count", "--no-calibrate", "--no-copula", "--no-rounding", "--no-derive-categories", "--dp-*",
                 "--checkpoint-every", "--resume"),
                bool(metadata_path or dp_epsilon is not None or min_category_count != MIN_CATEGORY_COUNT or no_calibrate
-                    or no_copula
+                    or no_copula or no_rounding
                     or no_derive_categories
                     or checkpoint_every or resume),
                "tables, not images")
@@ -160,7 +163,7 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
         _fit_histories(data, output, metadata_path, entity_column, sequence_index, max_length, holdout, seed=seed,
                        steps=steps, batch_size=batch_size, min_category_count=min_category_count, device=device,
                        quiet=quiet, dp=_history_dp(dp_epsilon, dp_delta, dp_clip, dp_noise, dp_statistics_share),
-                       unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate or no_copula or no_derive_categories
+                       unsupported=bool(dp_unit_column or dp_no_pairs or no_calibrate or no_copula or no_rounding or no_derive_categories
                                         or checkpoint_every or resume))
         return
     dp_given = (dp_delta is not None or dp_noise is not None or dp_unit_column or dp_no_pairs
@@ -178,7 +181,7 @@ def fit(paths: tuple[Path, ...], output: Path, metadata_path: Path | None, seed:
     synthesizer = TabularSynthesizer(
         metadata, seed=seed, steps=steps, batch_size=batch_size,
         min_category_count=min_category_count, device=device, progress=not quiet, dp=dp, calibrate=not no_calibrate,
-        copula=not no_copula, derive_categories=not no_derive_categories,
+        copula=not no_copula, round_values=not no_rounding, derive_categories=not no_derive_categories,
         checkpoint_every=checkpoint_every, checkpoint_path=checkpoint,
     ).fit(read_table(data) if dp is not None else data, holdout=holdout, resume=resume, chunk_rows=chunk_rows)
     if synthesizer.training_.get("world_size", 1) > 1 and launched().rank != 0:
@@ -203,7 +206,7 @@ def _fit_histories(data: Path, output: Path, metadata_path: Path | None, entity_
     from synthgen.io import read_table
     from synthgen.metadata import Metadata
     from synthgen.sequences.synthesizer import DEFAULT_MAX_LENGTH, SequenceSynthesizer
-    refuse(("--dp-unit-column", "--dp-no-pairs", "--no-calibrate", "--no-copula", "--checkpoint-every", "--resume"),
+    refuse(("--dp-unit-column", "--dp-no-pairs", "--no-calibrate", "--no-copula", "--no-rounding", "--checkpoint-every", "--resume"),
            unsupported,
            "one-row-per-patient tables; patient histories (--entity-column) do not have them (under DP the unit is "
            "the entity column's patient already)")
@@ -252,7 +255,7 @@ def _fit_two_tables(paths: tuple[Path, ...], output: Path, metadata_path: Path, 
     from synthgen.io import read_table
     from synthgen.sequences.synthesizer import DEFAULT_MAX_LENGTH, SequenceSynthesizer
     from synthgen.sequences.tables import read_two_table_metadata
-    refuse(("--dp-unit-column", "--dp-no-pairs", "--no-calibrate", "--no-copula", "--no-derive-categories", "--checkpoint-every",
+    refuse(("--dp-unit-column", "--dp-no-pairs", "--no-calibrate", "--no-copula", "--no-rounding", "--no-derive-categories", "--checkpoint-every",
             "--resume", "image options"), unsupported,
            "one table; two tables (a parent and a child) do not have them (under DP the unit is one parent row with "
            "its child rows already)")

@@ -76,6 +76,9 @@ def info(model: Path, as_json: bool) -> None:
     if details.get("copula_columns"):
         click.echo(f"joint ranks of {len(details['copula_columns'])} numeric columns moved onto the training rows' "
                    f"rank correlations before calibration (Gaussian copula): {', '.join(details['copula_columns'])}")
+    if details.get("rounded_columns"):
+        click.echo("numbers sampled as the training values were recorded: "
+                   + ", ".join(f"{name} ({precision})" for name, precision in details["rounded_columns"].items()))
     if details.get("missing_together"):
         click.echo("sampled missing together (missing on the same training rows): "
                    + "; ".join(", ".join(names) for names in details["missing_together"]))

@@ -27,6 +27,14 @@ ALPHA_LIMIT = 0.99
 #: Larger magnitudes are refused before training: squares and sums of such values overflow float64
 #: (the mixture fit and the evaluation compute them), and no measurement is that large.
 MAX_MAGNITUDE = 1e100
+#: A column counts as recorded to a number of decimals, or of significant digits, when at least
+#: this share of its training values is; sampled values are rounded the same way (a lab value
+#: printed to 15 digits gives a row away, to a detector as to a reader).
+GRID_SHARE = 0.99
+#: Finer than this is float noise, not how a value was recorded.
+MAX_DECIMALS, MAX_SIGNIFICANT = 10, 15
+#: The recording precision is read from at most this many evenly spaced values.
+GRID_ROWS = 10_000
 
 
 def int_option(options: dict[str, Any], key: str, default: int) -> int:
@@ -48,6 +56,45 @@ def inner_bounds(values: np.ndarray, count: int) -> tuple[float, float]:
     return float(ordered[k - 1]), float(ordered[-k])
 
 
+def recorded_precision(values: np.ndarray) -> tuple[int | None, int | None]:
+    """The fewest decimals, and the fewest significant digits, that hold ``GRID_SHARE`` of the
+    (finite) ``values`` as written (the shortest decimal that reads back as the value: 1.41, not
+    1.4099999999999999); None where no count up to ``MAX_DECIMALS`` / ``MAX_SIGNIFICANT`` does."""
+    if values.size > GRID_ROWS:
+        values = values[np.linspace(0, values.size - 1, GRID_ROWS).round().astype(np.int64)]
+    decimals, significant = np.empty(values.size), np.empty(values.size)
+    for index, value in enumerate(values):
+        written = np.format_float_positional(abs(value), unique=True, trim="-")
+        whole, _, fraction = written.partition(".")
+        digits = (whole + fraction).lstrip("0")
+        decimals[index] = len(fraction)
+        significant[index] = len(digits if fraction else digits.rstrip("0")) or 1
+    return _fewest(decimals, MAX_DECIMALS), _fewest(significant, MAX_SIGNIFICANT)
+
+
+def _fewest(counts: np.ndarray, most: int) -> int | None:
+    """The smallest count at or above which ``GRID_SHARE`` of ``counts`` lie, if at most ``most``."""
+    fewest = int(np.quantile(counts, GRID_SHARE, method="higher"))
+    return fewest if fewest <= most else None
+
+
+def round_to_precision(values: np.ndarray, decimals: int | None, significant: int | None) -> np.ndarray:
+    """``values`` rounded to ``decimals`` decimals and to ``significant`` significant digits,
+    whichever is coarser for each value (None: no such limit); NaN stays NaN, zero stays zero."""
+    if decimals is None and significant is None:
+        return values
+    places = np.full(values.shape, np.inf if decimals is None else float(decimals))
+    if significant is not None:
+        sized = np.isfinite(values) & (values != 0)
+        magnitude = np.floor(np.log10(np.abs(values[sized])))
+        places[sized] = np.minimum(places[sized], significant - 1 - magnitude)
+    rounded = values.copy()
+    for count in np.unique(places[np.isfinite(places)]):
+        at = places == count
+        rounded[at] = np.round(values[at], int(count))
+    return rounded
+
+
 def is_integer_representation(representation: str | None) -> bool:
     """Whether SDV's ``computer_representation`` (``Int64``, ``UInt8``, ``Float``...) is integral."""
     return representation is not None and representation.lower().lstrip("u").startswith("int")
@@ -57,17 +104,20 @@ class ContinuousTransformer(ColumnTransformer):
     """Encode a numeric column as ``[alpha] + one-hot(mode)`` over the modes of a Gaussian mixture.
 
     ``integer`` forces integer output (metadata says ``Int64``); an integer dtype implies it too.
+    With ``precision`` a float column learns how its values were recorded (:func:`recorded_precision`),
+    which :meth:`round` applies to sampled values; ``drop_precision`` forgets it.
     """
 
     name = "numerical"
     handles_missing = False
 
     def __init__(self, max_modes: int = 10, gmm_max_rows: int = 10_000, integer: bool = False,
-                 extreme_count: int = 5) -> None:
+                 extreme_count: int = 5, precision: bool = True) -> None:
         self.max_modes = max_modes
         self.gmm_max_rows = gmm_max_rows
         self.extreme_count = extreme_count
         self.integer = integer
+        self.precision = precision
 
     @classmethod
     def from_metadata(cls, column: dict[str, Any], options: dict[str, Any]) -> ContinuousTransformer:
@@ -92,7 +142,32 @@ class ContinuousTransformer(ColumnTransformer):
         self.weights_ = weights
         self.min_, self.max_ = inner_bounds(values, self.extreme_count)
         self.integer_ = self.integer or pd.api.types.is_integer_dtype(column.dtype)
+        self.decimals_, self.significant_ = (recorded_precision(values) if self.precision and not self.integer_
+                                             else (None, None))
         return self
+
+    @property
+    def rounds(self) -> bool:
+        """Whether :meth:`round` changes values (a recording precision was learned and kept)."""
+        return getattr(self, "decimals_", None) is not None or getattr(self, "significant_", None) is not None
+
+    def describe_precision(self) -> str:
+        """How sampled values are rounded, e.g. "2 decimals, 3 significant digits"."""
+        parts = [f"{self.decimals_} decimal{'s' * (self.decimals_ != 1)}"] if self.decimals_ is not None else []
+        if self.significant_ is not None:
+            parts.append(f"{self.significant_} significant digit{'s' * (self.significant_ != 1)}")
+        return ", ".join(parts)
+
+    def round(self, column: pd.Series) -> pd.Series:
+        """``column`` (sampled values, possibly calibrated) rounded as the training values were recorded."""
+        if not self.rounds:
+            return column
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.Series(round_to_precision(values, self.decimals_, self.significant_), index=column.index,
+                         name=column.name)
+
+    def drop_precision(self) -> None:
+        self.decimals_ = self.significant_ = None
 
     def _fit_modes(self, values: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         """Means, stds and weights of the kept mixture modes; one mode for a constant column."""
@@ -169,6 +244,8 @@ class ContinuousTransformer(ColumnTransformer):
             "min": self.min_,
             "max": self.max_,
             "integer": self.integer_,
+            **({"decimals": self.decimals_} if getattr(self, "decimals_", None) is not None else {}),
+            **({"significant": self.significant_} if getattr(self, "significant_", None) is not None else {}),
         }
 
     @classmethod
@@ -179,7 +256,18 @@ class ContinuousTransformer(ColumnTransformer):
         transformer.weights_ = np.array(state["weights"], dtype=np.float64)
         transformer.min_, transformer.max_ = float(state["min"]), float(state["max"])
         transformer.integer_ = bool(state["integer"])
+        transformer.decimals_ = _count(state.get("decimals"), 0, MAX_DECIMALS, "decimals")
+        transformer.significant_ = _count(state.get("significant"), 1, MAX_SIGNIFICANT, "significant digits")
         return transformer
+
+
+def _count(value: Any, low: int, high: int, what: str) -> int | None:
+    """A stored digit count: None (absent), or an integer in [low, high]; anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"a numerical column's {what} must be an integer from {low} to {high}, got {value!r}")
+    return value
 
 
 def _as_float(column: pd.Series) -> np.ndarray:

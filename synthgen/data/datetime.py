@@ -54,7 +54,8 @@ class DatetimeTransformer(ColumnTransformer):
         self.unit_ = next(unit for unit, step in UNITS_NS.items() if np.all(wall_ns % step == 0))
         self.kind_ = _representation(column.dtype)
         self.dtype_ = str(index.dtype)
-        inner = ContinuousTransformer(max_modes=self.max_modes, gmm_max_rows=self.gmm_max_rows)
+        # Epoch seconds: the date format, not decimal digits, says how they were recorded.
+        inner = ContinuousTransformer(max_modes=self.max_modes, gmm_max_rows=self.gmm_max_rows, precision=False)
         self.inner_ = inner.fit(pd.Series(_seconds(index)), rng)
         return self
 

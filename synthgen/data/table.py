@@ -13,6 +13,7 @@ import pandas as pd
 from synthgen.choices import DEFAULT_CHUNK_ROWS, MIN_CATEGORY_COUNT
 from synthgen.data.base import ColumnTransformer, Span
 from synthgen.data.compact import CompactTable
+from synthgen.data.continuous import ContinuousTransformer
 from synthgen.data.missing import MissingIndicator
 from synthgen.data.rules import CategoryRule, GapRule, RuleFinder
 from synthgen.errors import InvalidDataError, MetadataError, NotFittedError, UnknownCategoryError
@@ -320,6 +321,27 @@ class TableTransformer:
         if rules:
             self.apply_rules(frame)
         return frame
+
+    def recorded_precisions(self) -> dict[str, ContinuousTransformer]:
+        """The numeric columns whose sampled values are rounded as their training values were
+        recorded (:meth:`ContinuousTransformer.round`), by name."""
+        found = {}
+        for name, transformer in self._fitted().items():
+            inner = transformer.inner if isinstance(transformer, MissingIndicator) else transformer
+            if isinstance(inner, ContinuousTransformer) and inner.rounds:
+                found[name] = inner
+        return found
+
+    def drop_precisions(self) -> None:
+        """Sample numbers unrounded (a DP fit, or a fit whose rounding would copy training rows)."""
+        for transformer in self.recorded_precisions().values():
+            transformer.drop_precision()
+
+    def round_numbers(self, frame: pd.DataFrame) -> None:
+        """Round ``frame``'s numeric columns (decoded, possibly calibrated) as the training values
+        were recorded, in place: before :meth:`apply_rules`, which reads the numbers."""
+        for name, transformer in self.recorded_precisions().items():
+            frame[name] = transformer.round(frame[name])
 
     def apply_rules(self, frame: pd.DataFrame) -> None:
         """Derive each rule's category column from its (decoded, possibly calibrated) sources, in place."""

@@ -90,7 +90,10 @@ class TabularSynthesizer(Synthesizer):
     numeric column onto the training column's quantiles, per level of the category that explains
     its ranks where one does (see ``synthgen.data.calibration``); with ``copula`` the calibrated
     columns' joint ranks are first moved onto the training rows' rank correlation (see
-    ``synthgen.data.copula``).
+    ``synthgen.data.copula``). With ``round_values`` a float column's sampled values are rounded
+    to the decimals and significant digits its training values were recorded with
+    (``ContinuousTransformer.round``), unless that makes more sampled rows equal a training row;
+    not in DP fits.
     A table of more than ``transformer_sample_rows`` rows fits its numerical and datetime
     transformers on a seeded sample of that many rows (recorded in ``training_``).
     ``derive_categories``: a category column that is a step function of one numeric column or of
@@ -118,6 +121,7 @@ class TabularSynthesizer(Synthesizer):
         checkpoint_every: int | None = None,
         checkpoint_path: str | Path | None = None,
         derive_categories: bool = True,
+        round_values: bool = True,
     ) -> None:
         self.metadata = metadata
         self.seed = seed
@@ -134,6 +138,7 @@ class TabularSynthesizer(Synthesizer):
         self.checkpoint_every = checkpoint_every
         self.checkpoint_path = checkpoint_path
         self.derive_categories = derive_categories
+        self.round_values = round_values
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: pd.DataFrame | str | Path, *, holdout: float = 0.0, resume: str | Path | None = None,
@@ -215,6 +220,7 @@ class TabularSynthesizer(Synthesizer):
             fit = fit_private(data[~held_out], metadata, config, seed, rng, holdout, self.dp,
                               device=self.device, progress=self.progress)
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            fit.table.drop_precisions()  # nothing about the rows outside the budget
             self._set_fitted(fit.metadata, fit.config, seed, fit.table, fit.layout, fit.generator, fit.sampler,
                              fit.training, np.zeros(0, dtype=np.int64), created)
             self.calibration_ = fit.calibration
@@ -282,6 +288,7 @@ class TabularSynthesizer(Synthesizer):
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._set_fitted(metadata, config, seed, table, layout, generator_net, sampler, training, holdout_rows, created)
         numeric = [name for name, spec in metadata.columns.items() if spec.get("sdtype") == "numerical"]
+        training_rows = partial(self._training_rows, data, source, holdout_rows, rows)
         if self.calibrate and numeric:
             # Drawn before the calibration exists, so these are the generator's own marginals.
             drawn = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
@@ -293,7 +300,6 @@ class TabularSynthesizer(Synthesizer):
                     kept = frame.drop(index=frame.index[holdout_rows]) if len(holdout_rows) else frame
                     maps.update(ValueCalibration.fit(drawn, kept, list(frame.columns), min_count=self.min_category_count).maps)
                 calibration = ValueCalibration(maps)
-            training_rows = partial(self._training_rows, data, source, holdout_rows, rows)
             if self.copula:
                 corrected, corrected_draw = calibration.with_copula(drawn, training_rows(list(calibration.maps)), rng)
                 # The check runs on a stream of its own (spawning does not advance ``rng``).
@@ -301,7 +307,30 @@ class TabularSynthesizer(Synthesizer):
                         and self._copies_no_more(calibration, corrected, training_rows, rng, "copula correction")):
                     calibration, drawn = corrected, corrected_draw
             self.value_calibration_ = self._by_level(calibration, drawn, training_rows, rng)
+        # Last, so every draw above is of unrounded numbers (and their decisions as before).
+        if not self.round_values or not self.table_.recorded_precisions() or not self._rounding_copies_no_more(training_rows, rng):
+            self.table_.drop_precisions()
+        self.rounding_ = bool(self.table_.recorded_precisions())
         return self
+
+    def _rounding_copies_no_more(self, training_rows: Callable[[list[str]], pd.DataFrame], rng: np.random.Generator) -> bool:
+        """Whether a draw (calibrated as sampling will) has no more rows equal to a training row
+        with its numbers rounded as the training values were recorded than without: rounding onto
+        the training grid must not complete training rows (a table of a few coarse numbers and
+        categories can)."""
+        from synthgen.evaluation.privacy import exact_copy_mask
+
+        check = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
+        rounded = check.copy()
+        self.table_.round_numbers(rounded)
+        self.table_.apply_rules(rounded)  # as sampling does: the rounded numbers decide the derived categories
+        training = training_rows(list(self.metadata_.columns))
+        copies = [int(exact_copy_mask(training, frame, self.metadata_).sum()) for frame in (check, rounded)]
+        if copies[1] > copies[0]:
+            logger.info("numbers sampled unrounded: rounded as the training values were recorded, %d rows of a %d-row "
+                        "draw equal a training row, against %d without", copies[1], len(check), copies[0])
+            return False
+        return True
 
     def _training_rows(self, data: pd.DataFrame | str | Path, source: TableFile | None, holdout_rows: np.ndarray,
                        rows: int, names: list[str]) -> pd.DataFrame:
@@ -425,6 +454,7 @@ class TabularSynthesizer(Synthesizer):
         self.created_ = created
         self.calibration_: MarginalCalibration | None = None
         self.value_calibration_: ValueCalibration | None = None
+        self.rounding_ = False  # set by fit once its draws are done, or by a loaded model's transformers
         return self
 
     def _resolved_config(self) -> GANConfig:
@@ -530,10 +560,13 @@ class TabularSynthesizer(Synthesizer):
                 encoded = self._encoded(size, discrete, calibration_bias, torch_rng)
             calibrated = self.value_calibration_ is not None
             frame = self.table_.inverse(encoded.float().cpu().numpy(), numpy_rng, deciding=[c.column for c in discrete],
-                                        rules=not calibrated)
+                                        rules=not (calibrated or self.rounding_))
             if calibrated:
                 frame = self.value_calibration_.apply(frame, numpy_rng)
-                self.table_.apply_rules(frame)  # the calibrated numbers decide the derived categories
+            if self.rounding_:
+                self.table_.round_numbers(frame)
+            if calibrated or self.rounding_:
+                self.table_.apply_rules(frame)  # the final numbers decide the derived categories
             if rejecting:
                 frame = frame[exact_match(frame, exact) & self.table_.gaps_agree(frame, gap_rules)].reset_index(drop=True)
             frame = frame.iloc[:remaining]
@@ -599,6 +632,8 @@ class TabularSynthesizer(Synthesizer):
                                     if self.value_calibration_ is not None else {}),
             "copula_columns": (list(self.value_calibration_.copula.columns)
                                if self.value_calibration_ is not None and self.value_calibration_.copula is not None else []),
+            "rounded_columns": {name: transformer.describe_precision()
+                                for name, transformer in self.table_.recorded_precisions().items()},
         }
 
     def save(self, path: str | Path) -> Path:
@@ -661,6 +696,7 @@ class TabularSynthesizer(Synthesizer):
             training, holdout_rows, created,
         )
         synthesizer.value_calibration_ = value_calibration
+        synthesizer.rounding_ = bool(table.recorded_precisions())
         if "calibration.softmax_bias" in tensors:
             synthesizer.calibration_ = MarginalCalibration(
                 tensors["calibration.tanh_quantiles"], tensors["calibration.tanh_targets"], tensors["calibration.softmax_bias"]
