@@ -301,11 +301,16 @@ class TabularSynthesizer(Synthesizer):
                     maps.update(ValueCalibration.fit(drawn, kept, list(frame.columns), min_count=self.min_category_count).maps)
                 calibration = ValueCalibration(maps)
             if self.copula:
+                # A correction not kept leaves the random stream as it found it: what follows (the
+                # per-level maps' own copy check) then decides as in a fit without the correction.
+                unused = rng.bit_generator.state
                 corrected, corrected_draw = calibration.with_copula(drawn, training_rows(list(calibration.maps)), rng)
                 # The check runs on a stream of its own (spawning does not advance ``rng``).
                 if (corrected.copula is not None and self._copula_generalises(calibration, drawn, training_rows, rng.spawn(1)[0])
                         and self._copies_no_more(calibration, corrected, training_rows, rng, "copula correction")):
                     calibration, drawn = corrected, corrected_draw
+                else:
+                    rng.bit_generator.state = unused
             self.value_calibration_ = self._by_level(calibration, drawn, training_rows, rng)
         # Last, so every draw above is of unrounded numbers (and their decisions as before).
         if not self.round_values or not self.table_.recorded_precisions() or not self._rounding_copies_no_more(training_rows, rng):

@@ -134,6 +134,28 @@ def test_the_correction_is_dropped_where_it_would_complete_training_rows(caplog)
     assert copies[1] > copies[0]
 
 
+def test_a_correction_not_kept_leaves_the_rest_of_the_fit_as_without_it(monkeypatch) -> None:
+    # The correction is tried and dropped (it would complete training rows); every decision after
+    # it (the per-level maps' copy check, the rounding's) must then draw what a fit with
+    # copula=False draws, or a rejected correction would still change the model.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 40, 1_000)
+    real = pd.DataFrame({"x": x, "y": x, "group": rng.choice(["a", "b"], 1_000)})
+    streams: list[dict] = []
+    by_level = TabularSynthesizer._by_level
+
+    def recording(self, calibration, drawn, training_rows, rng, **options):
+        streams.append(rng.bit_generator.state)
+        return by_level(self, calibration, drawn, training_rows, rng, **options)
+
+    monkeypatch.setattr(TabularSynthesizer, "_by_level", recording)
+    tried = TabularSynthesizer(seed=0, steps=30, progress=False).fit(real)
+    assert tried.describe()["copula_columns"] == []
+    without = TabularSynthesizer(seed=0, steps=30, progress=False, copula=False).fit(real)
+    assert streams[0] == streams[1]
+    pd.testing.assert_frame_equal(tried.sample(2_000, seed=1), without.sample(2_000, seed=1))
+
+
 def test_the_cli_fits_with_the_correction_unless_told_not_to(tmp_path) -> None:
     data = tmp_path / "labs.csv"
     _correlated(400, 0.9, 0).to_csv(data, index=False)
