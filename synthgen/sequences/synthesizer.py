@@ -163,6 +163,8 @@ class SequenceSynthesizer(Synthesizer):
         options = {"min_category_count": self.min_category_count}
         static_table = TableTransformer(static_metadata, options).fit(split.static, rng)
         visit_table = TableTransformer(visit_metadata, options).fit(split.visits, rng)
+        for table in (static_table, visit_table):  # histories are sampled at full precision (not measured there yet)
+            table.drop_precisions()
         static_encoded = torch.from_numpy(_encode(static_table, split.static, rng))
         visit_encoded = torch.from_numpy(_encode(visit_table, split.visits, rng))
         if config.fill_gaps_forward:
