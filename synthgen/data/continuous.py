@@ -149,7 +149,7 @@ class ContinuousTransformer(ColumnTransformer):
     @property
     def rounds(self) -> bool:
         """Whether :meth:`round` changes values (a recording precision was learned and kept)."""
-        return getattr(self, "decimals_", None) is not None or getattr(self, "significant_", None) is not None
+        return self.decimals_ is not None or self.significant_ is not None
 
     def describe_precision(self) -> str:
         """How sampled values are rounded, e.g. "2 decimals, 3 significant digits"."""
@@ -244,8 +244,8 @@ class ContinuousTransformer(ColumnTransformer):
             "min": self.min_,
             "max": self.max_,
             "integer": self.integer_,
-            **({"decimals": self.decimals_} if getattr(self, "decimals_", None) is not None else {}),
-            **({"significant": self.significant_} if getattr(self, "significant_", None) is not None else {}),
+            **({"decimals": self.decimals_} if self.decimals_ is not None else {}),
+            **({"significant": self.significant_} if self.significant_ is not None else {}),
         }
 
     @classmethod
