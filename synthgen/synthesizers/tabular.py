@@ -323,17 +323,23 @@ class TabularSynthesizer(Synthesizer):
         with its numbers rounded as the training values were recorded than without: rounding onto
         the training grid must not complete training rows (a table of a few coarse numbers and
         categories can)."""
-        from synthgen.evaluation.privacy import exact_copy_mask
-
         check = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
         rounded = check.copy()
         self.table_.round_numbers(rounded)
         self.table_.apply_rules(rounded)  # as sampling does: the rounded numbers decide the derived categories
+        return self._copies_no_more_in(check, rounded, training_rows, "rounding to the recorded precision")
+
+    def _copies_no_more_in(self, before: pd.DataFrame, after: pd.DataFrame,
+                           training_rows: Callable[[list[str]], pd.DataFrame], what: str) -> bool:
+        """Whether ``after`` (a draw with ``what`` applied) has no more rows equal to a training row than
+        ``before`` (the same draw without it); says so in the log when it has."""
+        from synthgen.evaluation.privacy import exact_copy_mask
+
         training = training_rows(list(self.metadata_.columns))
-        copies = [int(exact_copy_mask(training, frame, self.metadata_).sum()) for frame in (check, rounded)]
+        copies = [int(exact_copy_mask(training, frame, self.metadata_).sum()) for frame in (before, after)]
         if copies[1] > copies[0]:
-            logger.info("numbers sampled unrounded: rounded as the training values were recorded, %d rows of a %d-row "
-                        "draw equal a training row, against %d without", copies[1], len(check), copies[0])
+            logger.info("%s not kept: %d rows of a %d-row draw equal a training row, against %d without it",
+                        what, copies[1], len(after), copies[0])
             return False
         return True
 
@@ -408,19 +414,11 @@ class TabularSynthesizer(Synthesizer):
                         check: pd.DataFrame | None = None) -> bool:
         """Whether ``check`` (a draw of the raw generator; by default one is drawn), calibrated by
         ``after``, has no more rows equal to a training row than calibrated by ``before``."""
-        from synthgen.evaluation.privacy import exact_copy_mask
-
-        training = training_rows(list(self.metadata_.columns))
         if check is None:
             check = self.sample(CALIBRATION_ROWS, seed=int(rng.integers(2**63)))
         seed = int(rng.integers(2**63))
-        copies = [int(exact_copy_mask(training, candidate.apply(check, np.random.default_rng(seed)), self.metadata_).sum())
-                  for candidate in (before, after)]
-        if copies[1] > copies[0]:
-            logger.info("%s not kept: %d rows of a %d-row draw equal a training row, against %d without it",
-                        what, copies[1], len(check), copies[0])
-            return False
-        return True
+        before_draw, after_draw = (candidate.apply(check, np.random.default_rng(seed)) for candidate in (before, after))
+        return self._copies_no_more_in(before_draw, after_draw, training_rows, what)
 
     def _file_columns(self, source: TableFile, metadata: Metadata, holdout_rows: np.ndarray) -> Iterator[pd.Series]:
         """The file's training columns in metadata order (the holdout dropped), each whole, read a few at a
